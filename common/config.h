@@ -1,0 +1,70 @@
+/* config.h - the daemon's configuration: defaults, then a JSON file, then
+ * MILEPOST_* environment variables, then command-line flags.
+ *
+ * Every key is one row of a table in config.c (name, type, default,
+ * bounds); docs/config.md documents the same rows and a unit test keeps the
+ * two in step. The struct is plain data, read-only once threads start. */
+#ifndef MILEPOST_COMMON_CONFIG_H
+#define MILEPOST_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+
+struct config_site {
+	char *id;
+	char *name;
+	char *write_key;
+	char **allowed_origins;
+	size_t n_allowed_origins;
+};
+
+struct config {
+	long connection_timeout_s;
+	char *database_url;
+	long dedup_window_hours;
+	long http_threads;
+	char *listen;
+	char *log_level;
+	long max_batch_events;
+	long max_body_bytes;
+	long max_connections;
+	bool migrate_on_start;
+	long partitions_ahead_months;
+	long retry_after_s;
+	long shutdown_timeout_s;
+	struct config_site *sites;
+	size_t n_sites;
+	long writer_batch_max_events;
+	long writer_batch_max_wait_ms;
+	long writer_threads;
+};
+
+/* A configuration holding the defaults; free with config_free. NULL with
+ * err set when out of memory. */
+struct config *config_new(struct error *err);
+void config_free(struct config *cfg);	/* NULL is fine */
+
+/* Applies the keys of the JSON object in the file at path. Unknown keys and
+ * wrong types fail with ERR_CONFIG naming the key and the file. */
+bool config_load_file(struct config *cfg, const char *path,
+    struct error *err);
+
+/* Applies MILEPOST_<KEY> and MILEPOST_<KEY>_FILE variables, looked up with
+ * lookup (getenv in the daemon, a fake in tests). */
+bool config_apply_env(struct config *cfg,
+    const char *(*lookup)(const char *name), struct error *err);
+
+/* Applies a flag: name is the key with dashes ("max-body-bytes"), without
+ * the leading "--". Unknown names fail with ERR_CONFIG. */
+bool config_apply_flag(struct config *cfg, const char *name,
+    const char *value, struct error *err);
+
+/* Checks what single keys cannot: sites have unique ids and keys. */
+bool config_validate(const struct config *cfg, struct error *err);
+
+/* The i-th key name in table order, NULL past the end. */
+const char *config_key_name(size_t i);
+
+#endif

@@ -1,0 +1,84 @@
+/* error.c - the one table of error codes. */
+#include "common/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	unsigned status;
+} codes[ERR_COUNT_] = {
+	[ERR_NONE] = { "none", 200 },
+	[ERR_MALFORMED_JSON] = { "malformed_json", 400 },
+	[ERR_INVALID_BATCH] = { "invalid_batch", 400 },
+	[ERR_MALFORMED_GZIP] = { "malformed_gzip", 400 },
+	[ERR_MISSING_WRITE_KEY] = { "missing_write_key", 401 },
+	[ERR_INVALID_WRITE_KEY] = { "invalid_write_key", 401 },
+	[ERR_NOT_FOUND] = { "not_found", 404 },
+	[ERR_METHOD_NOT_ALLOWED] = { "method_not_allowed", 405 },
+	[ERR_PAYLOAD_TOO_LARGE] = { "payload_too_large", 413 },
+	[ERR_TOO_MANY_EVENTS] = { "too_many_events", 413 },
+	[ERR_UNSUPPORTED_MEDIA_TYPE] = { "unsupported_media_type", 415 },
+	[ERR_UNSUPPORTED_ENCODING] = { "unsupported_encoding", 415 },
+	[ERR_INTERNAL] = { "internal_error", 500 },
+	[ERR_DATABASE_UNAVAILABLE] = { "database_unavailable", 503 },
+	[ERR_SHUTTING_DOWN] = { "shutting_down", 503 },
+	[ERR_NOT_READY] = { "not_ready", 503 },
+	[ERR_NOT_AN_OBJECT] = { "not_an_object", 422 },
+	[ERR_MISSING_FIELD] = { "missing_field", 422 },
+	[ERR_INVALID_TYPE] = { "invalid_type", 422 },
+	[ERR_INVALID_NAME] = { "invalid_name", 422 },
+	[ERR_INVALID_EVENT_ID] = { "invalid_event_id", 422 },
+	[ERR_INVALID_TIMESTAMP] = { "invalid_timestamp", 422 },
+	[ERR_TIMESTAMP_OUT_OF_RANGE] = { "timestamp_out_of_range", 422 },
+	[ERR_TOO_LONG] = { "too_long", 422 },
+	[ERR_TOO_DEEP] = { "too_deep", 422 },
+	[ERR_UNKNOWN_FIELD] = { "unknown_field", 422 },
+	[ERR_CONFIG] = { "config_error", 500 },
+	[ERR_DATABASE] = { "database_error", 500 },
+	[ERR_MIGRATION] = { "migration_error", 500 },
+	[ERR_NOMEM] = { "out_of_memory", 500 },
+	[ERR_IO] = { "io_error", 500 },
+};
+
+void
+error_set(struct error *err, enum err_code code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL) {
+		return;
+	}
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+}
+
+void
+error_clear(struct error *err)
+{
+	if (err != NULL) {
+		err->code = ERR_NONE;
+		err->message[0] = '\0';
+	}
+}
+
+const char *
+error_code_name(enum err_code code)
+{
+	if ((unsigned)code >= ERR_COUNT_ || codes[code].name == NULL) {
+		return "internal_error";
+	}
+	return codes[code].name;
+}
+
+unsigned
+error_http_status(enum err_code code)
+{
+	if ((unsigned)code >= ERR_COUNT_ || codes[code].status == 0) {
+		return 500;
+	}
+	return codes[code].status;
+}

@@ -1,0 +1,67 @@
+/* error.h - error codes, their wire names and HTTP statuses, and the error
+ * struct callees fill in for their callers.
+ *
+ * One table (error.c) maps every code to its wire name and status so that
+ * the API, the docs and the tests never drift apart. */
+#ifndef MILEPOST_COMMON_ERROR_H
+#define MILEPOST_COMMON_ERROR_H
+
+#include <stdbool.h>
+
+enum err_code {
+	ERR_NONE = 0,
+	/* Whole-request errors, answered with their HTTP status. */
+	ERR_MALFORMED_JSON,
+	ERR_INVALID_BATCH,
+	ERR_MALFORMED_GZIP,
+	ERR_MISSING_WRITE_KEY,
+	ERR_INVALID_WRITE_KEY,
+	ERR_NOT_FOUND,
+	ERR_METHOD_NOT_ALLOWED,
+	ERR_PAYLOAD_TOO_LARGE,
+	ERR_TOO_MANY_EVENTS,
+	ERR_UNSUPPORTED_MEDIA_TYPE,
+	ERR_UNSUPPORTED_ENCODING,
+	ERR_INTERNAL,
+	ERR_DATABASE_UNAVAILABLE,
+	ERR_SHUTTING_DOWN,
+	ERR_NOT_READY,
+	/* Per-event errors, reported inside a 202 answer. */
+	ERR_NOT_AN_OBJECT,
+	ERR_MISSING_FIELD,
+	ERR_INVALID_TYPE,
+	ERR_INVALID_NAME,
+	ERR_INVALID_EVENT_ID,
+	ERR_INVALID_TIMESTAMP,
+	ERR_TIMESTAMP_OUT_OF_RANGE,
+	ERR_TOO_LONG,
+	ERR_TOO_DEEP,
+	ERR_UNKNOWN_FIELD,
+	/* Start-up and command errors. */
+	ERR_CONFIG,
+	ERR_DATABASE,
+	ERR_MIGRATION,
+	ERR_NOMEM,
+	ERR_IO,
+	ERR_COUNT_
+};
+
+struct error {
+	enum err_code code;
+	char message[256];
+};
+
+/* Fills err (which may be NULL) with code and a formatted message. */
+void error_set(struct error *err, enum err_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+void error_clear(struct error *err);
+
+/* The snake_case wire name of code; never NULL. */
+const char *error_code_name(enum err_code code);
+
+/* The HTTP status a request failing with code is answered with; 500 for
+ * codes that are not request errors. */
+unsigned error_http_status(enum err_code code);
+
+#endif

@@ -1,0 +1,69 @@
+/* event.h - the native event: reading one from JSON and checking its
+ * structure (types, lengths, naming, timestamps).
+ *
+ * Checks against the tracking plan come later in the pipeline; this module
+ * only knows what every event must look like. No I/O. */
+#ifndef MILEPOST_COMMON_EVENT_H
+#define MILEPOST_COMMON_EVENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/uuid7.h"
+
+#define EVENT_NAME_MAX 64
+#define EVENT_ID_MAX 256
+#define EVENT_URL_MAX 4096
+#define EVENT_PROPS_DEPTH_MAX 8
+#define EVENT_CONSENT_KEY_MAX 64
+#define EVENT_MAX_PROBLEMS 16
+
+struct event_problem {
+	enum err_code code;
+	char path[96];
+	char message[160];
+};
+
+/* What is wrong with one event; at most EVENT_MAX_PROBLEMS are kept. */
+struct event_problems {
+	struct event_problem items[EVENT_MAX_PROBLEMS];
+	size_t n;
+};
+
+/* One event. Strings and JSON values are borrowed from the object it was
+ * parsed from and live as long as that object; NULL means absent. */
+struct event {
+	char event_id[UUID7_TEXT_LEN];
+	const char *name;
+	int64_t ts_us;
+	int64_t received_us;
+	bool has_sent_at;
+	int64_t sent_at_us;
+	const char *anonymous_id;
+	const char *user_id;
+	const char *session_id;
+	const char *url;
+	const char *referrer;
+	json_t *props;
+	json_t *consent;
+};
+
+/* Reads the native event v (any JSON value) received at received_us into
+ * ev. Returns true if it is valid; otherwise false with every problem found
+ * in probs (ev is then partly filled and must not be stored). Generates a
+ * UUIDv7 event_id when none is given. */
+bool event_parse_native(json_t *v, int64_t received_us, struct event *ev,
+    struct event_problems *probs);
+
+/* True if name follows the default naming convention, snake_case:
+ * ^[a-z][a-z0-9]*(_[a-z0-9]+)*$ */
+bool event_name_is_snake_case(const char *name);
+
+/* Adds a problem (ignored past EVENT_MAX_PROBLEMS). */
+void event_problem_add(struct event_problems *probs, enum err_code code,
+    const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif

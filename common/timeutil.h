@@ -1,0 +1,37 @@
+/* timeutil.h - RFC 3339 timestamps as microseconds since the Unix epoch.
+ *
+ * Pure calendar arithmetic in UTC: no time zone database, no locale, so
+ * results do not depend on the machine's TZ. */
+#ifndef MILEPOST_COMMON_TIMEUTIL_H
+#define MILEPOST_COMMON_TIMEUTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" plus NUL. */
+#define TIMEUTIL_RFC3339_LEN 28
+
+#define TIMEUTIL_US_PER_SEC INT64_C(1000000)
+
+/* Parses an RFC 3339 date-time (e.g. 2026-11-23T08:45:00.5+01:00); years
+ * 0001-9999, fractions beyond microseconds are truncated. Returns false on
+ * anything else, leaving *us untouched. */
+bool timeutil_parse_rfc3339(const char *s, int64_t *us);
+
+/* Writes us as UTC with microseconds into out. */
+void timeutil_format_rfc3339(int64_t us, char out[TIMEUTIL_RFC3339_LEN]);
+
+/* Microseconds since the epoch, wall clock. */
+int64_t timeutil_now_us(void);
+
+/* Milliseconds on a monotonic clock, for timeouts and ages. */
+int64_t timeutil_monotonic_ms(void);
+
+/* Months since year 0 (year * 12 + month - 1) of the UTC month holding us:
+ * identifies an events partition. */
+int32_t timeutil_month_index(int64_t us);
+
+/* The first microsecond of the month with that index. */
+int64_t timeutil_month_start_us(int32_t month_index);
+
+#endif

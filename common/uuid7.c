@@ -1,0 +1,53 @@
+/* uuid7.c - UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, 74
+ * random bits. */
+#include "common/uuid7.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+bool
+uuid7_generate(int64_t unix_ms, char out[UUID7_TEXT_LEN])
+{
+	unsigned char b[16];
+	uint64_t ms = (uint64_t)unix_ms;
+
+	if (getrandom(b + 6, 10, 0) != 10) {
+		return false;
+	}
+	for (int i = 0; i < 6; i++) {
+		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+	}
+	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+	snprintf(out, UUID7_TEXT_LEN,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x",
+	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+	    b[11], b[12], b[13], b[14], b[15]);
+	return true;
+}
+
+bool
+uuid7_is_valid_text(const char *s)
+{
+	static const char dash_at[] = { 8, 13, 18, 23 };
+	size_t d = 0;
+
+	if (strlen(s) != 36) {
+		return false;
+	}
+	for (size_t i = 0; i < 36; i++) {
+		char c = s[i];
+		if (d < sizeof(dash_at) && (size_t)dash_at[d] == i) {
+			if (c != '-') {
+				return false;
+			}
+			d++;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		    (c >= 'A' && c <= 'F'))) {
+			return false;
+		}
+	}
+	return true;
+}

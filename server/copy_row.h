@@ -1,0 +1,34 @@
+/* copy_row.h - renders events and rejected events as rows of PostgreSQL's
+ * COPY text format, in the request thread, so that the writer thread only
+ * concatenates bytes. The column lists here are the ones writer.c names in
+ * its COPY statements. */
+#ifndef MILEPOST_SERVER_COPY_ROW_H
+#define MILEPOST_SERVER_COPY_ROW_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/event.h"
+#include "common/strbuf.h"
+
+#define COPY_ROW_EVENT_COLUMNS                                               \
+	"site_id, event_id, name, ts, received_at, sent_at, anonymous_id, "  \
+	"user_id, session_id, url, referrer, props, consent"
+
+#define COPY_ROW_REJECTED_COLUMNS                                            \
+	"site_id, received_at, request_id, event_index, payload, errors"
+
+/* Appends one events row. */
+void copy_row_event(struct strbuf *out, const char *site_id,
+    const struct event *ev);
+
+/* Appends one rejected_events row: payload is the event as sent, probs the
+ * reasons. */
+void copy_row_rejected(struct strbuf *out, const char *site_id,
+    int64_t received_us, const char *request_id, size_t index,
+    const json_t *payload, const struct event_problems *probs);
+
+/* The reasons as a JSON array of {code, path, message}; new reference. */
+json_t *copy_row_problems_json(const struct event_problems *probs);
+
+#endif

@@ -1,0 +1,17 @@
+/* embedded.h - files compiled into the binary by server/embed.py. */
+#ifndef MILEPOST_SERVER_EMBEDDED_H
+#define MILEPOST_SERVER_EMBEDDED_H
+
+#include <stddef.h>
+
+struct embedded_file {
+	const char *name;		/* base name, e.g. "0001_init.sql" */
+	const unsigned char *data;	/* NUL-terminated */
+	size_t len;			/* without the NUL */
+};
+
+/* The SQL files of migrations/, in name order. */
+extern const struct embedded_file migrations_embedded[];
+extern const size_t migrations_embedded_count;
+
+#endif

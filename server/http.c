@@ -1,0 +1,479 @@
+/* http.c - libmicrohttpd daemon and request life cycle.
+ *
+ * libmicrohttpd calls on_request several times per request: once with the
+ * headers (we only set up; answering now would make it close the
+ * connection), once per chunk of body, and once more with no data when
+ * the body is complete, which is when the handler runs. A suspended
+ * request gets that last call again after it is resumed. */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/strbuf.h"
+#include "common/timeutil.h"
+#include "server/routes.h"
+
+struct http {
+	struct MHD_Daemon *daemon;
+	struct app *app;
+	atomic_long in_flight;
+	atomic_bool quiescing;
+	atomic_ulong next_id;
+	unsigned long id_prefix;
+};
+
+struct request {
+	struct http *http;
+	struct MHD_Connection *conn;
+	const struct route *route;
+	char id[24];
+	char allow[64];
+	struct strbuf body;
+	bool dispatched;
+	void (*on_resume)(struct request *req);
+	void *ctx;
+	void (*ctx_free)(void *ctx);
+	/* The answer, once decided. */
+	struct MHD_Response *response;
+	unsigned status;
+};
+
+const char *
+http_request_id(const struct request *req)
+{
+	return req->id;
+}
+
+const char *
+http_request_header(struct request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_request_query(struct request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn,
+	    MHD_GET_ARGUMENT_KIND, name);
+}
+
+const void *
+http_request_body(const struct request *req, size_t *len)
+{
+	*len = req->body.len;
+	return req->body.data != NULL ? req->body.data : "";
+}
+
+void
+http_request_set_context(struct request *req, void *ctx,
+    void (*free_fn)(void *ctx))
+{
+	req->ctx = ctx;
+	req->ctx_free = free_fn;
+}
+
+void *
+http_request_context(struct request *req)
+{
+	return req->ctx;
+}
+
+/* Sets the answer from a malloc'ed body that the response takes over. */
+static void
+respond_raw(struct request *req, unsigned status, char *body, size_t len)
+{
+	char retry[16];
+
+	if (req->response != NULL) {
+		free(body);
+		return;
+	}
+	req->response = MHD_create_response_from_buffer(len, body,
+	    MHD_RESPMEM_MUST_FREE);
+	if (req->response == NULL) {
+		free(body);
+		return;
+	}
+	req->status = status;
+	MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/json; charset=utf-8");
+	MHD_add_response_header(req->response, "X-Request-Id", req->id);
+	MHD_add_response_header(req->response, "Cache-Control", "no-store");
+	if (status == 503) {
+		snprintf(retry, sizeof(retry), "%ld",
+		    req->http->app->cfg->retry_after_s);
+		MHD_add_response_header(req->response,
+		    MHD_HTTP_HEADER_RETRY_AFTER, retry);
+	}
+	if (status == 405) {
+		MHD_add_response_header(req->response, MHD_HTTP_HEADER_ALLOW,
+		    req->allow);
+	}
+	if (atomic_load(&req->http->quiescing)) {
+		/* Let clients reconnect to a collector that stays. */
+		MHD_add_response_header(req->response,
+		    MHD_HTTP_HEADER_CONNECTION, "close");
+	}
+}
+
+void
+http_respond_json(struct request *req, unsigned status, json_t *body)
+{
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (text == NULL) {
+		log_at(LVL_ERROR, req->id, "out of memory building a response");
+		return;		/* on_request answers 500 */
+	}
+	respond_raw(req, status, text, strlen(text));
+}
+
+void
+http_respond_error(struct request *req, const struct error *err)
+{
+	unsigned status = error_http_status(err->code);
+	struct strbuf sb;
+
+	strbuf_init(&sb);
+	strbuf_append_str(&sb, "{\"error\":{\"code\":\"");
+	strbuf_append_str(&sb, error_code_name(err->code));
+	strbuf_append_str(&sb, "\",\"message\":\"");
+	strbuf_append_json_escaped(&sb, err->message);
+	strbuf_append_str(&sb, "\"}}");
+	if (strbuf_failed(&sb)) {
+		strbuf_finish(&sb);
+		return;
+	}
+	if (status >= 500) {
+		log_at(LVL_WARN, req->id, "%u %s: %s", status,
+		    error_code_name(err->code), err->message);
+	}
+	respond_raw(req, status, sb.data, sb.len);
+}
+
+void
+http_request_suspend(struct request *req,
+    void (*on_resume)(struct request *req))
+{
+	req->on_resume = on_resume;
+	MHD_suspend_connection(req->conn);
+}
+
+void
+http_request_resume(struct request *req)
+{
+	MHD_resume_connection(req->conn);
+}
+
+static struct request *
+request_new(struct http *h, struct MHD_Connection *conn, const char *url,
+    const char *method)
+{
+	struct request *req = calloc(1, sizeof(*req));
+	bool path_known;
+
+	if (req == NULL) {
+		return NULL;
+	}
+	req->http = h;
+	req->conn = conn;
+	strbuf_init(&req->body);
+	snprintf(req->id, sizeof(req->id), "%08lx%08lx", h->id_prefix,
+	    atomic_fetch_add(&h->next_id, 1) & 0xffffffffUL);
+	req->route = routes_find(method, url, req->allow, sizeof(req->allow),
+	    &path_known);
+	atomic_fetch_add(&h->in_flight, 1);
+	return req;
+}
+
+static void
+request_free(struct request *req)
+{
+	if (req->ctx_free != NULL) {
+		req->ctx_free(req->ctx);
+	}
+	if (req->response != NULL) {
+		MHD_destroy_response(req->response);
+	}
+	strbuf_finish(&req->body);
+	atomic_fetch_sub(&req->http->in_flight, 1);
+	free(req);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct request *req = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	if (req == NULL) {
+		return;
+	}
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		log_at(LVL_DEBUG, req->id, "request ended early (code %d)",
+		    (int)toe);
+	}
+	request_free(req);
+	*con_cls = NULL;
+}
+
+static void
+respond_code(struct request *req, enum err_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Answers with an error unless an answer was already set. */
+static void
+respond_code(struct request *req, enum err_code code, const char *fmt, ...)
+{
+	struct error err = { .code = code };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err.message, sizeof(err.message), fmt, ap);
+	va_end(ap);
+	http_respond_error(req, &err);
+}
+
+static bool
+body_append(struct request *req, const char *data, size_t len)
+{
+	size_t max = (size_t)req->http->app->cfg->max_body_bytes;
+
+	if (len > max - req->body.len) {
+		respond_code(req, ERR_PAYLOAD_TOO_LARGE, "the body exceeds %zu "
+		    "bytes", max);
+		return false;
+	}
+	strbuf_append(&req->body, data, len);
+	if (strbuf_failed(&req->body)) {
+		respond_code(req, ERR_INTERNAL, "%s", "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static enum MHD_Result
+queue(struct request *req)
+{
+	if (req->response == NULL) {
+		respond_code(req, ERR_INTERNAL, "%s", "the request could not be "
+		    "answered");
+	}
+	if (req->response == NULL) {
+		return MHD_NO;
+	}
+	log_at(LVL_DEBUG, req->id, "answered %u", req->status);
+	return MHD_queue_response(req->conn, req->status, req->response);
+}
+
+/* Runs the handler, or the continuation of a resumed request. */
+static void
+dispatch(struct request *req, const char *url)
+{
+	void (*resume)(struct request *) = req->on_resume;
+
+	if (resume != NULL) {
+		req->on_resume = NULL;
+		resume(req);
+		return;
+	}
+	req->dispatched = true;
+	if (req->route != NULL) {
+		req->route->handle(req, req->http->app);
+	} else if (req->allow[0] != '\0') {
+		respond_code(req, ERR_METHOD_NOT_ALLOWED, "use %s on this path",
+		    req->allow);
+	} else {
+		respond_code(req, ERR_NOT_FOUND, "no endpoint at %.200s", url);
+	}
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http *h = cls;
+	struct request *req = *con_cls;
+
+	(void)version;
+	if (req == NULL) {
+		req = request_new(h, conn, url, method);
+		*con_cls = req;
+		return req != NULL ? MHD_YES : MHD_NO;
+	}
+	if (*upload_data_size > 0) {
+		size_t len = *upload_data_size;
+		*upload_data_size = 0;
+		if (req->response == NULL && !body_append(req, upload_data,
+		    len)) {
+			/* Answer now: libmicrohttpd then closes the
+			 * connection rather than read the rest. */
+			return queue(req);
+		}
+		return MHD_YES;
+	}
+	if (req->response == NULL && (!req->dispatched ||
+	    req->on_resume != NULL)) {
+		dispatch(req, url);
+		if (req->response == NULL && req->on_resume != NULL) {
+			return MHD_YES;		/* suspended */
+		}
+	}
+	return queue(req);
+}
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n') {
+		msg[--n] = '\0';
+	}
+	log_warn("libmicrohttpd: %s", msg);
+}
+
+/* Parses "host:port", "[v6]:port" or ":port" into a socket address. */
+static bool
+parse_listen(const char *listen, struct sockaddr_storage *ss,
+    struct error *err)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':'), *port;
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	size_t hlen;
+	int rc;
+
+	if (colon == NULL || colon[1] == '\0') {
+		error_set(err, ERR_CONFIG, "listen: expected HOST:PORT, got "
+		    "'%s'", listen);
+		return false;
+	}
+	port = colon + 1;
+	hlen = (size_t)(colon - listen);
+	if (hlen >= 2 && listen[0] == '[' && listen[hlen - 1] == ']') {
+		listen++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(host)) {
+		error_set(err, ERR_CONFIG, "listen: host name too long");
+		return false;
+	}
+	memcpy(host, listen, hlen);
+	host[hlen] = '\0';
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(hlen > 0 ? host : NULL, port, &hints, &ai);
+	if (rc != 0) {
+		error_set(err, ERR_CONFIG, "listen: cannot resolve '%s': %s",
+		    listen, gai_strerror(rc));
+		return false;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return true;
+}
+
+struct http *
+http_new(struct app *app, struct error *err)
+{
+	const struct config *cfg = app->cfg;
+	struct sockaddr_storage ss = { 0 };
+	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct http *h;
+
+	if (!parse_listen(cfg->listen, &ss, err)) {
+		return NULL;
+	}
+	h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	h->app = app;
+	if (getrandom(&h->id_prefix, sizeof(h->id_prefix), 0) < 0) {
+		h->id_prefix = (unsigned long)time(NULL);
+	}
+	h->id_prefix &= 0xffffffffUL;
+	if (ss.ss_family == AF_INET6) {
+		flags |= MHD_USE_IPv6;
+	}
+	/* The logger goes first, or libmicrohttpd logs the options before
+	 * it with its own (non-JSON) logger. */
+	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->http_threads,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)cfg->connection_timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_END);
+	if (h->daemon == NULL) {
+		error_set(err, ERR_IO, "cannot listen on %s (address in use "
+		    "or not permitted)", cfg->listen);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+http_quiesce(struct http *h)
+{
+	MHD_socket fd;
+
+	atomic_store(&h->quiescing, true);
+	fd = MHD_quiesce_daemon(h->daemon);
+	if (fd != MHD_INVALID_SOCKET) {
+		close(fd);
+	}
+}
+
+bool
+http_wait_idle(struct http *h, long timeout_ms)
+{
+	int64_t until = timeutil_monotonic_ms() + timeout_ms;
+	struct timespec tick = { 0, 10 * 1000000L };
+
+	while (atomic_load(&h->in_flight) > 0) {
+		if (timeutil_monotonic_ms() >= until) {
+			return false;
+		}
+		nanosleep(&tick, NULL);
+	}
+	return true;
+}
+
+void
+http_free(struct http *h)
+{
+	if (h == NULL) {
+		return;
+	}
+	MHD_stop_daemon(h->daemon);
+	free(h);
+}

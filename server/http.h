@@ -1,0 +1,61 @@
+/* http.h - the HTTP daemon (libmicrohttpd) and the life of one request.
+ *
+ * http.c owns connections, body limits, routing (routes.h) and response
+ * queuing; handlers see a struct request, answer it with http_respond_*,
+ * or suspend it until another thread calls http_request_resume. All state
+ * of one request hangs off its struct request, freed when libmicrohttpd
+ * reports the request completed. */
+#ifndef MILEPOST_SERVER_HTTP_H
+#define MILEPOST_SERVER_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+#include "server/app.h"
+
+struct http;
+struct request;
+
+/* Starts listening on app->cfg->listen. app is borrowed. */
+struct http *http_new(struct app *app, struct error *err);
+
+/* Stops accepting connections; requests in flight go on. */
+void http_quiesce(struct http *h);
+
+/* Waits until no request is in flight, at most timeout_ms. Returns true
+ * if none is. */
+bool http_wait_idle(struct http *h, long timeout_ms);
+
+/* Closes every connection and frees h. Every suspended request must have
+ * been resumed. NULL is fine. */
+void http_free(struct http *h);
+
+/* Valid until the request completes. */
+const char *http_request_id(const struct request *req);
+const char *http_request_header(struct request *req, const char *name);
+const char *http_request_query(struct request *req, const char *name);
+const void *http_request_body(const struct request *req, size_t *len);
+
+/* Handler-owned state, freed with free_fn when the request completes. */
+void http_request_set_context(struct request *req, void *ctx,
+    void (*free_fn)(void *ctx));
+void *http_request_context(struct request *req);
+
+/* Answers with status and body (a new reference the call steals). */
+void http_respond_json(struct request *req, unsigned status, json_t *body);
+
+/* Answers {"error":{"code","message"}} with the code's status (and
+ * Retry-After for 503). */
+void http_respond_error(struct request *req, const struct error *err);
+
+/* Parks the request: on_resume is called on the request's thread after
+ * http_request_resume, and must answer it. */
+void http_request_suspend(struct request *req,
+    void (*on_resume)(struct request *req));
+
+/* Wakes a suspended request; safe from any thread, once per suspend. */
+void http_request_resume(struct request *req);
+
+#endif

@@ -1,0 +1,284 @@
+/* ingest.c - native event ingestion. */
+#include "server/ingest.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/event.h"
+#include "common/gzip.h"
+#include "common/jsonutil.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "server/auth.h"
+#include "server/copy_row.h"
+#include "server/http.h"
+
+/* Deeper documents are not events: refuse them before walking them. */
+#define BODY_DEPTH_MAX 32
+
+/* One request's state while its events wait for the writer. */
+struct ingest {
+	struct writer_item item;
+	json_t *answer;		/* the 202 body, sent once committed */
+};
+
+static void
+ingest_free(void *p)
+{
+	struct ingest *in = p;
+
+	if (in == NULL) {
+		return;
+	}
+	writer_item_finish(&in->item);
+	json_decref(in->answer);
+	free(in);
+}
+
+/* Writer thread: the batch holding this request is done. */
+static void
+on_written(struct writer_item *item, void *arg)
+{
+	(void)item;
+	http_request_resume(arg);
+}
+
+/* Request thread, after resume: answer with the commit's outcome. */
+static void
+on_resume(struct request *req)
+{
+	struct ingest *in = http_request_context(req);
+	struct error err;
+
+	switch (in->item.status) {
+	case WRITER_COMMITTED:
+		http_respond_json(req, 202, in->answer);
+		in->answer = NULL;
+		return;
+	case WRITER_UNAVAILABLE:
+	case WRITER_PENDING:
+		error_set(&err, ERR_DATABASE_UNAVAILABLE, "the database is "
+		    "unavailable; nothing was stored, retry later");
+		break;
+	case WRITER_SHUTTING_DOWN:
+		error_set(&err, ERR_SHUTTING_DOWN, "the collector is stopping; "
+		    "nothing was stored, retry");
+		break;
+	case WRITER_FAILED:
+		error_set(&err, ERR_INTERNAL, "the database refused the events; "
+		    "nothing was stored");
+		break;
+	}
+	http_respond_error(req, &err);
+}
+
+/* True if the media type of header value ct (parameters ignored) is
+ * type. */
+static bool
+media_type_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	while (*ct == ' ' || *ct == '\t') {
+		ct++;
+	}
+	if (strncasecmp(ct, type, n) != 0) {
+		return false;
+	}
+	ct += n;
+	while (*ct == ' ' || *ct == '\t') {
+		ct++;
+	}
+	return *ct == '\0' || *ct == ';';
+}
+
+static bool
+check_encoding(struct request *req, bool *gzip, struct error *err)
+{
+	const char *ct = http_request_header(req, "Content-Type");
+	const char *ce = http_request_header(req, "Content-Encoding");
+
+	if (ct != NULL && !media_type_is(ct, "application/json") &&
+	    !media_type_is(ct, "text/plain")) {
+		error_set(err, ERR_UNSUPPORTED_MEDIA_TYPE, "send "
+		    "application/json or text/plain, not %.80s", ct);
+		return false;
+	}
+	*gzip = ce != NULL && media_type_is(ce, "gzip");
+	if (ce != NULL && !*gzip && !media_type_is(ce, "identity")) {
+		error_set(err, ERR_UNSUPPORTED_ENCODING, "Content-Encoding "
+		    "must be gzip or identity, not %.80s", ce);
+		return false;
+	}
+	return true;
+}
+
+/* The body as JSON (new reference), inflated first if it is gzip. */
+static json_t *
+decode_body(struct request *req, const struct config *cfg, bool gzip,
+    struct error *err)
+{
+	struct strbuf inflated;
+	json_error_t jerr;
+	const void *body;
+	size_t len;
+	json_t *root = NULL;
+
+	strbuf_init(&inflated);
+	body = http_request_body(req, &len);
+	if (gzip) {
+		if (!gzip_inflate_bounded(body, len,
+		    (size_t)cfg->max_body_bytes, &inflated, err)) {
+			goto done;
+		}
+		body = inflated.data != NULL ? inflated.data : "";
+		len = inflated.len;
+	}
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		error_set(err, ERR_MALFORMED_JSON, "the body is not valid JSON: "
+		    "%s (line %d, column %d)", jerr.text, jerr.line,
+		    jerr.column);
+		goto done;
+	}
+	if (!json_is_object(root) ||
+	    jsonutil_depth(root, BODY_DEPTH_MAX) > BODY_DEPTH_MAX) {
+		error_set(err, ERR_MALFORMED_JSON, "the body must be a JSON "
+		    "object nested at most %d levels", BODY_DEPTH_MAX);
+		json_decref(root);
+		root = NULL;
+	}
+done:
+	strbuf_finish(&inflated);
+	return root;
+}
+
+/* The events of the body: the batch array, or the body itself as a
+ * one-element array. New reference. */
+static json_t *
+events_of(json_t *root, const struct config *cfg, struct error *err)
+{
+	json_t *batch = json_object_get(root, "batch");
+
+	if (batch == NULL) {
+		return json_pack("[O]", root);
+	}
+	if (!json_is_array(batch) || json_array_size(batch) == 0 ||
+	    json_object_size(root) != 1) {
+		error_set(err, ERR_INVALID_BATCH, "batch must be a non-empty "
+		    "array and the only key of the body");
+		return NULL;
+	}
+	if (json_array_size(batch) > (size_t)cfg->max_batch_events) {
+		error_set(err, ERR_TOO_MANY_EVENTS, "a request holds at most "
+		    "%ld events, this one %zu", cfg->max_batch_events,
+		    json_array_size(batch));
+		return NULL;
+	}
+	return json_incref(batch);
+}
+
+/* Validates every event into in's rows and answer. */
+static bool
+take_events(struct ingest *in, json_t *events, const char *site_id,
+    const char *request_id)
+{
+	int64_t received = timeutil_now_us();
+	struct event_problems probs;
+	json_t *rejected = json_array(), *v;
+	struct event ev;
+	size_t i;
+
+	if (rejected == NULL) {
+		return false;
+	}
+	json_array_foreach(events, i, v) {
+		if (event_parse_native(v, received, &ev, &probs)) {
+			copy_row_event(&in->item.events, site_id, &ev);
+			in->item.n_events++;
+			if (!writer_item_add_month(&in->item,
+			    timeutil_month_index(ev.ts_us))) {
+				in->item.events.failed = true;
+			}
+			continue;
+		}
+		copy_row_rejected(&in->item.rejected, site_id, received,
+		    request_id, i, v, &probs);
+		in->item.n_rejected++;
+		json_array_append_new(rejected, json_pack("{s:I, s:o}",
+		    "index", (json_int_t)i, "errors",
+		    copy_row_problems_json(&probs)));
+	}
+	in->answer = json_pack("{s:I, s:o}", "accepted",
+	    (json_int_t)in->item.n_events, "rejected", rejected);
+	return in->answer != NULL && !strbuf_failed(&in->item.events) &&
+	    !strbuf_failed(&in->item.rejected);
+}
+
+static const char *
+write_key_of(struct request *req)
+{
+	const char *key = http_request_header(req, "X-Milepost-Key");
+
+	if (key == NULL || key[0] == '\0') {
+		key = http_request_query(req, "key");
+	}
+	return key != NULL && key[0] != '\0' ? key : NULL;
+}
+
+void
+ingest_native(struct request *req, struct app *app)
+{
+	const struct config_site *site;
+	struct ingest *in = NULL;
+	json_t *root = NULL, *events = NULL;
+	struct error err = { 0 };
+	const char *key = write_key_of(req);
+	bool gzip;
+
+	if (key == NULL) {
+		error_set(&err, ERR_MISSING_WRITE_KEY, "send the site's write "
+		    "key in X-Milepost-Key or ?key=");
+		goto fail;
+	}
+	site = auth_find_site(app->cfg, key);
+	if (site == NULL) {
+		error_set(&err, ERR_INVALID_WRITE_KEY, "no active site has "
+		    "this write key");
+		goto fail;
+	}
+	if (!check_encoding(req, &gzip, &err) ||
+	    (root = decode_body(req, app->cfg, gzip, &err)) == NULL ||
+	    (events = events_of(root, app->cfg, &err)) == NULL) {
+		goto fail;
+	}
+	in = calloc(1, sizeof(*in));
+	if (in == NULL) {
+		error_set(&err, ERR_INTERNAL, "out of memory");
+		goto fail;
+	}
+	writer_item_init(&in->item);
+	http_request_set_context(req, in, ingest_free);
+	if (!take_events(in, events, site->id, http_request_id(req))) {
+		error_set(&err, ERR_INTERNAL, "out of memory");
+		goto fail;
+	}
+	in->item.done = on_written;
+	in->item.arg = req;
+	/* Suspend first: the writer may finish before enqueue returns. */
+	http_request_suspend(req, on_resume);
+	if (!writer_enqueue(app->writer, &in->item, &err)) {
+		in->item.status = err.code == ERR_SHUTTING_DOWN ?
+		    WRITER_SHUTTING_DOWN : WRITER_UNAVAILABLE;
+		http_request_resume(req);
+	}
+	json_decref(events);
+	json_decref(root);
+	return;
+fail:
+	json_decref(events);
+	json_decref(root);
+	http_respond_error(req, &err);
+}

@@ -1,0 +1,24 @@
+/* routes.h - the table of HTTP routes: method, path, handler. */
+#ifndef MILEPOST_SERVER_ROUTES_H
+#define MILEPOST_SERVER_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "server/app.h"
+
+struct request;
+
+struct route {
+	const char *method;
+	const char *path;
+	void (*handle)(struct request *req, struct app *app);
+};
+
+/* The route for method and path, or NULL. When the path exists for other
+ * methods, allow receives them comma-separated (for the Allow header) and
+ * *path_known is set. */
+const struct route *routes_find(const char *method, const char *path,
+    char *allow, size_t allow_size, bool *path_known);
+
+#endif

@@ -1,0 +1,146 @@
+/* store.c - sites, partitions and dedup upkeep. */
+#include "server/store.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "server/db.h"
+
+static char *
+origins_json(const struct config_site *site)
+{
+	json_t *arr = json_array();
+	char *text;
+
+	for (size_t i = 0; arr != NULL && i < site->n_allowed_origins; i++) {
+		json_array_append_new(arr,
+		    json_string(site->allowed_origins[i]));
+	}
+	text = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	return text;
+}
+
+static char *
+site_ids_json(const struct config *cfg)
+{
+	json_t *arr = json_array();
+	char *text;
+
+	for (size_t i = 0; arr != NULL && i < cfg->n_sites; i++) {
+		json_array_append_new(arr, json_string(cfg->sites[i].id));
+	}
+	text = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	return text;
+}
+
+static bool
+upsert_site(PGconn *pg, const struct config_site *site, struct error *err)
+{
+	char *origins = origins_json(site);
+	const char *params[] = { site->id, site->name, site->write_key,
+		origins };
+	bool ok;
+
+	if (origins == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	ok = db_exec(pg, "INSERT INTO sites (id, name, write_key, "
+	    "allowed_origins) VALUES ($1, $2, $3, ARRAY(SELECT "
+	    "jsonb_array_elements_text($4::jsonb))) "
+	    "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
+	    "write_key = EXCLUDED.write_key, "
+	    "allowed_origins = EXCLUDED.allowed_origins, active = true, "
+	    "updated_at = now()", 4, params, err);
+	free(origins);
+	return ok;
+}
+
+bool
+store_sync_sites(PGconn *pg, const struct config *cfg, struct error *err)
+{
+	struct error ignored;
+	char *ids = NULL;
+
+	if (!db_exec(pg, "BEGIN", 0, NULL, err)) {
+		return false;
+	}
+	ids = site_ids_json(cfg);
+	if (ids == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	/* Retired sites first, so that a key moved to a new site does not
+	 * collide with its old owner. */
+	if (!db_exec(pg, "UPDATE sites SET active = false, updated_at = now(), "
+	    "write_key = 'retired:' || id WHERE active AND id NOT IN "
+	    "(SELECT jsonb_array_elements_text($1::jsonb))", 1,
+	    (const char *const[]){ ids }, err)) {
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		if (!upsert_site(pg, &cfg->sites[i], err)) {
+			goto fail;
+		}
+	}
+	if (!db_exec(pg, "COMMIT", 0, NULL, err)) {
+		goto fail;
+	}
+	free(ids);
+	log_info("synchronised %zu site(s) from the configuration",
+	    cfg->n_sites);
+	return true;
+fail:
+	free(ids);
+	db_exec(pg, "ROLLBACK", 0, NULL, &ignored);
+	return false;
+}
+
+bool
+store_ensure_partition(PGconn *pg, int32_t month_index, struct error *err)
+{
+	char at[TIMEUTIL_RFC3339_LEN];
+	const char *params[] = { at };
+
+	timeutil_format_rfc3339(timeutil_month_start_us(month_index), at);
+	return db_exec(pg, "SELECT milepost_ensure_event_partition("
+	    "$1::timestamptz)", 1, params, err);
+}
+
+bool
+store_ensure_partitions_ahead(PGconn *pg, int64_t now_us, long months_ahead,
+    struct error *err)
+{
+	int32_t first = timeutil_month_index(now_us);
+
+	for (int32_t m = first; m <= first + months_ahead; m++) {
+		if (!store_ensure_partition(pg, m, err)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+bool
+store_prune_event_ids(PGconn *pg, long hours, long *deleted,
+    struct error *err)
+{
+	char h[24];
+	const char *params[] = { h };
+	PGresult *res;
+
+	snprintf(h, sizeof(h), "%ld", hours);
+	res = db_query(pg, "DELETE FROM event_ids WHERE received_at < now() - "
+	    "make_interval(hours => $1::int)", 1, params, err);
+	if (res == NULL) {
+		return false;
+	}
+	*deleted = atol(PQcmdTuples(res));
+	PQclear(res);
+	return true;
+}

@@ -1,0 +1,32 @@
+/* store.h - the collector's own upkeep of its tables: sites from the
+ * configuration, monthly events partitions, the dedup window. */
+#ifndef MILEPOST_SERVER_STORE_H
+#define MILEPOST_SERVER_STORE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/error.h"
+
+/* Upserts the configured sites and marks the others inactive, in one
+ * transaction. */
+bool store_sync_sites(PGconn *pg, const struct config *cfg,
+    struct error *err);
+
+/* Creates the events partition for month_index (timeutil_month_index) if
+ * it is missing. */
+bool store_ensure_partition(PGconn *pg, int32_t month_index,
+    struct error *err);
+
+/* Ensures partitions from the month holding now_us to months_ahead months
+ * after it. */
+bool store_ensure_partitions_ahead(PGconn *pg, int64_t now_us,
+    long months_ahead, struct error *err);
+
+/* Forgets event ids received more than hours ago; *deleted tells how many. */
+bool store_prune_event_ids(PGconn *pg, long hours, long *deleted,
+    struct error *err);
+
+#endif

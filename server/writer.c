@@ -1,0 +1,632 @@
+/* writer.c - group commit of events into PostgreSQL. */
+#include "server/writer.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "server/copy_row.h"
+#include "server/db.h"
+#include "server/migrate.h"
+#include "server/store.h"
+
+/* An idle connection is checked this often, so that readiness follows the
+ * database even without traffic. */
+#define PING_INTERVAL_MS 1000
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 2000
+#define MAINTENANCE_INTERVAL_MS (3600 * 1000)
+
+/* ORDER BY event_id makes concurrent writers take the event_ids row locks
+ * in one order, so that two batches sharing retried ids cannot deadlock. */
+static const char insert_events_sql[] =
+    "WITH fresh AS ("
+    " INSERT INTO event_ids (site_id, event_id, received_at)"
+    " SELECT DISTINCT ON (site_id, event_id) site_id, event_id, received_at"
+    " FROM events_incoming ORDER BY site_id, event_id"
+    " ON CONFLICT DO NOTHING"
+    " RETURNING site_id, event_id)"
+    " INSERT INTO events (" COPY_ROW_EVENT_COLUMNS ")"
+    " SELECT DISTINCT ON (i.site_id, i.event_id) i.site_id, i.event_id,"
+    " i.name, i.ts, i.received_at, i.sent_at, i.anonymous_id, i.user_id,"
+    " i.session_id, i.url, i.referrer, i.props, i.consent"
+    " FROM events_incoming i JOIN fresh f"
+    " ON f.site_id = i.site_id AND f.event_id = i.event_id";
+
+struct writer_conn {
+	struct writer *w;
+	size_t index;
+	pthread_t thread;
+	PGconn *pg;		/* NULL when disconnected; this thread's only */
+	int32_t *known_months;	/* partitions known to exist */
+	size_t n_known, cap_known;
+	int64_t next_maintenance_ms;
+};
+
+struct writer {
+	const struct config *cfg;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	/* Guarded by mu. */
+	struct writer_item *head, *tail;
+	size_t queued_events;
+	size_t n_connected;
+	bool stopping;
+	/* Fixed after writer_new. */
+	struct writer_conn *conns;
+	size_t n_conns;
+	size_t n_started;
+};
+
+void
+writer_item_init(struct writer_item *item)
+{
+	memset(item, 0, sizeof(*item));
+	strbuf_init(&item->events);
+	strbuf_init(&item->rejected);
+}
+
+void
+writer_item_finish(struct writer_item *item)
+{
+	strbuf_finish(&item->events);
+	strbuf_finish(&item->rejected);
+	free(item->months);
+	item->months = NULL;
+	item->n_months = item->cap_months = 0;
+}
+
+/* Adds m to the small set (*v, *n, *cap); false when out of memory. */
+static bool
+month_set_add(int32_t **v, size_t *n, size_t *cap, int32_t m)
+{
+	int32_t *grown;
+
+	for (size_t i = 0; i < *n; i++) {
+		if ((*v)[i] == m) {
+			return true;
+		}
+	}
+	if (*n == *cap) {
+		size_t cap2 = *cap != 0 ? *cap * 2 : 4;
+		grown = realloc(*v, cap2 * sizeof(**v));
+		if (grown == NULL) {
+			return false;
+		}
+		*v = grown;
+		*cap = cap2;
+	}
+	(*v)[(*n)++] = m;
+	return true;
+}
+
+bool
+writer_item_add_month(struct writer_item *item, int32_t month)
+{
+	return month_set_add(&item->months, &item->n_months,
+	    &item->cap_months, month);
+}
+
+static void
+complete(struct writer_item *list, enum writer_status status)
+{
+	while (list != NULL) {
+		struct writer_item *next = list->next;
+		if (status != WRITER_PENDING) {
+			list->status = status;
+		}
+		list->done(list, list->arg);
+		list = next;
+	}
+}
+
+/* Detaches the whole queue; call with mu held. */
+static struct writer_item *
+queue_take_all(struct writer *w)
+{
+	struct writer_item *all = w->head;
+
+	w->head = w->tail = NULL;
+	w->queued_events = 0;
+	return all;
+}
+
+/* Detaches items up to the batch size (at least one); call with mu held. */
+static struct writer_item *
+queue_take_batch(struct writer *w)
+{
+	struct writer_item *first = w->head, *last = first;
+	size_t events = first->n_events;
+
+	while (last->next != NULL && events + last->next->n_events <=
+	    (size_t)w->cfg->writer_batch_max_events) {
+		last = last->next;
+		events += last->n_events;
+	}
+	w->head = last->next;
+	if (w->head == NULL) {
+		w->tail = NULL;
+	}
+	last->next = NULL;
+	w->queued_events -= events;
+	return first;
+}
+
+static void
+deadline_after_ms(struct timespec *ts, int64_t abs_ms)
+{
+	ts->tv_sec = abs_ms / 1000;
+	ts->tv_nsec = (long)(abs_ms % 1000) * 1000000L;
+}
+
+/* Waits on the condition until the monotonic time abs_ms; mu held. */
+static void
+wait_until_ms(struct writer *w, int64_t abs_ms)
+{
+	struct timespec ts;
+
+	deadline_after_ms(&ts, abs_ms);
+	pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+}
+
+static bool
+conn_open(struct writer_conn *wc, struct error *err)
+{
+	const struct config *cfg = wc->w->cfg;
+	int version = 0;
+	PGconn *pg;
+
+	pg = db_connect(cfg->database_url, err);
+	if (pg == NULL) {
+		return false;
+	}
+	if (!migrate_current_version(pg, &version, err)) {
+		goto fail;
+	}
+	if (version < migrate_latest_version()) {
+		error_set(err, ERR_DATABASE_UNAVAILABLE, "schema is at version "
+		    "%d, this binary needs %d: run milepost migrate", version,
+		    migrate_latest_version());
+		goto fail;
+	}
+	/* Session-local staging: COPY is fast, and the dedup insert then
+	 * filters it in one statement. Rows vanish at each commit. */
+	if (!db_exec(pg, "CREATE TEMP TABLE events_incoming (LIKE events "
+	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err)) {
+		goto fail;
+	}
+	PGresult *res = PQprepare(pg, "insert_events", insert_events_sql, 0,
+	    NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_error_from_conn(pg, res, err);
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+	wc->pg = pg;
+	wc->n_known = 0;
+	return true;
+fail:
+	PQfinish(pg);
+	return false;
+}
+
+/* Marks this connection lost; fails the queue when no writer is left. */
+static void
+conn_lost(struct writer_conn *wc)
+{
+	struct writer *w = wc->w;
+	struct writer_item *orphans = NULL;
+
+	PQfinish(wc->pg);
+	wc->pg = NULL;
+	pthread_mutex_lock(&w->mu);
+	w->n_connected--;
+	if (w->n_connected == 0) {
+		orphans = queue_take_all(w);
+	}
+	pthread_mutex_unlock(&w->mu);
+	complete(orphans, WRITER_UNAVAILABLE);
+}
+
+static bool
+copy_in(PGconn *pg, const char *sql, struct writer_item *items, bool events,
+    struct error *err)
+{
+	PGresult *res = PQexec(pg, sql);
+	bool ok;
+
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		db_error_from_conn(pg, res, err);
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	for (struct writer_item *it = items; it != NULL; it = it->next) {
+		const struct strbuf *sb = events ? &it->events : &it->rejected;
+		if (sb->len > 0 && PQputCopyData(pg, sb->data,
+		    (int)sb->len) != 1) {
+			db_error_from_conn(pg, NULL, err);
+			return false;
+		}
+	}
+	if (PQputCopyEnd(pg, NULL) != 1) {
+		db_error_from_conn(pg, NULL, err);
+		return false;
+	}
+	res = PQgetResult(pg);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok) {
+		db_error_from_conn(pg, res, err);
+	}
+	PQclear(res);
+	/* Drain so the connection is ready for the next command. */
+	while ((res = PQgetResult(pg)) != NULL) {
+		PQclear(res);
+	}
+	return ok;
+}
+
+static bool
+ensure_partitions(struct writer_conn *wc, struct writer_item *items,
+    struct error *err)
+{
+	for (struct writer_item *it = items; it != NULL; it = it->next) {
+		for (size_t i = 0; i < it->n_months; i++) {
+			int32_t m = it->months[i];
+			bool known = false;
+			for (size_t j = 0; j < wc->n_known && !known; j++) {
+				known = wc->known_months[j] == m;
+			}
+			if (known) {
+				continue;
+			}
+			if (!store_ensure_partition(wc->pg, m, err)) {
+				return false;
+			}
+			if (!month_set_add(&wc->known_months, &wc->n_known,
+			    &wc->cap_known, m)) {
+				error_set(err, ERR_NOMEM, "out of memory");
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Writes items in one transaction. */
+static bool
+write_items(struct writer_conn *wc, struct writer_item *items,
+    struct error *err)
+{
+	bool any_events = false, any_rejected = false;
+	struct error ignored;
+
+	for (struct writer_item *it = items; it != NULL; it = it->next) {
+		any_events = any_events || it->n_events > 0;
+		any_rejected = any_rejected || it->n_rejected > 0;
+	}
+	if (!ensure_partitions(wc, items, err) ||
+	    !db_exec(wc->pg, "BEGIN", 0, NULL, err)) {
+		return false;
+	}
+	if (any_events && (!copy_in(wc->pg, "COPY events_incoming ("
+	    COPY_ROW_EVENT_COLUMNS ") FROM STDIN", items, true, err))) {
+		goto fail;
+	}
+	if (any_events) {
+		PGresult *res = PQexecPrepared(wc->pg, "insert_events", 0,
+		    NULL, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			db_error_from_conn(wc->pg, res, err);
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+	}
+	if (any_rejected && !copy_in(wc->pg, "COPY rejected_events ("
+	    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN", items, false, err)) {
+		goto fail;
+	}
+	if (!db_exec(wc->pg, "COMMIT", 0, NULL, err)) {
+		goto fail;
+	}
+	return true;
+fail:
+	if (PQstatus(wc->pg) == CONNECTION_OK) {
+		db_exec(wc->pg, "ROLLBACK", 0, NULL, &ignored);
+	}
+	return false;
+}
+
+/* Writes a batch and completes its items. When PostgreSQL refuses the
+ * batch but keeps the connection, the items are retried one by one so that
+ * one bad request cannot fail the others. */
+static void
+write_batch(struct writer_conn *wc, struct writer_item *batch)
+{
+	struct error err = { 0 };
+
+	if (write_items(wc, batch, &err)) {
+		complete(batch, WRITER_COMMITTED);
+		return;
+	}
+	if (PQstatus(wc->pg) != CONNECTION_OK) {
+		log_warn("writer %zu lost the database: %s", wc->index,
+		    err.message);
+		conn_lost(wc);
+		complete(batch, WRITER_UNAVAILABLE);
+		return;
+	}
+	if (batch->next == NULL) {
+		log_error("writer %zu: request refused by PostgreSQL: %s",
+		    wc->index, err.message);
+		complete(batch, WRITER_FAILED);
+		return;
+	}
+	log_warn("writer %zu: batch failed (%s); retrying its requests one "
+	    "by one", wc->index, err.message);
+	while (batch != NULL) {
+		struct writer_item *next = batch->next;
+		batch->next = NULL;
+		write_batch(wc, batch);
+		batch = next;
+		if (wc->pg == NULL) {
+			complete(batch, WRITER_UNAVAILABLE);
+			return;
+		}
+	}
+}
+
+/* Hourly upkeep, on the first writer only: partitions ahead, dedup window. */
+static void
+maintain(struct writer_conn *wc)
+{
+	const struct config *cfg = wc->w->cfg;
+	struct error err = { 0 };
+	long deleted = 0;
+
+	if (wc->index != 0 || timeutil_monotonic_ms() < wc->next_maintenance_ms) {
+		return;
+	}
+	wc->next_maintenance_ms = timeutil_monotonic_ms() +
+	    MAINTENANCE_INTERVAL_MS;
+	if (!store_ensure_partitions_ahead(wc->pg, timeutil_now_us(),
+	    cfg->partitions_ahead_months, &err) ||
+	    !store_prune_event_ids(wc->pg, cfg->dedup_window_hours, &deleted,
+	    &err)) {
+		log_warn("maintenance failed: %s", err.message);
+		return;
+	}
+	log_info("maintenance: partitions ensured, %ld expired event id(s) "
+	    "forgotten", deleted);
+}
+
+/* Connects, with back-off; returns false when the writer is stopping. */
+static bool
+connect_loop(struct writer_conn *wc)
+{
+	struct writer *w = wc->w;
+	int64_t backoff = RECONNECT_MIN_MS;
+	struct error err = { 0 };
+	bool warned = false;
+
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		bool stopping = w->stopping;
+		pthread_mutex_unlock(&w->mu);
+		if (stopping) {
+			return false;
+		}
+		if (conn_open(wc, &err)) {
+			pthread_mutex_lock(&w->mu);
+			w->n_connected++;
+			pthread_mutex_unlock(&w->mu);
+			log_info("writer %zu connected to PostgreSQL", wc->index);
+			return true;
+		}
+		if (!warned) {
+			log_warn("writer %zu: %s (retrying)", wc->index,
+			    err.message);
+			warned = true;
+		}
+		pthread_mutex_lock(&w->mu);
+		if (!w->stopping) {
+			wait_until_ms(w, timeutil_monotonic_ms() + backoff);
+		}
+		pthread_mutex_unlock(&w->mu);
+		backoff = backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS :
+		    backoff * 2;
+	}
+}
+
+static void
+ping(struct writer_conn *wc)
+{
+	struct error err = { 0 };
+
+	if (!db_exec(wc->pg, "SELECT 1", 0, NULL, &err) &&
+	    PQstatus(wc->pg) != CONNECTION_OK) {
+		log_warn("writer %zu lost the database: %s", wc->index,
+		    err.message);
+		conn_lost(wc);
+	}
+}
+
+/* Takes the next batch, waiting for it to fill or age. Returns NULL after
+ * PING_INTERVAL_MS of idleness, or when stopping with nothing queued. */
+static struct writer_item *
+next_batch(struct writer *w)
+{
+	int64_t idle_until = timeutil_monotonic_ms() + PING_INTERVAL_MS;
+	struct writer_item *batch = NULL;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		int64_t now = timeutil_monotonic_ms();
+		if (w->head == NULL) {
+			if (w->stopping || now >= idle_until) {
+				break;
+			}
+			wait_until_ms(w, idle_until);
+			continue;
+		}
+		int64_t close_at = w->head->enqueued_ms +
+		    w->cfg->writer_batch_max_wait_ms;
+		if (w->stopping || now >= close_at || w->queued_events >=
+		    (size_t)w->cfg->writer_batch_max_events) {
+			batch = queue_take_batch(w);
+			break;
+		}
+		wait_until_ms(w, close_at);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return batch;
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct writer_conn *wc = arg;
+	struct writer *w = wc->w;
+
+	for (;;) {
+		struct writer_item *batch;
+
+		if (wc->pg == NULL && !connect_loop(wc)) {
+			break;
+		}
+		maintain(wc);
+		batch = next_batch(w);
+		if (batch != NULL) {
+			write_batch(wc, batch);
+			continue;
+		}
+		pthread_mutex_lock(&w->mu);
+		bool done = w->stopping && w->head == NULL;
+		pthread_mutex_unlock(&w->mu);
+		if (done) {
+			break;
+		}
+		ping(wc);
+	}
+	if (wc->pg != NULL) {
+		conn_lost(wc);
+	}
+	return NULL;
+}
+
+struct writer *
+writer_new(const struct config *cfg, struct error *err)
+{
+	struct writer *w = calloc(1, sizeof(*w));
+	pthread_condattr_t attr;
+
+	if (w == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	w->cfg = cfg;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	w->n_conns = (size_t)cfg->writer_threads;
+	w->conns = calloc(w->n_conns, sizeof(*w->conns));
+	if (w->conns == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < w->n_conns; i++) {
+		struct writer_conn *wc = &w->conns[i];
+		wc->w = w;
+		wc->index = i;
+		if (pthread_create(&wc->thread, NULL, writer_main, wc) != 0) {
+			error_set(err, ERR_INTERNAL, "cannot start writer "
+			    "thread: %s", strerror(errno));
+			goto fail;
+		}
+		w->n_started++;
+	}
+	return w;
+fail:
+	writer_free(w);
+	return NULL;
+}
+
+bool
+writer_enqueue(struct writer *w, struct writer_item *item, struct error *err)
+{
+	bool ok = false;
+
+	item->next = NULL;
+	item->status = WRITER_PENDING;
+	item->enqueued_ms = timeutil_monotonic_ms();
+	pthread_mutex_lock(&w->mu);
+	if (w->stopping) {
+		error_set(err, ERR_SHUTTING_DOWN, "the collector is stopping");
+	} else if (w->n_connected == 0) {
+		error_set(err, ERR_DATABASE_UNAVAILABLE,
+		    "the database is unavailable; nothing was stored");
+	} else {
+		if (w->tail != NULL) {
+			w->tail->next = item;
+		} else {
+			w->head = item;
+		}
+		w->tail = item;
+		w->queued_events += item->n_events;
+		/* One waiter is enough unless the batch is full. */
+		pthread_cond_signal(&w->cond);
+		ok = true;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return ok;
+}
+
+bool
+writer_is_ready(struct writer *w)
+{
+	bool ready;
+
+	pthread_mutex_lock(&w->mu);
+	ready = w->n_connected > 0 && !w->stopping;
+	pthread_mutex_unlock(&w->mu);
+	return ready;
+}
+
+void
+writer_free(struct writer *w)
+{
+	struct writer_item *left;
+
+	if (w == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->stopping = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < w->n_started; i++) {
+		pthread_join(w->conns[i].thread, NULL);
+	}
+	/* Threads drain the queue while connected; what is left had no
+	 * connection to go to. */
+	pthread_mutex_lock(&w->mu);
+	left = queue_take_all(w);
+	pthread_mutex_unlock(&w->mu);
+	complete(left, WRITER_SHUTTING_DOWN);
+	for (size_t i = 0; w->conns != NULL && i < w->n_conns; i++) {
+		free(w->conns[i].known_months);
+	}
+	free(w->conns);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}

@@ -1,0 +1,75 @@
+/* writer.h - batches accepted events from many requests and commits them
+ * to PostgreSQL in one transaction per batch (group commit).
+ *
+ * Writer threads each own one connection; request threads only enqueue.
+ * A batch closes at writer_batch_max_events events or when its oldest item
+ * has waited writer_batch_max_wait_ms. Events go through COPY into a
+ * per-connection staging table, then into events, skipping ids already in
+ * event_ids, so a retried event is stored once. Every item's done callback
+ * runs exactly once, after its transaction committed or failed. */
+#ifndef MILEPOST_SERVER_WRITER_H
+#define MILEPOST_SERVER_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/strbuf.h"
+
+enum writer_status {
+	WRITER_PENDING = 0,
+	WRITER_COMMITTED,	/* durable in PostgreSQL */
+	WRITER_UNAVAILABLE,	/* the database could not be reached */
+	WRITER_SHUTTING_DOWN,	/* the daemon stopped before writing it */
+	WRITER_FAILED,		/* PostgreSQL refused the rows */
+};
+
+/* One request's rows. The producer owns the item: it fills the buffers
+ * (COPY rows, see copy_row.h), enqueues it, and must keep it alive until
+ * done has been called; the writer only borrows it. */
+struct writer_item {
+	struct strbuf events;
+	size_t n_events;
+	struct strbuf rejected;
+	size_t n_rejected;
+	int32_t *months;	/* partitions the events fall in */
+	size_t n_months;
+	size_t cap_months;
+	void (*done)(struct writer_item *item, void *arg);
+	void *arg;
+	/* Set by the writer before done is called. */
+	enum writer_status status;
+	/* The writer's own. */
+	struct writer_item *next;
+	int64_t enqueued_ms;
+};
+
+void writer_item_init(struct writer_item *item);
+void writer_item_finish(struct writer_item *item);
+/* Records that an event falls in month (timeutil_month_index). */
+bool writer_item_add_month(struct writer_item *item, int32_t month);
+
+struct writer;
+
+/* Starts cfg->writer_threads threads; cfg is borrowed and must outlive the
+ * writer. They connect in the background: writer_is_ready tells when. */
+struct writer *writer_new(const struct config *cfg, struct error *err);
+
+/* Queues item; its done callback will be called from a writer thread (or
+ * from writer_free). Returns false, without calling done, when no writer
+ * is connected (ERR_DATABASE_UNAVAILABLE) or the writer is stopping
+ * (ERR_SHUTTING_DOWN). */
+bool writer_enqueue(struct writer *w, struct writer_item *item,
+    struct error *err);
+
+/* True when at least one thread is connected to a database whose schema
+ * is current. */
+bool writer_is_ready(struct writer *w);
+
+/* Commits what is queued (if the database is there), completes every item,
+ * stops the threads and frees w. NULL is fine. */
+void writer_free(struct writer *w);
+
+#endif
