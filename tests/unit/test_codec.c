@@ -1,0 +1,161 @@
+/* Bounded gzip inflation, JSON escaping and depth, UUIDs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include <cmocka.h>
+
+#include "common/gzip.h"
+#include "common/jsonutil.h"
+#include "common/strbuf.h"
+#include "common/uuid7.h"
+
+/* Compresses in as a gzip member with zlib itself. */
+static unsigned char *
+gzip_of(const void *in, size_t len, size_t *out_len)
+{
+	z_stream zs = { 0 };
+	size_t cap = compressBound((uLong)len) + 64;
+	unsigned char *out = malloc(cap);
+
+	assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8,
+	    Z_DEFAULT_STRATEGY), Z_OK);
+	zs.next_in = (unsigned char *)(uintptr_t)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = out;
+	zs.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+	*out_len = zs.total_out;
+	deflateEnd(&zs);
+	return out;
+}
+
+static void
+test_gzip_roundtrip(void **state)
+{
+	const char *text = "{\"name\":\"cart_added\"}";
+	struct strbuf out;
+	struct error err;
+	size_t n;
+	unsigned char *gz = gzip_of(text, strlen(text), &n);
+
+	(void)state;
+	strbuf_init(&out);
+	assert_true(gzip_inflate_bounded(gz, n, 1024, &out, &err));
+	assert_int_equal(out.len, strlen(text));
+	assert_memory_equal(out.data, text, out.len);
+	strbuf_finish(&out);
+	free(gz);
+}
+
+static void
+test_gzip_bomb_is_bounded(void **state)
+{
+	size_t big = 8 << 20, n;
+	char *zeros = calloc(1, big);
+	unsigned char *gz = gzip_of(zeros, big, &n);
+	struct strbuf out;
+	struct error err;
+
+	(void)state;
+	assert_true(n < 20000);
+	strbuf_init(&out);
+	assert_false(gzip_inflate_bounded(gz, n, 512 * 1024, &out, &err));
+	assert_int_equal(err.code, ERR_PAYLOAD_TOO_LARGE);
+	/* Stopped near the limit, not after inflating all 8 MiB. */
+	assert_true(out.len <= 512 * 1024 + 16384);
+	strbuf_finish(&out);
+	free(gz);
+	free(zeros);
+}
+
+static void
+test_gzip_corrupt_and_truncated(void **state)
+{
+	const char *text = "{\"name\":\"cart_added\",\"props\":{}}";
+	struct strbuf out;
+	struct error err;
+	size_t n;
+	unsigned char *gz = gzip_of(text, strlen(text), &n);
+
+	(void)state;
+	strbuf_init(&out);
+	assert_false(gzip_inflate_bounded("not gzip", 8, 1024, &out, &err));
+	assert_int_equal(err.code, ERR_MALFORMED_GZIP);
+	strbuf_reset(&out);
+	assert_false(gzip_inflate_bounded(gz, n / 2, 1024, &out, &err));
+	assert_int_equal(err.code, ERR_MALFORMED_GZIP);
+	strbuf_reset(&out);
+	gz[n - 5] ^= 0xff;	/* breaks the length/CRC trailer */
+	assert_false(gzip_inflate_bounded(gz, n, 1024, &out, &err));
+	assert_int_equal(err.code, ERR_MALFORMED_GZIP);
+	strbuf_finish(&out);
+	free(gz);
+}
+
+static void
+test_json_escaping(void **state)
+{
+	struct strbuf sb;
+
+	(void)state;
+	strbuf_init(&sb);
+	strbuf_append_json_escaped(&sb, "a\"b\\c\n\t\x01é");
+	assert_string_equal(sb.data, "a\\\"b\\\\c\\n\\t\\u0001é");
+	strbuf_finish(&sb);
+}
+
+static void
+test_depth(void **state)
+{
+	json_t *flat = json_pack("{s:i}", "a", 1);
+	json_t *deep = json_pack("{s:[{s:[]}]}", "a", "b");
+	json_t *scalar = json_integer(1);
+
+	(void)state;
+	assert_int_equal(jsonutil_depth(scalar, 10), 0);
+	assert_int_equal(jsonutil_depth(flat, 10), 1);
+	assert_int_equal(jsonutil_depth(deep, 10), 4);
+	assert_true(jsonutil_depth(deep, 2) > 2);
+	json_decref(flat);
+	json_decref(deep);
+	json_decref(scalar);
+}
+
+static void
+test_uuid(void **state)
+{
+	char a[UUID7_TEXT_LEN], b[UUID7_TEXT_LEN];
+
+	(void)state;
+	assert_true(uuid7_generate(1700000000000, a));
+	assert_true(uuid7_generate(1700000000001, b));
+	assert_true(uuid7_is_valid_text(a));
+	assert_int_equal(a[14], '7');
+	/* Time-ordered: the later millisecond sorts later. */
+	assert_true(strcmp(a, b) < 0);
+	assert_memory_equal(a, "018bcfe5-6800", 13);
+	assert_true(uuid7_is_valid_text("0190B3C4-1234-7ABC-8DEF-0123456789AB"));
+	assert_false(uuid7_is_valid_text("0190b3c412347abc8def0123456789ab"));
+	assert_false(uuid7_is_valid_text("0190b3c4-1234-7abc-8def-0123456789a"));
+	assert_false(uuid7_is_valid_text("0190b3c4-1234-7abc-8def_0123456789ab"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_gzip_roundtrip),
+		cmocka_unit_test(test_gzip_bomb_is_bounded),
+		cmocka_unit_test(test_gzip_corrupt_and_truncated),
+		cmocka_unit_test(test_json_escaping),
+		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_uuid),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
