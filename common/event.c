@@ -34,7 +34,7 @@ struct field {
 #define AT(f) offsetof(struct event, f)
 
 static const struct field fields[] = {
-	{ "event_id", FIELD_EVENT_ID, 36, 0 },
+	{ "event_id", FIELD_EVENT_ID, EVENT_ID_MAX, 0 },
 	{ "name", FIELD_NAME, EVENT_NAME_MAX, 0 },
 	{ "ts", FIELD_TS, 64, 0 },
 	{ "sent_at", FIELD_SENT_AT, 64, 0 },

@@ -42,6 +42,7 @@ struct request {
 	char id[24];
 	char allow[64];
 	struct strbuf body;
+	size_t discarded;	/* bytes of an oversized body thrown away */
 	bool dispatched;
 	void (*on_resume)(struct request *req);
 	void *ctx;
@@ -250,15 +251,29 @@ respond_code(struct request *req, enum err_code code, const char *fmt, ...)
 	http_respond_error(req, &err);
 }
 
+/* Past this many bytes of an oversized body, stop reading it and answer
+ * at once: the client may then see a reset instead of the 413, but a
+ * hostile sender cannot keep a thread busy forever. */
+#define DISCARD_MAX_BYTES (16u << 20)
+
+/* Keeps the body, or counts what is discarded once it is too large.
+ * Returns false when the answer must go out now. */
 static bool
 body_append(struct request *req, const char *data, size_t len)
 {
 	size_t max = (size_t)req->http->app->cfg->max_body_bytes;
 
+	if (req->response != NULL) {
+		req->discarded += len;
+		return req->discarded <= DISCARD_MAX_BYTES;
+	}
 	if (len > max - req->body.len) {
+		/* Reading the rest lets the client read the answer. */
 		respond_code(req, ERR_PAYLOAD_TOO_LARGE, "the body exceeds %zu "
 		    "bytes", max);
-		return false;
+		strbuf_finish(&req->body);
+		req->discarded = len;
+		return true;
 	}
 	strbuf_append(&req->body, data, len);
 	if (strbuf_failed(&req->body)) {
@@ -321,10 +336,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	if (*upload_data_size > 0) {
 		size_t len = *upload_data_size;
 		*upload_data_size = 0;
-		if (req->response == NULL && !body_append(req, upload_data,
-		    len)) {
-			/* Answer now: libmicrohttpd then closes the
-			 * connection rather than read the rest. */
+		if (!body_append(req, upload_data, len)) {
+			/* libmicrohttpd closes the connection after this
+			 * answer rather than read the rest. */
 			return queue(req);
 		}
 		return MHD_YES;
