@@ -91,6 +91,18 @@ copy_row_event(struct strbuf *out, const char *site_id,
 	strbuf_append_char(out, '\n');
 }
 
+void
+copy_row_event_id(struct strbuf *out, const char *site_id,
+    const struct event *ev)
+{
+	field_text(out, site_id);
+	strbuf_append_char(out, '\t');
+	strbuf_append_str(out, ev->event_id);
+	strbuf_append_char(out, '\t');
+	field_time(out, ev->received_us);
+	strbuf_append_char(out, '\n');
+}
+
 json_t *
 copy_row_problems_json(const struct event_problems *probs)
 {

@@ -15,11 +15,17 @@
 	"site_id, event_id, name, ts, received_at, sent_at, anonymous_id, "  \
 	"user_id, session_id, url, referrer, props, consent"
 
+#define COPY_ROW_EVENT_ID_COLUMNS "site_id, event_id, received_at"
+
 #define COPY_ROW_REJECTED_COLUMNS                                            \
 	"site_id, received_at, request_id, event_index, payload, errors"
 
 /* Appends one events row. */
 void copy_row_event(struct strbuf *out, const char *site_id,
+    const struct event *ev);
+
+/* Appends the event_ids row of the same event. */
+void copy_row_event_id(struct strbuf *out, const char *site_id,
     const struct event *ev);
 
 /* Appends one rejected_events row: payload is the event as sent, probs the

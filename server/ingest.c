@@ -197,6 +197,7 @@ take_events(struct ingest *in, json_t *events, const char *site_id,
 	json_array_foreach(events, i, v) {
 		if (event_parse_native(v, received, &ev, &probs)) {
 			copy_row_event(&in->item.events, site_id, &ev);
+			copy_row_event_id(&in->item.event_ids, site_id, &ev);
 			in->item.n_events++;
 			if (!writer_item_add_month(&in->item,
 			    timeutil_month_index(ev.ts_us))) {
@@ -214,6 +215,7 @@ take_events(struct ingest *in, json_t *events, const char *site_id,
 	in->answer = json_pack("{s:I, s:o}", "accepted",
 	    (json_int_t)in->item.n_events, "rejected", rejected);
 	return in->answer != NULL && !strbuf_failed(&in->item.events) &&
+	    !strbuf_failed(&in->item.event_ids) &&
 	    !strbuf_failed(&in->item.rejected);
 }
 

@@ -68,6 +68,7 @@ writer_item_init(struct writer_item *item)
 {
 	memset(item, 0, sizeof(*item));
 	strbuf_init(&item->events);
+	strbuf_init(&item->event_ids);
 	strbuf_init(&item->rejected);
 }
 
@@ -75,6 +76,7 @@ void
 writer_item_finish(struct writer_item *item)
 {
 	strbuf_finish(&item->events);
+	strbuf_finish(&item->event_ids);
 	strbuf_finish(&item->rejected);
 	free(item->months);
 	item->months = NULL;
@@ -194,8 +196,8 @@ conn_open(struct writer_conn *wc, struct error *err)
 		    migrate_latest_version());
 		goto fail;
 	}
-	/* Session-local staging: COPY is fast, and the dedup insert then
-	 * filters it in one statement. Rows vanish at each commit. */
+	/* Session-local staging for batches that hold retried ids: the
+	 * dedup statement filters it. Rows vanish at each commit. */
 	if (!db_exec(pg, "CREATE TEMP TABLE events_incoming (LIKE events "
 	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err)) {
 		goto fail;
@@ -234,11 +236,32 @@ conn_lost(struct writer_conn *wc)
 	complete(orphans, WRITER_UNAVAILABLE);
 }
 
+/* Which rows of the items a COPY sends. */
+enum rows {
+	ROWS_EVENTS,
+	ROWS_EVENT_IDS,
+	ROWS_REJECTED,
+};
+
+static const struct strbuf *
+rows_of(const struct writer_item *it, enum rows rows)
+{
+	switch (rows) {
+	case ROWS_EVENTS: return &it->events;
+	case ROWS_EVENT_IDS: return &it->event_ids;
+	case ROWS_REJECTED: break;
+	}
+	return &it->rejected;
+}
+
+/* Runs a COPY FROM STDIN with the chosen rows of every item. *duplicate is
+ * set when it failed on a unique key. */
 static bool
-copy_in(PGconn *pg, const char *sql, struct writer_item *items, bool events,
-    struct error *err)
+copy_in(PGconn *pg, const char *sql, struct writer_item *items,
+    enum rows rows, bool *duplicate, struct error *err)
 {
 	PGresult *res = PQexec(pg, sql);
+	const char *state;
 	bool ok;
 
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -248,7 +271,7 @@ copy_in(PGconn *pg, const char *sql, struct writer_item *items, bool events,
 	}
 	PQclear(res);
 	for (struct writer_item *it = items; it != NULL; it = it->next) {
-		const struct strbuf *sb = events ? &it->events : &it->rejected;
+		const struct strbuf *sb = rows_of(it, rows);
 		if (sb->len > 0 && PQputCopyData(pg, sb->data,
 		    (int)sb->len) != 1) {
 			db_error_from_conn(pg, NULL, err);
@@ -262,6 +285,8 @@ copy_in(PGconn *pg, const char *sql, struct writer_item *items, bool events,
 	res = PQgetResult(pg);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok) {
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		*duplicate = state != NULL && strcmp(state, "23505") == 0;
 		db_error_from_conn(pg, res, err);
 	}
 	PQclear(res);
@@ -299,14 +324,45 @@ ensure_partitions(struct writer_conn *wc, struct writer_item *items,
 	return true;
 }
 
-/* Writes items in one transaction. */
+/* Stores the events of items: two COPYs, or, with dedup, COPY into the
+ * staging table and the statement that skips stored ids. */
 static bool
-write_items(struct writer_conn *wc, struct writer_item *items,
-    struct error *err)
+write_events(struct writer_conn *wc, struct writer_item *items, bool dedup,
+    bool *duplicate, struct error *err)
+{
+	PGresult *res;
+	bool ok;
+
+	if (!dedup) {
+		return copy_in(wc->pg, "COPY event_ids ("
+		    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN", items,
+		    ROWS_EVENT_IDS, duplicate, err) &&
+		    copy_in(wc->pg, "COPY events (" COPY_ROW_EVENT_COLUMNS ") "
+		    "FROM STDIN", items, ROWS_EVENTS, duplicate, err);
+	}
+	if (!copy_in(wc->pg, "COPY events_incoming (" COPY_ROW_EVENT_COLUMNS
+	    ") FROM STDIN", items, ROWS_EVENTS, duplicate, err)) {
+		return false;
+	}
+	res = PQexecPrepared(wc->pg, "insert_events", 0, NULL, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok) {
+		db_error_from_conn(wc->pg, res, err);
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* Writes items in one transaction. *duplicate tells that it failed only
+ * because an event id was already stored (or twice in the batch). */
+static bool
+write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
+    bool *duplicate, struct error *err)
 {
 	bool any_events = false, any_rejected = false;
 	struct error ignored;
 
+	*duplicate = false;
 	for (struct writer_item *it = items; it != NULL; it = it->next) {
 		any_events = any_events || it->n_events > 0;
 		any_rejected = any_rejected || it->n_rejected > 0;
@@ -315,22 +371,12 @@ write_items(struct writer_conn *wc, struct writer_item *items,
 	    !db_exec(wc->pg, "BEGIN", 0, NULL, err)) {
 		return false;
 	}
-	if (any_events && (!copy_in(wc->pg, "COPY events_incoming ("
-	    COPY_ROW_EVENT_COLUMNS ") FROM STDIN", items, true, err))) {
+	if (any_events && !write_events(wc, items, dedup, duplicate, err)) {
 		goto fail;
 	}
-	if (any_events) {
-		PGresult *res = PQexecPrepared(wc->pg, "insert_events", 0,
-		    NULL, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			db_error_from_conn(wc->pg, res, err);
-			PQclear(res);
-			goto fail;
-		}
-		PQclear(res);
-	}
 	if (any_rejected && !copy_in(wc->pg, "COPY rejected_events ("
-	    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN", items, false, err)) {
+	    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN", items, ROWS_REJECTED,
+	    duplicate, err)) {
 		goto fail;
 	}
 	if (!db_exec(wc->pg, "COMMIT", 0, NULL, err)) {
@@ -351,8 +397,10 @@ static void
 write_batch(struct writer_conn *wc, struct writer_item *batch)
 {
 	struct error err = { 0 };
+	bool duplicate;
 
-	if (write_items(wc, batch, &err)) {
+	if (write_items(wc, batch, false, &duplicate, &err) ||
+	    (duplicate && write_items(wc, batch, true, &duplicate, &err))) {
 		complete(batch, WRITER_COMMITTED);
 		return;
 	}

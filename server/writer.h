@@ -3,10 +3,14 @@
  *
  * Writer threads each own one connection; request threads only enqueue.
  * A batch closes at writer_batch_max_events events or when its oldest item
- * has waited writer_batch_max_wait_ms. Events go through COPY into a
- * per-connection staging table, then into events, skipping ids already in
- * event_ids, so a retried event is stored once. Every item's done callback
- * runs exactly once, after its transaction committed or failed. */
+ * has waited writer_batch_max_wait_ms. An event id already in event_ids is
+ * not stored again, so a retried event is stored once. Every item's done callback
+ * runs exactly once, after its transaction committed or failed.
+ *
+ * Retries are rare, so a batch is first written optimistically with two
+ * plain COPYs (event_ids, then events); only when event_ids reports a
+ * duplicate is it rolled back and written through the staging table and a
+ * statement that skips the ids already stored. */
 #ifndef MILEPOST_SERVER_WRITER_H
 #define MILEPOST_SERVER_WRITER_H
 
@@ -30,7 +34,8 @@ enum writer_status {
  * (COPY rows, see copy_row.h), enqueues it, and must keep it alive until
  * done has been called; the writer only borrows it. */
 struct writer_item {
-	struct strbuf events;
+	struct strbuf events;	/* events rows */
+	struct strbuf event_ids; /* the event_ids rows of the same events */
 	size_t n_events;
 	struct strbuf rejected;
 	size_t n_rejected;
