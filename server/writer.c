@@ -202,14 +202,6 @@ conn_open(struct writer_conn *wc, struct error *err)
 	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err)) {
 		goto fail;
 	}
-	PGresult *res = PQprepare(pg, "insert_events", insert_events_sql, 0,
-	    NULL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		db_error_from_conn(pg, res, err);
-		PQclear(res);
-		goto fail;
-	}
-	PQclear(res);
 	wc->pg = pg;
 	wc->n_known = 0;
 	return true;
@@ -254,47 +246,19 @@ rows_of(const struct writer_item *it, enum rows rows)
 	return &it->rejected;
 }
 
-/* Runs a COPY FROM STDIN with the chosen rows of every item. *duplicate is
- * set when it failed on a unique key. */
+/* Streams the chosen rows of every item into the COPY the server asked
+ * for, and ends it. */
 static bool
-copy_in(PGconn *pg, const char *sql, struct writer_item *items,
-    enum rows rows, bool *duplicate, struct error *err)
+copy_send(PGconn *pg, const struct writer_item *items, enum rows rows)
 {
-	PGresult *res = PQexec(pg, sql);
-	const char *state;
-	bool ok;
-
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		db_error_from_conn(pg, res, err);
-		PQclear(res);
-		return false;
-	}
-	PQclear(res);
-	for (struct writer_item *it = items; it != NULL; it = it->next) {
+	for (const struct writer_item *it = items; it != NULL; it = it->next) {
 		const struct strbuf *sb = rows_of(it, rows);
 		if (sb->len > 0 && PQputCopyData(pg, sb->data,
 		    (int)sb->len) != 1) {
-			db_error_from_conn(pg, NULL, err);
 			return false;
 		}
 	}
-	if (PQputCopyEnd(pg, NULL) != 1) {
-		db_error_from_conn(pg, NULL, err);
-		return false;
-	}
-	res = PQgetResult(pg);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok) {
-		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		*duplicate = state != NULL && strcmp(state, "23505") == 0;
-		db_error_from_conn(pg, res, err);
-	}
-	PQclear(res);
-	/* Drain so the connection is ready for the next command. */
-	while ((res = PQgetResult(pg)) != NULL) {
-		PQclear(res);
-	}
-	return ok;
+	return PQputCopyEnd(pg, NULL) == 1;
 }
 
 static bool
@@ -324,70 +288,110 @@ ensure_partitions(struct writer_conn *wc, struct writer_item *items,
 	return true;
 }
 
-/* Stores the events of items: two COPYs, or, with dedup, COPY into the
- * staging table and the statement that skips stored ids. */
-static bool
-write_events(struct writer_conn *wc, struct writer_item *items, bool dedup,
-    bool *duplicate, struct error *err)
+/* The transaction for items as one simple-query script, so that it costs
+ * one round trip plus the rows rather than one per statement: PostgreSQL
+ * asks for each COPY's data in turn. copies receives the rows each COPY
+ * takes, in order. Only constant SQL goes in; values travel as COPY rows. */
+static size_t
+transaction_script(const struct writer_item *items, bool dedup,
+    struct strbuf *sql, enum rows copies[3])
 {
-	PGresult *res;
-	bool ok;
+	bool any_events = false, any_rejected = false;
+	size_t n = 0;
 
-	if (!dedup) {
-		return copy_in(wc->pg, "COPY event_ids ("
-		    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN", items,
-		    ROWS_EVENT_IDS, duplicate, err) &&
-		    copy_in(wc->pg, "COPY events (" COPY_ROW_EVENT_COLUMNS ") "
-		    "FROM STDIN", items, ROWS_EVENTS, duplicate, err);
+	for (const struct writer_item *it = items; it != NULL; it = it->next) {
+		any_events = any_events || it->n_events > 0;
+		any_rejected = any_rejected || it->n_rejected > 0;
 	}
-	if (!copy_in(wc->pg, "COPY events_incoming (" COPY_ROW_EVENT_COLUMNS
-	    ") FROM STDIN", items, ROWS_EVENTS, duplicate, err)) {
-		return false;
+	strbuf_append_str(sql, "BEGIN;");
+	if (any_events && dedup) {
+		strbuf_append_str(sql, "COPY events_incoming ("
+		    COPY_ROW_EVENT_COLUMNS ") FROM STDIN;");
+		strbuf_append_str(sql, insert_events_sql);
+		strbuf_append_char(sql, ';');
+		copies[n++] = ROWS_EVENTS;
+	} else if (any_events) {
+		strbuf_append_str(sql, "COPY event_ids ("
+		    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN;COPY events ("
+		    COPY_ROW_EVENT_COLUMNS ") FROM STDIN;");
+		copies[n++] = ROWS_EVENT_IDS;
+		copies[n++] = ROWS_EVENTS;
 	}
-	res = PQexecPrepared(wc->pg, "insert_events", 0, NULL, NULL, NULL, 0);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok) {
-		db_error_from_conn(wc->pg, res, err);
+	if (any_rejected) {
+		strbuf_append_str(sql, "COPY rejected_events ("
+		    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN;");
+		copies[n++] = ROWS_REJECTED;
 	}
-	PQclear(res);
-	return ok;
+	strbuf_append_str(sql, "COMMIT");
+	return n;
 }
 
-/* Writes items in one transaction. *duplicate tells that it failed only
- * because an event id was already stored (or twice in the batch). */
+/* Writes items in one transaction: the event ids and events with plain
+ * COPYs, or, with dedup, through the staging table and the statement that
+ * skips stored ids. *duplicate tells that it failed only because an event
+ * id was already stored (or came twice in the batch). */
 static bool
 write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
     bool *duplicate, struct error *err)
 {
-	bool any_events = false, any_rejected = false;
+	enum rows copies[3];
+	struct strbuf sql;
 	struct error ignored;
+	size_t n_copies, next = 0;
+	PGresult *res;
+	bool ok = true;
 
 	*duplicate = false;
-	for (struct writer_item *it = items; it != NULL; it = it->next) {
-		any_events = any_events || it->n_events > 0;
-		any_rejected = any_rejected || it->n_rejected > 0;
-	}
-	if (!ensure_partitions(wc, items, err) ||
-	    !db_exec(wc->pg, "BEGIN", 0, NULL, err)) {
+	if (!ensure_partitions(wc, items, err)) {
 		return false;
 	}
-	if (any_events && !write_events(wc, items, dedup, duplicate, err)) {
-		goto fail;
+	strbuf_init(&sql);
+	n_copies = transaction_script(items, dedup, &sql, copies);
+	if (strbuf_failed(&sql)) {
+		strbuf_finish(&sql);
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
 	}
-	if (any_rejected && !copy_in(wc->pg, "COPY rejected_events ("
-	    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN", items, ROWS_REJECTED,
-	    duplicate, err)) {
-		goto fail;
+	if (PQsendQuery(wc->pg, sql.data) != 1) {
+		strbuf_finish(&sql);
+		db_error_from_conn(wc->pg, NULL, err);
+		return false;
 	}
-	if (!db_exec(wc->pg, "COMMIT", 0, NULL, err)) {
-		goto fail;
+	strbuf_finish(&sql);
+	/* Read every result, also after an error, so that the connection is
+	 * idle again before the next command. */
+	while ((res = PQgetResult(wc->pg)) != NULL) {
+		const char *state;
+
+		switch (PQresultStatus(res)) {
+		case PGRES_COPY_IN:
+			if (!ok || next == n_copies ||
+			    !copy_send(wc->pg, items, copies[next])) {
+				PQputCopyEnd(wc->pg, "copy abandoned");
+			}
+			next++;
+			break;
+		case PGRES_COMMAND_OK:
+		case PGRES_TUPLES_OK:
+			break;
+		default:
+			if (ok) {
+				state = PQresultErrorField(res,
+				    PG_DIAG_SQLSTATE);
+				*duplicate = state != NULL &&
+				    strcmp(state, "23505") == 0;
+				db_error_from_conn(wc->pg, res, err);
+				ok = false;
+			}
+			break;
+		}
+		PQclear(res);
 	}
-	return true;
-fail:
-	if (PQstatus(wc->pg) == CONNECTION_OK) {
+	if (!ok && PQstatus(wc->pg) == CONNECTION_OK &&
+	    PQtransactionStatus(wc->pg) != PQTRANS_IDLE) {
 		db_exec(wc->pg, "ROLLBACK", 0, NULL, &ignored);
 	}
-	return false;
+	return ok;
 }
 
 /* Writes a batch and completes its items. When PostgreSQL refuses the
