@@ -266,11 +266,14 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 	if (probs->n > 0) {
 		return false;
 	}
-	if (ev->event_id[0] == '\0' &&
-	    !uuid7_generate(received_us / 1000, ev->event_id)) {
-		event_problem_add(probs, ERR_INTERNAL, "$.event_id",
-		    "no randomness available to generate an event_id");
-		return false;
+	if (ev->event_id[0] == '\0') {
+		if (!uuid7_generate(received_us / 1000, ev->event_id)) {
+			event_problem_add(probs, ERR_INTERNAL, "$.event_id",
+			    "no randomness available to generate an "
+			    "event_id");
+			return false;
+		}
+		ev->event_id_generated = true;
 	}
 	return true;
 }

@@ -36,6 +36,7 @@ struct event_problems {
  * parsed from and live as long as that object; NULL means absent. */
 struct event {
 	char event_id[UUID7_TEXT_LEN];
+	bool event_id_generated;	/* the client sent none */
 	const char *name;
 	int64_t ts_us;
 	int64_t received_us;

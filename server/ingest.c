@@ -197,7 +197,11 @@ take_events(struct ingest *in, json_t *events, const char *site_id,
 	json_array_foreach(events, i, v) {
 		if (event_parse_native(v, received, &ev, &probs)) {
 			copy_row_event(&in->item.events, site_id, &ev);
-			copy_row_event_id(&in->item.event_ids, site_id, &ev);
+			/* Only a client's id can come back in a retry. */
+			if (!ev.event_id_generated) {
+				copy_row_event_id(&in->item.event_ids, site_id,
+				    &ev);
+			}
 			in->item.n_events++;
 			if (!writer_item_add_month(&in->item,
 			    timeutil_month_index(ev.ts_us))) {

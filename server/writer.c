@@ -296,11 +296,12 @@ static size_t
 transaction_script(const struct writer_item *items, bool dedup,
     struct strbuf *sql, enum rows copies[3])
 {
-	bool any_events = false, any_rejected = false;
+	bool any_events = false, any_ids = false, any_rejected = false;
 	size_t n = 0;
 
 	for (const struct writer_item *it = items; it != NULL; it = it->next) {
 		any_events = any_events || it->n_events > 0;
+		any_ids = any_ids || it->event_ids.len > 0;
 		any_rejected = any_rejected || it->n_rejected > 0;
 	}
 	strbuf_append_str(sql, "BEGIN;");
@@ -311,10 +312,13 @@ transaction_script(const struct writer_item *items, bool dedup,
 		strbuf_append_char(sql, ';');
 		copies[n++] = ROWS_EVENTS;
 	} else if (any_events) {
-		strbuf_append_str(sql, "COPY event_ids ("
-		    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN;COPY events ("
-		    COPY_ROW_EVENT_COLUMNS ") FROM STDIN;");
-		copies[n++] = ROWS_EVENT_IDS;
+		if (any_ids) {
+			strbuf_append_str(sql, "COPY event_ids ("
+			    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN;");
+			copies[n++] = ROWS_EVENT_IDS;
+		}
+		strbuf_append_str(sql, "COPY events (" COPY_ROW_EVENT_COLUMNS
+		    ") FROM STDIN;");
 		copies[n++] = ROWS_EVENTS;
 	}
 	if (any_rejected) {

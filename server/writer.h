@@ -3,8 +3,9 @@
  *
  * Writer threads each own one connection; request threads only enqueue.
  * A batch closes at writer_batch_max_events events or when its oldest item
- * has waited writer_batch_max_wait_ms. An event id already in event_ids is
- * not stored again, so a retried event is stored once. Every item's done callback
+ * has waited writer_batch_max_wait_ms. A client-given event id already in
+ * event_ids is not stored again, so a retried event is stored once;
+ * generated ids cannot be retried and are not recorded there. Every item's done callback
  * runs exactly once, after its transaction committed or failed.
  *
  * Retries are rare, so a batch is first written optimistically with two
@@ -35,7 +36,7 @@ enum writer_status {
  * done has been called; the writer only borrows it. */
 struct writer_item {
 	struct strbuf events;	/* events rows */
-	struct strbuf event_ids; /* the event_ids rows of the same events */
+	struct strbuf event_ids; /* event_ids rows of the client-given ids */
 	size_t n_events;
 	struct strbuf rejected;
 	size_t n_rejected;

@@ -105,6 +105,7 @@ test_fields_are_read(void **state)
 	assert_true(event_parse_native(v, timeutil_now_us(), &ev, &probs));
 	assert_string_equal(ev.event_id,
 	    "0190b3c4-1234-7abc-8def-0123456789ab");
+	assert_false(ev.event_id_generated);
 	assert_string_equal(ev.name, "cart_added");
 	assert_string_equal(ev.user_id, "u1");
 	assert_null(ev.anonymous_id);
@@ -128,6 +129,7 @@ test_generated_ids_are_v7_and_distinct(void **state)
 	(void)state;
 	assert_true(event_parse_native(v, timeutil_now_us(), &a, &probs));
 	assert_true(event_parse_native(v, timeutil_now_us(), &b, &probs));
+	assert_true(a.event_id_generated);
 	assert_int_equal(a.event_id[14], '7');
 	assert_true(strchr("89ab", a.event_id[19]) != NULL);
 	assert_string_not_equal(a.event_id, b.event_id);
