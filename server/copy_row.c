@@ -59,14 +59,21 @@ field_json(struct strbuf *out, const json_t *v, const char *if_null)
 	free(text);
 }
 
-void
-copy_row_event(struct strbuf *out, const char *site_id,
-    const struct event *ev)
+/* The key both events and event_ids rows start with. */
+static void
+fields_key(struct strbuf *out, const char *site_id, const struct event *ev)
 {
 	field_text(out, site_id);
 	strbuf_append_char(out, '\t');
 	strbuf_append_str(out, ev->event_id);
 	strbuf_append_char(out, '\t');
+}
+
+void
+copy_row_event(struct strbuf *out, const char *site_id,
+    const struct event *ev)
+{
+	fields_key(out, site_id, ev);
 	field_text(out, ev->name);
 	strbuf_append_char(out, '\t');
 	field_time(out, ev->ts_us);
@@ -95,10 +102,7 @@ void
 copy_row_event_id(struct strbuf *out, const char *site_id,
     const struct event *ev)
 {
-	field_text(out, site_id);
-	strbuf_append_char(out, '\t');
-	strbuf_append_str(out, ev->event_id);
-	strbuf_append_char(out, '\t');
+	fields_key(out, site_id, ev);
 	field_time(out, ev->received_us);
 	strbuf_append_char(out, '\n');
 }
