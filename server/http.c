@@ -185,7 +185,6 @@ request_new(struct http *h, struct MHD_Connection *conn, const char *url,
     const char *method)
 {
 	struct request *req = calloc(1, sizeof(*req));
-	bool path_known;
 
 	if (req == NULL) {
 		return NULL;
@@ -195,8 +194,7 @@ request_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	strbuf_init(&req->body);
 	snprintf(req->id, sizeof(req->id), "%08lx%08lx", h->id_prefix,
 	    atomic_fetch_add(&h->next_id, 1) & 0xffffffffUL);
-	req->route = routes_find(method, url, req->allow, sizeof(req->allow),
-	    &path_known);
+	req->route = routes_find(method, url, req->allow, sizeof(req->allow));
 	atomic_fetch_add(&h->in_flight, 1);
 	return req;
 }

@@ -14,10 +14,9 @@ static const struct route routes[] = {
 
 const struct route *
 routes_find(const char *method, const char *path, char *allow,
-    size_t allow_size, bool *path_known)
+    size_t allow_size)
 {
 	allow[0] = '\0';
-	*path_known = false;
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(routes[i].path, path) != 0) {
 			continue;
@@ -25,11 +24,10 @@ routes_find(const char *method, const char *path, char *allow,
 		if (strcmp(routes[i].method, method) == 0) {
 			return &routes[i];
 		}
-		if (*path_known) {
+		if (allow[0] != '\0') {
 			strncat(allow, ", ", allow_size - strlen(allow) - 1);
 		}
 		strncat(allow, routes[i].method, allow_size - strlen(allow) - 1);
-		*path_known = true;
 	}
 	return NULL;
 }

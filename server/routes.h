@@ -15,10 +15,10 @@ struct route {
 	void (*handle)(struct request *req, struct app *app);
 };
 
-/* The route for method and path, or NULL. When the path exists for other
- * methods, allow receives them comma-separated (for the Allow header) and
- * *path_known is set. */
+/* The route for method and path, or NULL. allow receives the methods the
+ * path has (comma-separated, for the Allow header): empty means no such
+ * path. */
 const struct route *routes_find(const char *method, const char *path,
-    char *allow, size_t allow_size, bool *path_known);
+    char *allow, size_t allow_size);
 
 #endif
