@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 
@@ -16,6 +17,8 @@ enum key_type {
 	KEY_INT,
 	KEY_BOOL,
 	KEY_SITES,
+	KEY_LIST,
+	KEY_API_KEYS,
 };
 
 struct key {
@@ -25,43 +28,63 @@ struct key {
 	const char *default_text;	/* parsed like an environment value */
 	long min, max;
 	bool (*check)(const char *value);
+	bool reloadable;	/* SIGHUP applies it to a running daemon */
 };
 
 static bool check_log_level(const char *value);
+static bool check_consent_mode(const char *value);
 
 #define FIELD(f) offsetof(struct config, f)
 
 /* Alphabetical; docs/config.md lists the same keys. */
 static const struct key keys[] = {
+	{ "api_keys", KEY_API_KEYS, FIELD(api_keys), "[]", 0, 0, NULL, true },
+	{ "client_ip_header", KEY_STRING, FIELD(client_ip_header), "", 0, 0,
+	  NULL, true },
 	{ "connection_timeout_s", KEY_INT, FIELD(connection_timeout_s), "30",
-	  1, 3600, NULL },
+	  1, 3600, NULL, false },
+	{ "consent_mode", KEY_STRING, FIELD(consent_mode), "drop", 0, 0,
+	  check_consent_mode, true },
 	{ "database_url", KEY_STRING, FIELD(database_url),
-	  "postgresql:///milepost", 0, 0, NULL },
+	  "postgresql:///milepost", 0, 0, NULL, false },
 	{ "dedup_window_hours", KEY_INT, FIELD(dedup_window_hours), "168", 1,
-	  8760, NULL },
-	{ "http_threads", KEY_INT, FIELD(http_threads), "2", 1, 64, NULL },
-	{ "listen", KEY_STRING, FIELD(listen), "127.0.0.1:8080", 0, 0, NULL },
+	  8760, NULL, false },
+	{ "honor_dnt", KEY_BOOL, FIELD(honor_dnt), "false", 0, 0, NULL, true },
+	{ "http_threads", KEY_INT, FIELD(http_threads), "2", 1, 64, NULL, false },
+	{ "listen", KEY_STRING, FIELD(listen), "127.0.0.1:8080", 0, 0, NULL, false },
 	{ "log_level", KEY_STRING, FIELD(log_level), "info", 0, 0,
-	  check_log_level },
+	  check_log_level, true },
 	{ "max_batch_events", KEY_INT, FIELD(max_batch_events), "500", 1,
-	  100000, NULL },
+	  100000, NULL, true },
 	{ "max_body_bytes", KEY_INT, FIELD(max_body_bytes), "524288", 1024,
-	  67108864, NULL },
+	  67108864, NULL, false },
 	{ "max_connections", KEY_INT, FIELD(max_connections), "1024", 16,
-	  65536, NULL },
+	  65536, NULL, false },
 	{ "migrate_on_start", KEY_BOOL, FIELD(migrate_on_start), "true", 0, 0,
-	  NULL },
+	  NULL, false },
 	{ "partitions_ahead_months", KEY_INT, FIELD(partitions_ahead_months),
-	  "2", 1, 24, NULL },
-	{ "retry_after_s", KEY_INT, FIELD(retry_after_s), "5", 1, 3600, NULL },
+	  "2", 1, 24, NULL, false },
+	{ "pii_hash_key", KEY_STRING, FIELD(pii_hash_key), "", 0, 0, NULL,
+	  true },
+	{ "plan", KEY_STRING, FIELD(plan), "", 0, 0, NULL, true },
+	{ "query_threads", KEY_INT, FIELD(query_threads), "2", 1, 64, NULL, false },
+	{ "rejected_retention_days", KEY_INT, FIELD(rejected_retention_days),
+	  "30", 0, 36500, NULL, false },
+	{ "retention_days", KEY_INT, FIELD(retention_days), "0", 0, 36500,
+	  NULL, false },
+	{ "retry_after_s", KEY_INT, FIELD(retry_after_s), "5", 1, 3600, NULL, false },
 	{ "shutdown_timeout_s", KEY_INT, FIELD(shutdown_timeout_s), "10", 1,
-	  600, NULL },
-	{ "sites", KEY_SITES, FIELD(sites), "[]", 0, 0, NULL },
+	  600, NULL, false },
+	{ "sites", KEY_SITES, FIELD(sites), "[]", 0, 0, NULL, true },
+	{ "url_strip_params", KEY_LIST, FIELD(url_strip_params),
+	  "email,e-mail,mail,phone,tel,token,access_token,id_token,"
+	  "refresh_token,auth,code,password,pass,passwd,pwd,secret,api_key,"
+	  "apikey,session,sessionid,sid,ssn", 0, 0, NULL, true },
 	{ "writer_batch_max_events", KEY_INT, FIELD(writer_batch_max_events),
-	  "1000", 1, 100000, NULL },
+	  "1000", 1, 100000, NULL, false },
 	{ "writer_batch_max_wait_ms", KEY_INT, FIELD(writer_batch_max_wait_ms),
-	  "2", 0, 1000, NULL },
-	{ "writer_threads", KEY_INT, FIELD(writer_threads), "2", 1, 16, NULL },
+	  "2", 0, 1000, NULL, false },
+	{ "writer_threads", KEY_INT, FIELD(writer_threads), "2", 1, 16, NULL, false },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -72,6 +95,12 @@ check_log_level(const char *value)
 	enum log_level lvl;
 
 	return log_level_parse(value, &lvl);
+}
+
+static bool
+check_consent_mode(const char *value)
+{
+	return strcmp(value, "drop") == 0 || strcmp(value, "anonymous") == 0;
 }
 
 static void *
@@ -86,6 +115,40 @@ key_find(const char *name)
 	for (size_t i = 0; i < N_KEYS; i++) {
 		if (strcmp(keys[i].name, name) == 0) {
 			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+/* True if key k holds the same value in a and b. */
+static bool
+key_equal(const struct config *a, const struct config *b,
+    const struct key *k)
+{
+	const void *fa = (const char *)a + k->offset;
+	const void *fb = (const char *)b + k->offset;
+
+	switch (k->type) {
+	case KEY_STRING:
+		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+	case KEY_INT:
+		return *(const long *)fa == *(const long *)fb;
+	case KEY_BOOL:
+		return *(const bool *)fa == *(const bool *)fb;
+	case KEY_SITES:
+	case KEY_LIST:
+	case KEY_API_KEYS:
+		break;
+	}
+	return true;	/* no such key is fixed */
+}
+
+const char *
+config_fixed_key_changed(const struct config *a, const struct config *b)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (!keys[i].reloadable && !key_equal(a, b, &keys[i])) {
+			return keys[i].name;
 		}
 	}
 	return NULL;
@@ -276,6 +339,205 @@ sites_set(struct config *cfg, json_t *arr, const char *where,
 	return true;
 }
 
+static void
+strings_free(char **items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(items[i]);
+	}
+	free(items);
+}
+
+/* Copies the strings of the JSON array arr into a new vector. */
+static bool
+strings_from_json(const json_t *arr, char ***out, size_t *n_out,
+    const char *what, const char *where, struct error *err)
+{
+	char **items;
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(arr)) {
+		error_set(err, ERR_CONFIG, "%s: %s must be an array of strings",
+		    where, what);
+		return false;
+	}
+	items = calloc(json_array_size(arr) + 1, sizeof(*items));
+	if (items == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	json_array_foreach((json_t *)arr, i, v) {
+		if (!json_is_string(v) || json_string_length(v) == 0) {
+			error_set(err, ERR_CONFIG, "%s: %s[%zu] must be a "
+			    "non-empty string", where, what, i);
+			strings_free(items, i);
+			return false;
+		}
+		items[i] = strdup(json_string_value(v));
+		if (items[i] == NULL) {
+			error_set(err, ERR_NOMEM, "out of memory");
+			strings_free(items, i);
+			return false;
+		}
+	}
+	*out = items;
+	*n_out = json_array_size(arr);
+	return true;
+}
+
+static bool
+list_set(struct config *cfg, const struct key *k, const json_t *arr,
+    const char *where, struct error *err)
+{
+	struct config_list *list = field(cfg, k), fresh;
+
+	if (!strings_from_json(arr, &fresh.items, &fresh.n, k->name, where,
+	    err)) {
+		return false;
+	}
+	strings_free(list->items, list->n);
+	*list = fresh;
+	return true;
+}
+
+/* "a,b,c" (spaces around names ignored) as a JSON array. */
+static json_t *
+list_from_text(const char *text)
+{
+	json_t *arr = json_array();
+	const char *p = text;
+
+	while (arr != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+		const char *q = p;
+		while (n > 0 && isspace((unsigned char)*q)) {
+			q++;
+			n--;
+		}
+		while (n > 0 && isspace((unsigned char)q[n - 1])) {
+			n--;
+		}
+		if (n > 0) {
+			json_array_append_new(arr, json_stringn(q, n));
+		}
+		p = end != NULL ? end + 1 : p + strlen(p);
+	}
+	return arr;
+}
+
+static void
+api_keys_free(struct config_api_key *keys_, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(keys_[i].name);
+		free(keys_[i].key_sha256);
+		strings_free(keys_[i].sites, keys_[i].n_sites);
+	}
+	free(keys_);
+}
+
+static bool
+is_sha256_hex(const char *s)
+{
+	size_t n = 0;
+
+	for (; isxdigit((unsigned char)s[n]); n++) {
+	}
+	return n == 64 && s[n] == '\0';
+}
+
+static bool
+api_key_parse(json_t *obj, size_t idx, const char *where,
+    struct config_api_key *key, struct error *err)
+{
+	static const char *const allowed[] = { "name", "scope", "key_sha256",
+		"sites" };
+	const char *k, *scope;
+	char what[64];
+	json_t *v;
+	size_t j;
+
+	if (!json_is_object(obj)) {
+		error_set(err, ERR_CONFIG, "%s: api_keys[%zu] must be an object",
+		    where, idx);
+		return false;
+	}
+	json_object_foreach(obj, k, v) {
+		for (j = 0; j < sizeof(allowed) / sizeof(allowed[0]) &&
+		    strcmp(k, allowed[j]) != 0; j++) {
+		}
+		if (j == sizeof(allowed) / sizeof(allowed[0])) {
+			error_set(err, ERR_CONFIG, "%s: unknown key "
+			    "'api_keys[%zu].%s'", where, idx, k);
+			return false;
+		}
+	}
+	v = json_object_get(obj, "name");
+	scope = json_string_value(json_object_get(obj, "scope"));
+	k = json_string_value(json_object_get(obj, "key_sha256"));
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    json_string_length(v) > 64) {
+		error_set(err, ERR_CONFIG, "%s: api_keys[%zu].name must be a "
+		    "non-empty string of at most 64 bytes", where, idx);
+		return false;
+	}
+	if (scope == NULL || (strcmp(scope, "read") != 0 &&
+	    strcmp(scope, "admin") != 0)) {
+		error_set(err, ERR_CONFIG, "%s: api_keys[%zu].scope must be "
+		    "read or admin", where, idx);
+		return false;
+	}
+	if (k == NULL || !is_sha256_hex(k)) {
+		error_set(err, ERR_CONFIG, "%s: api_keys[%zu].key_sha256 must be "
+		    "the 64 hex digits of the key's SHA-256 (milepost "
+		    "hash-key prints them)", where, idx);
+		return false;
+	}
+	key->admin = strcmp(scope, "admin") == 0;
+	key->name = strdup(json_string_value(v));
+	key->key_sha256 = strdup(k);
+	if (key->name == NULL || key->key_sha256 == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	v = json_object_get(obj, "sites");
+	snprintf(what, sizeof(what), "api_keys[%zu].sites", idx);
+	return v == NULL || strings_from_json(v, &key->sites, &key->n_sites,
+	    what, where, err);
+}
+
+static bool
+api_keys_set(struct config *cfg, json_t *arr, const char *where,
+    struct error *err)
+{
+	struct config_api_key *keys_ = NULL;
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(arr)) {
+		error_set(err, ERR_CONFIG, "%s: key 'api_keys' must be an array",
+		    where);
+		return false;
+	}
+	keys_ = calloc(json_array_size(arr) + 1, sizeof(*keys_));
+	if (keys_ == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	json_array_foreach(arr, i, v) {
+		if (!api_key_parse(v, i, where, &keys_[i], err)) {
+			api_keys_free(keys_, i + 1);
+			return false;
+		}
+	}
+	api_keys_free(cfg->api_keys, cfg->n_api_keys);
+	cfg->api_keys = keys_;
+	cfg->n_api_keys = json_array_size(arr);
+	return true;
+}
+
 static bool
 int_set(struct config *cfg, const struct key *k, long v, const char *where,
     struct error *err)
@@ -310,14 +572,17 @@ string_set(struct config *cfg, const struct key *k, const char *v,
 	return true;
 }
 
+static bool key_set_json(struct config *cfg, const struct key *k,
+    json_t *v, const char *where, struct error *err);
+
 /* Sets key k from text, as found in the environment or on the command
  * line (and in the defaults column of the table). */
 static bool
 key_set_text(struct config *cfg, const struct key *k, const char *text,
     const char *where, struct error *err)
 {
-	json_error_t jerr;
-	json_t *arr;
+	json_error_t jerr = { .text = "out of memory" };
+	json_t *arr = NULL;
 	char *end;
 	long v;
 	bool ok;
@@ -346,18 +611,25 @@ key_set_text(struct config *cfg, const struct key *k, const char *text,
 			return false;
 		}
 		return true;
+	case KEY_LIST:
+		/* A JSON array or, friendlier in an environment, a comma
+		 * list. */
+		arr = text[0] == '[' ? json_loads(text, JSON_REJECT_DUPLICATES,
+		    &jerr) : list_from_text(text);
+		break;
 	case KEY_SITES:
+	case KEY_API_KEYS:
 		arr = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-		if (arr == NULL) {
-			error_set(err, ERR_CONFIG, "%s: key '%s' is not valid "
-			    "JSON: %s", where, k->name, jerr.text);
-			return false;
-		}
-		ok = sites_set(cfg, arr, where, err);
-		json_decref(arr);
-		return ok;
+		break;
 	}
-	return false;
+	if (arr == NULL) {
+		error_set(err, ERR_CONFIG, "%s: key '%s' is not valid JSON: %s",
+		    where, k->name, jerr.text);
+		return false;
+	}
+	ok = key_set_json(cfg, k, arr, where, err);
+	json_decref(arr);
+	return ok;
 }
 
 static bool
@@ -367,6 +639,7 @@ key_set_json(struct config *cfg, const struct key *k, json_t *v,
 	static const char *const type_names[] = {
 		[KEY_STRING] = "a string", [KEY_INT] = "an integer",
 		[KEY_BOOL] = "a boolean", [KEY_SITES] = "an array",
+		[KEY_LIST] = "an array", [KEY_API_KEYS] = "an array",
 	};
 
 	switch (k->type) {
@@ -397,6 +670,10 @@ key_set_json(struct config *cfg, const struct key *k, json_t *v,
 		break;
 	case KEY_SITES:
 		return sites_set(cfg, v, where, err);
+	case KEY_LIST:
+		return list_set(cfg, k, v, where, err);
+	case KEY_API_KEYS:
+		return api_keys_set(cfg, v, where, err);
 	}
 	error_set(err, ERR_CONFIG, "%s: key '%s' must be %s", where, k->name,
 	    type_names[k->type]);
@@ -434,6 +711,8 @@ config_free(struct config *cfg)
 		}
 	}
 	sites_free(cfg->sites, cfg->n_sites);
+	api_keys_free(cfg->api_keys, cfg->n_api_keys);
+	strings_free(cfg->url_strip_params.items, cfg->url_strip_params.n);
 	free(cfg);
 }
 
@@ -568,9 +847,55 @@ config_apply_flag(struct config *cfg, const char *name, const char *value,
 	return key_set_text(cfg, k, value, where, err);
 }
 
+static bool
+site_exists(const struct config *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		if (strcmp(cfg->sites[i].id, id) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+api_keys_validate(const struct config *cfg, struct error *err)
+{
+	for (size_t i = 0; i < cfg->n_api_keys; i++) {
+		const struct config_api_key *k = &cfg->api_keys[i];
+		for (size_t j = 0; j < k->n_sites; j++) {
+			if (!site_exists(cfg, k->sites[j])) {
+				error_set(err, ERR_CONFIG, "api_keys[%zu].sites "
+				    "names an unknown site '%s'", i,
+				    k->sites[j]);
+				return false;
+			}
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcasecmp(cfg->api_keys[j].key_sha256,
+			    k->key_sha256) == 0) {
+				error_set(err, ERR_CONFIG, "api_keys[%zu] has "
+				    "the same key as api_keys[%zu]", i, j);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
 bool
 config_validate(const struct config *cfg, struct error *err)
 {
+	size_t hash_key_len = strlen(cfg->pii_hash_key);
+
+	if (hash_key_len > 0 && hash_key_len < 16) {
+		error_set(err, ERR_CONFIG, "pii_hash_key must be at least 16 "
+		    "bytes (32 random bytes, hex-encoded, are best)");
+		return false;
+	}
+	if (!api_keys_validate(cfg, err)) {
+		return false;
+	}
 	for (size_t i = 0; i < cfg->n_sites; i++) {
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(cfg->sites[i].id, cfg->sites[j].id) == 0) {

@@ -20,10 +20,30 @@ struct config_site {
 	size_t n_allowed_origins;
 };
 
+/* A secret API key for the query and admin API: only its SHA-256 is
+ * kept (see privacy_key_matches). */
+struct config_api_key {
+	char *name;		/* who holds it, for the audit trail and logs */
+	bool admin;		/* admin keys can also replay and erase */
+	char *key_sha256;
+	char **sites;		/* the sites it may see; none: every site */
+	size_t n_sites;
+};
+
+struct config_list {
+	char **items;
+	size_t n;
+};
+
 struct config {
+	struct config_api_key *api_keys;
+	size_t n_api_keys;
+	char *client_ip_header;
 	long connection_timeout_s;
+	char *consent_mode;
 	char *database_url;
 	long dedup_window_hours;
+	bool honor_dnt;
 	long http_threads;
 	char *listen;
 	char *log_level;
@@ -32,10 +52,16 @@ struct config {
 	long max_connections;
 	bool migrate_on_start;
 	long partitions_ahead_months;
+	char *pii_hash_key;
+	char *plan;
+	long query_threads;
+	long rejected_retention_days;
+	long retention_days;
 	long retry_after_s;
 	long shutdown_timeout_s;
 	struct config_site *sites;
 	size_t n_sites;
+	struct config_list url_strip_params;
 	long writer_batch_max_events;
 	long writer_batch_max_wait_ms;
 	long writer_threads;
@@ -61,8 +87,14 @@ bool config_apply_env(struct config *cfg,
 bool config_apply_flag(struct config *cfg, const char *name,
     const char *value, struct error *err);
 
-/* Checks what single keys cannot: sites have unique ids and keys. */
+/* Checks what single keys cannot: sites have unique ids and keys, API
+ * keys name known sites. */
 bool config_validate(const struct config *cfg, struct error *err);
+
+/* The first key that a reload cannot change (listen address, threads,
+ * database, ...) whose value differs between a and b; NULL if none. */
+const char *config_fixed_key_changed(const struct config *a,
+    const struct config *b);
 
 /* The i-th key name in table order, NULL past the end. */
 const char *config_key_name(size_t i);

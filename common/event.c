@@ -22,6 +22,7 @@ enum field_kind {
 	FIELD_SENT_AT,
 	FIELD_PROPS,
 	FIELD_CONSENT,
+	FIELD_VERSION,
 };
 
 struct field {
@@ -45,6 +46,7 @@ static const struct field fields[] = {
 	{ "referrer", FIELD_TEXT, EVENT_URL_MAX, AT(referrer) },
 	{ "props", FIELD_PROPS, 0, 0 },
 	{ "consent", FIELD_CONSENT, 0, 0 },
+	{ "version", FIELD_VERSION, 0, 0 },
 };
 
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -65,26 +67,6 @@ event_problem_add(struct event_problems *probs, enum err_code code,
 	va_start(ap, fmt);
 	vsnprintf(p->message, sizeof(p->message), fmt, ap);
 	va_end(ap);
-}
-
-bool
-event_name_is_snake_case(const char *name)
-{
-	const char *p = name;
-
-	if (*p < 'a' || *p > 'z') {
-		return false;
-	}
-	for (p++; *p != '\0'; p++) {
-		bool alnum = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9');
-		if (*p == '_' && p[1] != '\0' && p[1] != '_') {
-			continue;
-		}
-		if (!alnum) {
-			return false;
-		}
-	}
-	return true;
 }
 
 static const struct field *
@@ -112,7 +94,7 @@ check_consent(json_t *v, struct event_problems *probs)
 			    "consent category names are at most %d bytes",
 			    EVENT_CONSENT_KEY_MAX);
 		} else if (!json_is_boolean(flag)) {
-			event_problem_add(probs, ERR_INVALID_TYPE, path,
+			event_problem_add(probs, ERR_WRONG_TYPE, path,
 			    "consent flags must be booleans");
 		}
 	}
@@ -141,9 +123,20 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 	size_t len;
 
 	snprintf(path, sizeof(path), "$.%s", f->name);
+	if (f->kind == FIELD_VERSION) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > EVENT_VERSION_MAX) {
+			event_problem_add(probs, ERR_WRONG_TYPE, path,
+			    "version must be an integer from 1 to %d",
+			    EVENT_VERSION_MAX);
+		} else {
+			ev->version = json_integer_value(v);
+		}
+		return;
+	}
 	if (f->kind == FIELD_PROPS || f->kind == FIELD_CONSENT) {
 		if (!json_is_object(v)) {
-			event_problem_add(probs, ERR_INVALID_TYPE, path,
+			event_problem_add(probs, ERR_WRONG_TYPE, path,
 			    "%s must be an object", f->name);
 		} else if (f->kind == FIELD_CONSENT) {
 			check_consent(v, probs);
@@ -159,14 +152,14 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 		return;
 	}
 	if (!json_is_string(v)) {
-		event_problem_add(probs, ERR_INVALID_TYPE, path,
+		event_problem_add(probs, ERR_WRONG_TYPE, path,
 		    "%s must be a string", f->name);
 		return;
 	}
 	s = json_string_value(v);
 	len = json_string_length(v);
-	if (len == 0 && f->kind != FIELD_NAME) {
-		return;		/* empty optional strings count as absent */
+	if (len == 0) {
+		return;		/* empty strings count as absent */
 	}
 	if (len > f->max_len) {
 		event_problem_add(probs, ERR_TOO_LONG, path,
@@ -187,11 +180,7 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 		}
 		break;
 	case FIELD_NAME:
-		if (!event_name_is_snake_case(s)) {
-			event_problem_add(probs, ERR_INVALID_NAME, path,
-			    "name must match ^[a-z][a-z0-9]*(_[a-z0-9]+)*$");
-			return;
-		}
+		/* Its form is the tracking plan's to judge. */
 		ev->name = s;
 		break;
 	case FIELD_TS:
@@ -211,6 +200,7 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 		break;
 	case FIELD_PROPS:
 	case FIELD_CONSENT:
+	case FIELD_VERSION:
 		break;
 	}
 }
@@ -253,15 +243,9 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 		}
 		field_read(f, value, ev, probs);
 	}
-	if (json_object_get(v, "name") == NULL) {
+	if (ev->name == NULL && !has_problem_at(probs, "$.name")) {
 		event_problem_add(probs, ERR_MISSING_FIELD, "$.name",
 		    "name is required");
-	}
-	if (ev->anonymous_id == NULL && ev->user_id == NULL &&
-	    !has_problem_at(probs, "$.anonymous_id") &&
-	    !has_problem_at(probs, "$.user_id")) {
-		event_problem_add(probs, ERR_MISSING_FIELD, "$.anonymous_id",
-		    "anonymous_id or user_id is required");
 	}
 	if (probs->n > 0) {
 		return false;

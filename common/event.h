@@ -1,8 +1,10 @@
 /* event.h - the native event: reading one from JSON and checking its
  * structure (types, lengths, naming, timestamps).
  *
- * Checks against the tracking plan come later in the pipeline; this module
- * only knows what every event must look like. No I/O. */
+ * Checks against the tracking plan (naming included) come later in the
+ * pipeline; this module only knows what every event must look like. An
+ * event may carry no identity at all: ingest then derives a cookieless
+ * one. No I/O. */
 #ifndef MILEPOST_COMMON_EVENT_H
 #define MILEPOST_COMMON_EVENT_H
 
@@ -19,6 +21,7 @@
 #define EVENT_PROPS_DEPTH_MAX 8
 #define EVENT_CONSENT_KEY_MAX 64
 #define EVENT_MAX_PROBLEMS 16
+#define EVENT_VERSION_MAX 1000000
 
 struct event_problem {
 	enum err_code code;
@@ -38,6 +41,7 @@ struct event {
 	char event_id[UUID7_TEXT_LEN];
 	bool event_id_generated;	/* the client sent none */
 	const char *name;
+	int64_t version;		/* of the event's schema; 0: current */
 	int64_t ts_us;
 	int64_t received_us;
 	bool has_sent_at;
@@ -49,6 +53,11 @@ struct event {
 	const char *referrer;
 	json_t *props;
 	json_t *consent;
+	/* Set by the ingest pipeline from the plan and consent, for storing. */
+	long plan_version;
+	const char *kind;	/* NULL: not in the plan */
+	const char *phase;
+	bool consented;		/* false: stored anonymised */
 };
 
 /* Reads the native event v (any JSON value) received at received_us into
@@ -57,10 +66,6 @@ struct event {
  * UUIDv7 event_id when none is given. */
 bool event_parse_native(json_t *v, int64_t received_us, struct event *ev,
     struct event_problems *probs);
-
-/* True if name follows the default naming convention, snake_case:
- * ^[a-z][a-z0-9]*(_[a-z0-9]+)*$ */
-bool event_name_is_snake_case(const char *name);
 
 /* Adds a problem (ignored past EVENT_MAX_PROBLEMS). */
 void event_problem_add(struct event_problems *probs, enum err_code code,

@@ -1,14 +1,62 @@
-/* app.h - what request handlers share: the configuration and the writer.
- * Plain data, fixed once the daemon serves. */
+/* app.h - what request handlers share.
+ *
+ * Two kinds of settings: app->cfg is the configuration the daemon started
+ * with, for what cannot change while it runs (listen address, threads,
+ * database, limits the HTTP layer enforces). The keys SIGHUP may change
+ * (sites, API keys, the plan, consent and privacy settings) live in a
+ * state: a handler takes the current one with app_state_get, uses it for
+ * the whole request and drops it with app_state_put, so that a reload
+ * never changes the rules under a request in flight. */
 #ifndef MILEPOST_SERVER_APP_H
 #define MILEPOST_SERVER_APP_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "common/config.h"
+#include "common/plan.h"
+#include "server/visitor.h"
 #include "server/writer.h"
 
-struct app {
-	const struct config *cfg;
-	struct writer *writer;
+struct query_pool;
+
+struct app_state {
+	atomic_long refs;
+	struct config *cfg;	/* owned */
+	struct plan *plan;	/* owned */
+	bool consent_anonymous;	/* consent_mode is anonymous */
 };
+
+/* Counters since start; read by the metrics endpoint. */
+struct app_counters {
+	atomic_ullong dropped_no_consent;
+	atomic_ullong anonymised;
+	atomic_ullong deprecated_accepted;
+	atomic_ullong quarantined;
+	atomic_ullong reloads;
+	atomic_ullong reload_failures;
+};
+
+struct app {
+	const struct config *cfg;	/* as started; see above */
+	struct writer *writer;
+	struct query_pool *queries;
+	struct visitor_salt *salt;
+	struct app_counters counters;
+	pthread_mutex_t lock;		/* guards state */
+	struct app_state *state;
+};
+
+/* A state holding cfg and plan, which it takes over (freed with it even
+ * on failure). NULL when out of memory. */
+struct app_state *app_state_new(struct config *cfg, struct plan *plan);
+
+/* The current state, with a reference the caller must put. */
+struct app_state *app_state_get(struct app *app);
+void app_state_put(struct app_state *state);	/* NULL is fine */
+
+/* Makes state current; the previous one goes when its last user puts it.
+ * Takes over the caller's reference. */
+void app_state_swap(struct app *app, struct app_state *state);
 
 #endif

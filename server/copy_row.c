@@ -95,7 +95,15 @@ copy_row_event(struct strbuf *out, const char *site_id,
 	field_json(out, ev->props, "{}");
 	strbuf_append_char(out, '\t');
 	field_json(out, ev->consent, "{}");
-	strbuf_append_char(out, '\n');
+	if (ev->plan_version > 0) {
+		strbuf_appendf(out, "\t%ld\t", ev->plan_version);
+	} else {
+		strbuf_append_str(out, "\t\\N\t");
+	}
+	field_text(out, ev->kind);
+	strbuf_append_char(out, '\t');
+	field_text(out, ev->phase);
+	strbuf_append_str(out, ev->consented ? "\tt\n" : "\tf\n");
 }
 
 void
@@ -121,26 +129,87 @@ copy_row_problems_json(const struct event_problems *probs)
 	return arr;
 }
 
-void
-copy_row_rejected(struct strbuf *out, const char *site_id,
-    int64_t received_us, const char *request_id, size_t index,
-    const json_t *payload, const struct event_problems *probs)
+/* A PostgreSQL array literal of the distinct codes, e.g.
+ * {name_format,too_long}: wire names are snake_case, so nothing needs
+ * quoting. */
+static void
+field_codes(struct strbuf *out, const struct event_problems *probs)
 {
-	json_t *errors = copy_row_problems_json(probs);
+	const char *sep = "";
 
-	field_text(out, site_id);
+	strbuf_append_char(out, '{');
+	for (size_t i = 0; i < probs->n; i++) {
+		size_t j = 0;
+		while (j < i && probs->items[j].code != probs->items[i].code) {
+			j++;
+		}
+		if (j == i) {
+			strbuf_appendf(out, "%s%s", sep,
+			    error_code_name(probs->items[i].code));
+			sep = ",";
+		}
+	}
+	strbuf_append_char(out, '}');
+}
+
+/* A PostgreSQL array literal of arbitrary strings, each quoted. */
+static void
+field_text_array(struct strbuf *out, const json_t *arr)
+{
+	struct strbuf elem;
+	size_t i;
+	json_t *v;
+
+	strbuf_init(&elem);
+	strbuf_append_char(&elem, '{');
+	json_array_foreach((json_t *)arr, i, v) {
+		const char *s = json_string_value(v);
+		strbuf_append_str(&elem, i == 0 ? "\"" : ",\"");
+		for (; s != NULL && *s != '\0'; s++) {
+			if (*s == '"' || *s == '\\') {
+				strbuf_append_char(&elem, '\\');
+			}
+			strbuf_append_char(&elem, *s);
+		}
+		strbuf_append_char(&elem, '"');
+	}
+	strbuf_append_char(&elem, '}');
+	if (strbuf_failed(&elem)) {
+		out->failed = true;
+	} else {
+		field_text(out, elem.data);
+	}
+	strbuf_finish(&elem);
+}
+
+void
+copy_row_rejected(struct strbuf *out, const struct rejected_row *r)
+{
+	json_t *errors = copy_row_problems_json(r->probs);
+
+	field_text(out, r->site_id);
 	strbuf_append_char(out, '\t');
-	field_time(out, received_us);
+	field_time(out, r->received_us);
 	strbuf_append_char(out, '\t');
-	field_text(out, request_id);
-	strbuf_appendf(out, "\t%zu\t", index);
-	field_json(out, payload, "null");
+	field_text(out, r->request_id);
+	strbuf_appendf(out, "\t%zu\t", r->index);
+	field_json(out, r->payload, "null");
 	strbuf_append_char(out, '\t');
 	if (errors == NULL) {
 		out->failed = true;
 	} else {
 		field_json(out, errors, "[]");
 	}
+	strbuf_append_char(out, '\t');
+	field_text(out, r->event_name);
+	strbuf_append_char(out, '\t');
+	field_codes(out, r->probs);
+	strbuf_append_str(out, r->quarantined ? "\tt\t" : "\tf\t");
+	field_text(out, r->derived_anonymous_id);
+	strbuf_append_char(out, '\t');
+	field_json(out, r->consent_overrides, "{}");
+	strbuf_append_char(out, '\t');
+	field_text_array(out, r->redacted);
 	strbuf_append_char(out, '\n');
 	json_decref(errors);
 }

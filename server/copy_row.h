@@ -13,12 +13,15 @@
 
 #define COPY_ROW_EVENT_COLUMNS                                               \
 	"site_id, event_id, name, ts, received_at, sent_at, anonymous_id, "  \
-	"user_id, session_id, url, referrer, props, consent"
+	"user_id, session_id, url, referrer, props, consent, plan_version, " \
+	"kind, phase, consented"
 
 #define COPY_ROW_EVENT_ID_COLUMNS "site_id, event_id, received_at"
 
 #define COPY_ROW_REJECTED_COLUMNS                                            \
-	"site_id, received_at, request_id, event_index, payload, errors"
+	"site_id, received_at, request_id, event_index, payload, errors, "   \
+	"event_name, error_codes, quarantined, derived_anonymous_id, "       \
+	"consent_overrides, redacted"
 
 /* Appends one events row. */
 void copy_row_event(struct strbuf *out, const char *site_id,
@@ -28,11 +31,22 @@ void copy_row_event(struct strbuf *out, const char *site_id,
 void copy_row_event_id(struct strbuf *out, const char *site_id,
     const struct event *ev);
 
-/* Appends one rejected_events row: payload is the event as sent, probs the
- * reasons. */
-void copy_row_rejected(struct strbuf *out, const char *site_id,
-    int64_t received_us, const char *request_id, size_t index,
-    const json_t *payload, const struct event_problems *probs);
+/* One rejected_events row. */
+struct rejected_row {
+	const char *site_id;
+	int64_t received_us;
+	const char *request_id;
+	size_t index;			/* in the request's batch */
+	const json_t *payload;		/* the event as sent, PII removed */
+	const struct event_problems *probs;	/* the reasons */
+	const char *event_name;		/* NULL if it has none */
+	bool quarantined;
+	const char *derived_anonymous_id;	/* or NULL */
+	const json_t *consent_overrides;	/* object or NULL */
+	const json_t *redacted;		/* array of property names or NULL */
+};
+
+void copy_row_rejected(struct strbuf *out, const struct rejected_row *r);
 
 /* The reasons as a JSON array of {code, path, message}; new reference. */
 json_t *copy_row_problems_json(const struct event_problems *probs);

@@ -64,6 +64,45 @@ http_request_header(struct request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+bool
+http_request_client_ip(struct request *req, const char *header,
+    char out[HTTP_IP_TEXT_LEN])
+{
+	const union MHD_ConnectionInfo *info;
+	const struct sockaddr *sa;
+	const char *v, *last;
+	size_t n;
+
+	if (header != NULL && header[0] != '\0' &&
+	    (v = http_request_header(req, header)) != NULL) {
+		/* The last address is the one our own proxy saw; earlier
+		 * ones are the client's word. */
+		last = strrchr(v, ',');
+		last = last != NULL ? last + 1 : v;
+		while (*last == ' ' || *last == '\t') {
+			last++;
+		}
+		n = strcspn(last, " \t");
+		if (n > 0 && n < HTTP_IP_TEXT_LEN) {
+			memcpy(out, last, n);
+			out[n] = '\0';
+			return true;
+		}
+	}
+	info = MHD_get_connection_info(req->conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	sa = info != NULL ? info->client_addr : NULL;
+	if (sa != NULL && sa->sa_family == AF_INET) {
+		return inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, out, HTTP_IP_TEXT_LEN) != NULL;
+	}
+	if (sa != NULL && sa->sa_family == AF_INET6) {
+		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, out, HTTP_IP_TEXT_LEN) != NULL;
+	}
+	return false;
+}
+
 const char *
 http_request_query(struct request *req, const char *name)
 {

@@ -36,6 +36,15 @@ void http_free(struct http *h);
 const char *http_request_id(const struct request *req);
 const char *http_request_header(struct request *req, const char *name);
 const char *http_request_query(struct request *req, const char *name);
+
+/* INET6_ADDRSTRLEN */
+#define HTTP_IP_TEXT_LEN 46
+
+/* The client's address as text: the last entry of the header (when given
+ * and present, e.g. X-Forwarded-For behind a proxy) or the peer address.
+ * Callers must not store or log it. */
+bool http_request_client_ip(struct request *req, const char *header,
+    char out[HTTP_IP_TEXT_LEN]);
 const void *http_request_body(const struct request *req, size_t *len);
 
 /* Handler-owned state, freed with free_fn when the request completes. */

@@ -10,10 +10,12 @@
 #include "common/gzip.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
+#include "common/privacy.h"
 #include "common/timeutil.h"
 #include "server/auth.h"
 #include "server/copy_row.h"
 #include "server/http.h"
+#include "server/pipeline.h"
 
 /* Deeper documents are not events: refuse them before walking them. */
 #define BODY_DEPTH_MAX 32
@@ -21,6 +23,7 @@
 /* One request's state while its events wait for the writer. */
 struct ingest {
 	struct writer_item item;
+	struct app_state *state;	/* the rules in force for it */
 	json_t *answer;		/* the 202 body, sent once committed */
 };
 
@@ -33,6 +36,7 @@ ingest_free(void *p)
 		return;
 	}
 	writer_item_finish(&in->item);
+	app_state_put(in->state);
 	json_decref(in->answer);
 	free(in);
 }
@@ -180,44 +184,92 @@ events_of(json_t *root, const struct config *cfg, struct error *err)
 	return json_incref(batch);
 }
 
-/* Validates every event into in's rows and answer. */
-static bool
-take_events(struct ingest *in, json_t *events, const char *site_id,
-    const char *request_id)
+static json_t *
+warnings_json(size_t index, const struct event_problems *warnings)
 {
-	int64_t received = timeutil_now_us();
-	struct event_problems probs;
-	json_t *rejected = json_array(), *v;
-	struct event ev;
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr != NULL && i < warnings->n; i++) {
+		const struct event_problem *p = &warnings->items[i];
+		json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s}",
+		    "index", (json_int_t)index, "code",
+		    error_code_name(p->code), "path", p->path, "message",
+		    p->message));
+	}
+	return arr;
+}
+
+/* The cookieless id of this request's browser, if the salt is there. */
+static const char *
+derive_visitor(struct request *req, struct app *app, const char *site_id,
+    const struct config *cfg, char out[PRIVACY_VISITOR_ID_LEN])
+{
+	char ip[HTTP_IP_TEXT_LEN] = "";
+	const char *id = NULL;
+
+	if (http_request_client_ip(req, cfg->client_ip_header, ip) &&
+	    visitor_id(app->salt, site_id, ip,
+	    http_request_header(req, "User-Agent"), out)) {
+		id = out;
+	}
+	privacy_wipe(ip, sizeof(ip));
+	return id;
+}
+
+static bool
+header_is_1(struct request *req, const char *name)
+{
+	const char *v = http_request_header(req, name);
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+/* Runs every event through the pipeline into in's rows and answer. */
+static bool
+take_events(struct ingest *in, struct request *req, struct app *app,
+    json_t *events, const char *site_id)
+{
+	char visitor[PRIVACY_VISITOR_ID_LEN];
+	struct pipeline_context ctx = {
+		.state = in->state,
+		.counters = &app->counters,
+		.site_id = site_id,
+		.request_id = http_request_id(req),
+		.received_us = timeutil_now_us(),
+	};
+	struct pipeline_outcome out;
+	json_t *rejected = json_array(), *warnings = json_array();
+	json_t *results = json_array(), *v;
+	bool ok = rejected != NULL && warnings != NULL && results != NULL;
 	size_t i;
 
-	if (rejected == NULL) {
-		return false;
-	}
+	ctx.consent_overrides = pipeline_consent_overrides(in->state->cfg,
+	    header_is_1(req, "Sec-GPC"), header_is_1(req, "DNT"));
+	ctx.derived_anonymous_id = derive_visitor(req, app, site_id,
+	    in->state->cfg, visitor);
 	json_array_foreach(events, i, v) {
-		if (event_parse_native(v, received, &ev, &probs)) {
-			copy_row_event(&in->item.events, site_id, &ev);
-			/* Only a client's id can come back in a retry. */
-			if (!ev.event_id_generated) {
-				copy_row_event_id(&in->item.event_ids, site_id,
-				    &ev);
-			}
-			in->item.n_events++;
-			if (!writer_item_add_month(&in->item,
-			    timeutil_month_index(ev.ts_us))) {
-				in->item.events.failed = true;
-			}
-			continue;
+		if (!ok || !pipeline_run(&ctx, v, i, &in->item, &out)) {
+			ok = false;
+			break;
 		}
-		copy_row_rejected(&in->item.rejected, site_id, received,
-		    request_id, i, v, &probs);
-		in->item.n_rejected++;
-		json_array_append_new(rejected, json_pack("{s:I, s:o}",
-		    "index", (json_int_t)i, "errors",
-		    copy_row_problems_json(&probs)));
+		json_array_append_new(results,
+		    json_string(pipeline_result_name(out.result)));
+		json_array_extend(warnings, warnings_json(i, &out.warnings));
+		if (out.result == PIPELINE_REJECTED) {
+			json_array_append_new(rejected, json_pack("{s:I, s:o}",
+			    "index", (json_int_t)i, "errors",
+			    copy_row_problems_json(&out.errors)));
+		}
 	}
-	in->answer = json_pack("{s:I, s:o}", "accepted",
-	    (json_int_t)in->item.n_events, "rejected", rejected);
+	json_decref(ctx.consent_overrides);
+	if (ok) {
+		in->answer = json_pack("{s:I, s:O, s:O, s:O}", "accepted",
+		    (json_int_t)in->item.n_events, "rejected", rejected,
+		    "warnings", warnings, "results", results);
+	}
+	json_decref(rejected);
+	json_decref(warnings);
+	json_decref(results);
 	return in->answer != NULL && !strbuf_failed(&in->item.events) &&
 	    !strbuf_failed(&in->item.event_ids) &&
 	    !strbuf_failed(&in->item.rejected);
@@ -238,6 +290,7 @@ void
 ingest_native(struct request *req, struct app *app)
 {
 	const struct config_site *site;
+	struct app_state *state = app_state_get(app);
 	struct ingest *in = NULL;
 	json_t *root = NULL, *events = NULL;
 	struct error err = { 0 };
@@ -249,7 +302,7 @@ ingest_native(struct request *req, struct app *app)
 		    "key in X-Milepost-Key or ?key=");
 		goto fail;
 	}
-	site = auth_find_site(app->cfg, key);
+	site = auth_find_site(state->cfg, key);
 	if (site == NULL) {
 		error_set(&err, ERR_INVALID_WRITE_KEY, "no active site has "
 		    "this write key");
@@ -257,7 +310,7 @@ ingest_native(struct request *req, struct app *app)
 	}
 	if (!check_encoding(req, &gzip, &err) ||
 	    (root = decode_body(req, app->cfg, gzip, &err)) == NULL ||
-	    (events = events_of(root, app->cfg, &err)) == NULL) {
+	    (events = events_of(root, state->cfg, &err)) == NULL) {
 		goto fail;
 	}
 	in = calloc(1, sizeof(*in));
@@ -266,8 +319,10 @@ ingest_native(struct request *req, struct app *app)
 		goto fail;
 	}
 	writer_item_init(&in->item);
+	in->state = state;
+	state = NULL;
 	http_request_set_context(req, in, ingest_free);
-	if (!take_events(in, events, site->id, http_request_id(req))) {
+	if (!take_events(in, req, app, events, site->id)) {
 		error_set(&err, ERR_INTERNAL, "out of memory");
 		goto fail;
 	}
@@ -284,6 +339,7 @@ ingest_native(struct request *req, struct app *app)
 	json_decref(root);
 	return;
 fail:
+	app_state_put(state);
 	json_decref(events);
 	json_decref(root);
 	http_respond_error(req, &err);

@@ -1,4 +1,5 @@
-/* main.c - the milepost command: serve, migrate, version.
+/* main.c - the milepost command: serve, migrate, check-plan, hash-key,
+ * version.
  *
  * The only place that exits. Signals are blocked before any thread starts
  * and waited for here, so libmicrohttpd's and the writer's threads never
@@ -12,12 +13,15 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/plan.h"
+#include "common/privacy.h"
 #include "common/timeutil.h"
 #include "server/app.h"
 #include "server/db.h"
 #include "server/http.h"
 #include "server/migrate.h"
 #include "server/store.h"
+#include "server/visitor.h"
 #include "server/writer.h"
 
 #define EXIT_RUNTIME 1
@@ -25,14 +29,18 @@
 #define DEFAULT_CONFIG "config/milepost.json"
 #define MAX_FLAGS 64
 #define STARTUP_RETRY_MAX_S 5
+/* How soon to try again when the day's salt could not be loaded. */
+#define SALT_RETRY_S 30
 
 static const char usage_text[] =
     "usage: milepost [--config FILE] [--KEY VALUE ...] COMMAND\n"
     "\n"
     "commands:\n"
-    "  serve     run the collector\n"
-    "  migrate   apply pending database migrations and exit\n"
-    "  version   print the version\n"
+    "  serve             run the collector\n"
+    "  migrate           apply pending database migrations and exit\n"
+    "  check-plan FILE   lint a tracking plan\n"
+    "  hash-key          print the SHA-256 of an API key read from stdin\n"
+    "  version           print the version\n"
     "\n"
     "Every configuration key can be given as --key-with-dashes VALUE,\n"
     "as MILEPOST_KEY in the environment, or in the JSON file\n"
@@ -46,7 +54,17 @@ static const struct {
 	  "\nApplies pending migrations (unless migrate_on_start is false),\n"
 	  "syncs the configured sites, and serves HTTP on the listen\n"
 	  "address until SIGTERM or SIGINT, then finishes the requests in\n"
-	  "flight and exits 0.\n" },
+	  "flight and exits 0. SIGHUP reloads the configuration and the\n"
+	  "tracking plan; a reload with problems is refused and the rules\n"
+	  "in force stay.\n" },
+	{ "check-plan", "usage: milepost check-plan FILE\n"
+	  "\nLints the tracking plan in FILE and prints every problem as\n"
+	  "'PATH: message'. Exits 0 when the plan is clean, 1 when it has\n"
+	  "problems, 2 on usage errors. See docs/plan.md.\n" },
+	{ "hash-key", "usage: milepost hash-key < key-file\n"
+	  "\nReads an API key (one line) from standard input and prints the\n"
+	  "SHA-256 to put in api_keys[].key_sha256. The key itself is never\n"
+	  "stored.\n" },
 	{ "migrate", "usage: milepost migrate [--config FILE] "
 	  "[--database-url URL]\n"
 	  "\nApplies the migrations built into this binary that the database\n"
@@ -56,6 +74,7 @@ static const struct {
 
 struct args {
 	const char *command;
+	const char *operand;	/* check-plan's FILE */
 	const char *config_path;
 	bool help;
 	size_t n_flags;
@@ -76,6 +95,11 @@ args_parse(int argc, char **argv, struct args *a)
 			continue;
 		}
 		if (strncmp(arg, "--", 2) != 0) {
+			if (a->command != NULL && a->operand == NULL &&
+			    strcmp(a->command, "check-plan") == 0) {
+				a->operand = arg;
+				continue;
+			}
 			if (a->command != NULL) {
 				fprintf(stderr, "milepost: unexpected argument "
 				    "'%s'\n", arg);
@@ -171,6 +195,107 @@ fail:
 	return NULL;
 }
 
+static void
+problems_print(FILE *out, const struct plan_problems *probs)
+{
+	for (size_t i = 0; i < probs->n; i++) {
+		fprintf(out, "%s: %s\n", probs->items[i].path,
+		    probs->items[i].message);
+	}
+	if (probs->dropped > 0) {
+		fprintf(out, "... and %zu more problems\n", probs->dropped);
+	}
+}
+
+static int
+cmd_check_plan(const char *path)
+{
+	struct plan_problems probs;
+	struct plan *plan;
+
+	if (path == NULL) {
+		fputs("usage: milepost check-plan FILE\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (!privacy_init(NULL)) {
+		return EXIT_RUNTIME;
+	}
+	plan_problems_init(&probs);
+	plan = plan_load_file(path, &probs);
+	if (plan == NULL) {
+		problems_print(stdout, &probs);
+		fprintf(stdout, "%s: %zu problem(s)\n", path,
+		    probs.n + probs.dropped);
+		plan_problems_finish(&probs);
+		return EXIT_RUNTIME;
+	}
+	printf("plan OK: %zu events in %zu phases, version %ld\n",
+	    plan_event_count(plan), plan_phase_count(plan), plan_version(plan));
+	plan_free(plan);
+	plan_problems_finish(&probs);
+	return EXIT_SUCCESS;
+}
+
+static int
+cmd_hash_key(void)
+{
+	char key[512], hex[PRIVACY_HEX_LEN];
+	size_t n;
+
+	if (!privacy_init(NULL) || fgets(key, sizeof(key), stdin) == NULL) {
+		fputs("milepost: hash-key reads the key from standard input\n",
+		    stderr);
+		return EXIT_USAGE;
+	}
+	n = strcspn(key, "\r\n");
+	key[n] = '\0';
+	if (n < 16) {
+		fputs("milepost: an API key should have at least 16 "
+		    "characters (e.g. openssl rand -hex 24)\n", stderr);
+		privacy_wipe(key, sizeof(key));
+		return EXIT_USAGE;
+	}
+	privacy_key_sha256_hex(key, hex);
+	privacy_wipe(key, sizeof(key));
+	printf("%s\n", hex);
+	return EXIT_SUCCESS;
+}
+
+/* The plan cfg names (or the default one), checked against what it needs
+ * from the configuration. Logs every problem. */
+static struct plan *
+plan_for(const struct config *cfg, struct error *err)
+{
+	struct plan_problems probs;
+	struct plan *plan;
+
+	if (cfg->plan[0] == '\0') {
+		plan = plan_new_default();
+		if (plan == NULL) {
+			error_set(err, ERR_NOMEM, "out of memory");
+		}
+		return plan;
+	}
+	plan_problems_init(&probs);
+	plan = plan_load_file(cfg->plan, &probs);
+	for (size_t i = 0; i < probs.n; i++) {
+		log_at(LVL_ERROR, NULL, "plan %s: %s: %s", cfg->plan,
+		    probs.items[i].path, probs.items[i].message);
+	}
+	if (plan == NULL) {
+		error_set(err, ERR_PLAN, "the plan %s has %zu problem(s) (run "
+		    "milepost check-plan %s)", cfg->plan,
+		    probs.n + probs.dropped, cfg->plan);
+	} else if (plan_needs_hash_key(plan) && cfg->pii_hash_key[0] == '\0') {
+		error_set(err, ERR_PLAN, "the plan %s hashes PII properties: "
+		    "set pii_hash_key", cfg->plan);
+		plan_free(plan);
+		plan = NULL;
+	}
+	plan_problems_finish(&probs);
+	return plan;
+}
+
 static int
 cmd_migrate(const struct config *cfg)
 {
@@ -189,9 +314,10 @@ cmd_migrate(const struct config *cfg)
 	return EXIT_SUCCESS;
 }
 
-/* Migrations, sites and partitions, before serving. */
+/* Migrations, sites, partitions and the day's salt, before serving. */
 static bool
-prepare_database(const struct config *cfg, struct error *err)
+prepare_database(const struct config *cfg, struct visitor_salt *salt,
+    struct error *err)
 {
 	PGconn *pg = db_connect(cfg->database_url, err);
 	int version = 0;
@@ -214,44 +340,158 @@ prepare_database(const struct config *cfg, struct error *err)
 	}
 	ok = store_sync_sites(pg, cfg, err) &&
 	    store_ensure_partitions_ahead(pg, timeutil_now_us(),
-	    cfg->partitions_ahead_months, err);
+	    cfg->partitions_ahead_months, err) &&
+	    visitor_salt_refresh(salt, pg, timeutil_now_us(), err);
 done:
 	PQfinish(pg);
 	return ok;
 }
 
-/* Waits up to seconds for one of the blocked signals; true if one came. */
-static bool
+/* Waits up to seconds (forever if negative) for one of the blocked
+ * signals; returns it, or 0 when the time ran out. */
+static int
 signal_wait(const sigset_t *set, long seconds)
 {
 	struct timespec ts = { seconds, 0 };
 	int sig;
 
 	if (seconds < 0) {
-		return sigwait(set, &sig) == 0;
+		return sigwait(set, &sig) == 0 ? sig : 0;
 	}
-	return sigtimedwait(set, NULL, &ts) > 0;
+	sig = sigtimedwait(set, NULL, &ts);
+	return sig > 0 ? sig : 0;
+}
+
+/* Loads the day's salt (and, after a reload, the sites) with a
+ * connection of its own: the writer's are busy. */
+static bool
+refresh_database(const struct config *boot, const struct config *cfg,
+    struct visitor_salt *salt)
+{
+	struct error err = { 0 };
+	PGconn *pg = db_connect(boot->database_url, &err);
+	bool ok = pg != NULL &&
+	    (cfg == NULL || store_sync_sites(pg, cfg, &err)) &&
+	    visitor_salt_refresh(salt, pg, timeutil_now_us(), &err);
+
+	if (!ok) {
+		log_warn("cannot refresh the visitor salt%s: %s", cfg != NULL ?
+		    " and sites" : "", err.message);
+	}
+	PQfinish(pg);
+	return ok;
+}
+
+/* SIGHUP: the configuration and plan again, all or nothing. */
+static void
+reload(struct app *app, const struct args *a)
+{
+	struct error err = { 0 };
+	struct config *cfg = config_build(a, &err);
+	struct app_state *state;
+	struct plan *plan;
+	const char *fixed;
+
+	atomic_fetch_add(&app->counters.reloads, 1);
+	plan = cfg != NULL ? plan_for(cfg, &err) : NULL;
+	if (plan == NULL) {
+		atomic_fetch_add(&app->counters.reload_failures, 1);
+		state = app_state_get(app);
+		log_error("reload refused, the rules in force stay (plan "
+		    "version %ld): %s", plan_version(state->plan), err.message);
+		app_state_put(state);
+		config_free(cfg);
+		return;
+	}
+	fixed = config_fixed_key_changed(app->cfg, cfg);
+	if (fixed != NULL) {
+		log_warn("reload: %s changed, which takes effect only after a "
+		    "restart", fixed);
+	}
+	refresh_database(app->cfg, cfg, app->salt);
+	state = app_state_new(cfg, plan);
+	if (state == NULL) {
+		atomic_fetch_add(&app->counters.reload_failures, 1);
+		log_error("reload refused: out of memory");
+		return;
+	}
+	app_state_swap(app, state);
+	log_info("reloaded: plan version %ld (%zu events), %zu site(s), "
+	    "%zu API key(s)", plan_version(state->plan),
+	    plan_event_count(state->plan), state->cfg->n_sites,
+	    state->cfg->n_api_keys);
+}
+
+/* Seconds until just after the next UTC midnight, when a new salt is due. */
+static long
+seconds_to_next_day(void)
+{
+	long now = (long)(timeutil_now_us() / TIMEUTIL_US_PER_SEC);
+
+	return 86400 - now % 86400 + 1;
+}
+
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads, and the day's salt is
+ * renewed at midnight. */
+static void
+serve_loop(struct app *app, const struct args *a, const sigset_t *signals)
+{
+	bool salt_ok = true;
+
+	for (;;) {
+		int sig = signal_wait(signals, salt_ok ?
+		    seconds_to_next_day() : SALT_RETRY_S);
+		if (sig == SIGHUP) {
+			reload(app, a);
+			continue;
+		}
+		if (sig != 0) {
+			return;
+		}
+		salt_ok = refresh_database(app->cfg, NULL, app->salt);
+	}
 }
 
 static int
-cmd_serve(const struct config *cfg, const sigset_t *signals)
+cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 {
 	struct app app = { .cfg = cfg };
+	struct app_state *boot;
 	struct error err = { 0 };
 	struct http *http = NULL;
+	struct plan *plan;
 	long delay = 1;
+	int rc = EXIT_RUNTIME;
 
+	pthread_mutex_init(&app.lock, NULL);
+	plan = plan_for(cfg, &err);
+	if (plan == NULL || !privacy_init(&err) ||
+	    (app.salt = visitor_salt_new()) == NULL) {
+		log_error("cannot start: %s", err.message);
+		plan_free(plan);
+		config_free(cfg);
+		return EXIT_RUNTIME;
+	}
+	/* The boot state holds cfg, which app.cfg borrows until the end. */
+	boot = app_state_new(cfg, plan);
+	if (boot == NULL) {
+		log_error("cannot start: out of memory");
+		goto done;
+	}
+	app.state = boot;
+	boot = app_state_get(&app);
 	/* A database that is still starting (as in a compose file) is
 	 * waited for; a broken migration is not. */
-	while (!prepare_database(cfg, &err)) {
+	while (!prepare_database(cfg, app.salt, &err)) {
 		if (err.code != ERR_DATABASE_UNAVAILABLE) {
 			log_error("cannot prepare the database: %s",
 			    err.message);
-			return EXIT_RUNTIME;
+			goto done;
 		}
 		log_warn("%s; retrying in %lds", err.message, delay);
-		if (signal_wait(signals, delay)) {
-			return EXIT_SUCCESS;
+		if (signal_wait(signals, delay) != 0) {
+			rc = EXIT_SUCCESS;
+			goto done;
 		}
 		delay = delay * 2 > STARTUP_RETRY_MAX_S ? STARTUP_RETRY_MAX_S :
 		    delay * 2;
@@ -259,18 +499,19 @@ cmd_serve(const struct config *cfg, const sigset_t *signals)
 	app.writer = writer_new(cfg, &err);
 	if (app.writer == NULL) {
 		log_error("cannot start the writer: %s", err.message);
-		return EXIT_RUNTIME;
+		goto done;
 	}
 	http = http_new(&app, &err);
 	if (http == NULL) {
 		log_error("%s", err.message);
 		writer_free(app.writer);
-		return EXIT_RUNTIME;
+		goto done;
 	}
-	log_info("milepost %s serving on %s with %zu site(s)",
-	    MILEPOST_VERSION, cfg->listen, cfg->n_sites);
+	log_info("milepost %s serving on %s with %zu site(s), plan version %ld "
+	    "(%zu events)", MILEPOST_VERSION, cfg->listen, cfg->n_sites,
+	    plan_version(plan), plan_event_count(plan));
 
-	signal_wait(signals, -1);
+	serve_loop(&app, a, signals);
 	log_info("stopping: no new connections, finishing requests in "
 	    "flight");
 	http_quiesce(http);
@@ -284,7 +525,13 @@ cmd_serve(const struct config *cfg, const sigset_t *signals)
 	http_wait_idle(http, 2000);
 	http_free(http);
 	log_info("stopped");
-	return EXIT_SUCCESS;
+	rc = EXIT_SUCCESS;
+done:
+	app_state_put(app.state);
+	app_state_put(boot);
+	visitor_salt_free(app.salt);
+	pthread_mutex_destroy(&app.lock);
+	return rc;
 }
 
 static int
@@ -325,6 +572,12 @@ main(int argc, char **argv)
 		printf("milepost %s\n", MILEPOST_VERSION);
 		return EXIT_SUCCESS;
 	}
+	if (strcmp(args.command, "check-plan") == 0) {
+		return cmd_check_plan(args.operand);
+	}
+	if (strcmp(args.command, "hash-key") == 0) {
+		return cmd_hash_key();
+	}
 	if (strcmp(args.command, "serve") != 0 &&
 	    strcmp(args.command, "migrate") != 0) {
 		fprintf(stderr, "milepost: unknown command '%s'\n\n%s",
@@ -335,6 +588,7 @@ main(int argc, char **argv)
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGINT);
 	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -345,9 +599,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(args.command, "migrate") == 0) {
 		rc = cmd_migrate(cfg);
-	} else {
-		rc = cmd_serve(cfg, &signals);
+		config_free(cfg);
+		return rc;
 	}
-	config_free(cfg);
-	return rc;
+	return cmd_serve(&args, cfg, &signals);	/* takes cfg over */
 }

@@ -119,25 +119,25 @@ class RejectedEventTest(harness.DaemonTestCase):
 
     def test_invalid_type(self):
         self.check_batch([
-            (ev(name=123), Bad("invalid_type", "$.name")),
-            (ev(props="not an object"), Bad("invalid_type", "$.props")),
-            (ev(props=[1, 2]), Bad("invalid_type", "$.props")),
+            (ev(name=123), Bad("wrong_type", "$.name")),
+            (ev(props="not an object"), Bad("wrong_type", "$.props")),
+            (ev(props=[1, 2]), Bad("wrong_type", "$.props")),
             (ev(), None),
-            (ev(anonymous_id=None, user_id=42), Bad("invalid_type", "$.user_id")),
-            (ev(anonymous_id=["a"]), Bad("invalid_type", "$.anonymous_id")),
-            (ev(session_id={}), Bad("invalid_type", "$.session_id")),
-            (ev(url=True), Bad("invalid_type", "$.url")),
-            (ev(consent="all"), Bad("invalid_type", "$.consent")),
-            (ev(consent={"analytics": "yes"}), Bad("invalid_type", ("$.consent.analytics", "$.consent"))),
+            (ev(anonymous_id=None, user_id=42), Bad("wrong_type", "$.user_id")),
+            (ev(anonymous_id=["a"]), Bad("wrong_type", "$.anonymous_id")),
+            (ev(session_id={}), Bad("wrong_type", "$.session_id")),
+            (ev(url=True), Bad("wrong_type", "$.url")),
+            (ev(consent="all"), Bad("wrong_type", "$.consent")),
+            (ev(consent={"analytics": "yes"}), Bad("wrong_type", ("$.consent.analytics", "$.consent"))),
             (ev(props={"any": [1, "two", None, {"x": False}], "n": 1.5}, consent={"analytics": True}), None),
         ])
 
     def test_invalid_name(self):
-        items = [(ev(name=n), Bad("invalid_name", "$.name"))
+        items = [(ev(name=n), Bad("name_format", "$.name"))
                  for n in ("PageView", "page-view", "1st_visit", "page__view", "page_view_",
                            "_page", "page view", "pagé")]
         items += [(ev(name=n), None) for n in ("a", "page_view", "step2_done", "a" * 64)]
-        items.append((ev(name="a" * 65), Bad(("invalid_name", "too_long"), "$.name")))
+        items.append((ev(name="a" * 65), Bad(("name_format", "too_long"), "$.name")))
         self.check_batch(items)
 
     def test_invalid_event_id(self):
@@ -203,11 +203,11 @@ class RejectedEventTest(harness.DaemonTestCase):
         ])
 
     def test_rejected_for_the_right_site(self):
-        self.check_batch([(ev(), None), (ev(name="Bad"), Bad("invalid_name", "$.name"))],
+        self.check_batch([(ev(), None), (ev(name="Bad"), Bad("name_format", "$.name"))],
                          key=BLOG_KEY, site_id="blog")
 
     def test_all_invalid_batch(self):
-        resp = self.check_batch([(ev(name="Bad"), Bad("invalid_name", "$.name")),
+        resp = self.check_batch([(ev(name="Bad"), Bad("name_format", "$.name")),
                                  (7, Bad("not_an_object", "$")),
                                  (ev(ts="never"), Bad("invalid_timestamp", "$.ts"))])
         self.assertEqual(resp.body["accepted"], 0)
@@ -216,7 +216,7 @@ class RejectedEventTest(harness.DaemonTestCase):
         bad = ev(name="Not_Valid")
         resp = self.post(bad)
         rejected = self.assertAccepted(resp, 0, [0])
-        self.assertEqual([(e["code"], e["path"]) for e in rejected[0]["errors"]], [("invalid_name", "$.name")])
+        self.assertEqual([(e["code"], e["path"]) for e in rejected[0]["errors"]], [("name_format", "$.name")])
         rows = psql(self.db, "SELECT event_index, payload::text FROM rejected_events WHERE request_id = :'r'",
                     r=resp.headers["x-request-id"])
         self.assertEqual(len(rows), 1, rows)

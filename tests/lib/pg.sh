@@ -52,7 +52,7 @@ mp_pkg_installed() {
 mp_build_packages() {
   printf '%s\n' \
     meson ninja-build pkg-config gcc libc6-dev libasan8 libubsan1 \
-    libmicrohttpd-dev libjansson-dev libpq-dev zlib1g-dev libcmocka-dev \
+    libmicrohttpd-dev libjansson-dev libpq-dev zlib1g-dev libsodium-dev libcmocka-dev \
     python3 "postgresql-$MP_PG_MAJOR" "postgresql-client-$MP_PG_MAJOR" \
     util-linux
 }

@@ -1,0 +1,282 @@
+/* pipeline.c - one event from JSON to rows. */
+#include "server/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/privacy.h"
+#include "common/timeutil.h"
+#include "server/copy_row.h"
+
+static const char *const result_names[] = {
+	[PIPELINE_STORED] = "stored",
+	[PIPELINE_ANONYMISED] = "anonymised",
+	[PIPELINE_DROPPED] = "dropped",
+	[PIPELINE_REJECTED] = "rejected",
+	[PIPELINE_QUARANTINED] = "quarantined",
+};
+
+const char *
+pipeline_result_name(enum pipeline_result r)
+{
+	return result_names[r];
+}
+
+json_t *
+pipeline_consent_overrides(const struct config *cfg, bool gpc, bool dnt)
+{
+	if (!gpc && !(dnt && cfg->honor_dnt)) {
+		return NULL;
+	}
+	return json_pack("{s:b}", "marketing", 0);
+}
+
+/* What one event owns while its rows are rendered. */
+struct scratch {
+	json_t *consent;
+	json_t *props;
+	json_t *redacted;
+	char *url;
+	char *referrer;
+};
+
+static void
+scratch_free(struct scratch *s)
+{
+	json_decref(s->consent);
+	json_decref(s->props);
+	json_decref(s->redacted);
+	free(s->url);
+	free(s->referrer);
+}
+
+/* The event's consent with the request's overrides applied. */
+static json_t *
+effective_consent(json_t *given, json_t *overrides)
+{
+	json_t *c = given != NULL ? json_copy(given) : json_object();
+
+	if (c != NULL && overrides != NULL &&
+	    json_object_update(c, overrides) != 0) {
+		json_decref(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* url without the configured parameters, and without click ids when the
+ * event is anonymised. NULL url gives NULL (and true). */
+static bool
+strip_url(const struct config *cfg, const char *url, bool anonymise,
+    char **out)
+{
+	char *once;
+
+	*out = NULL;
+	if (url == NULL) {
+		return true;
+	}
+	once = privacy_strip_url_params(url,
+	    (const char *const *)cfg->url_strip_params.items,
+	    cfg->url_strip_params.n, NULL);
+	if (once == NULL || !anonymise) {
+		*out = once;
+		return once != NULL;
+	}
+	size_t n_click = 0;
+	while (privacy_click_ids[n_click] != NULL) {
+		n_click++;
+	}
+	*out = privacy_strip_url_params(once, privacy_click_ids, n_click,
+	    NULL);
+	free(once);
+	return *out != NULL;
+}
+
+/* Consent: true if the event may be stored with identifiers. Adds the
+ * warning when it may not. */
+static bool
+consent_granted(const struct event *ev, const struct plan_event *def,
+    const json_t *consent, struct event_problems *warnings,
+    bool anonymous_mode)
+{
+	const char *need = def != NULL ? plan_event_consent(def) : NULL;
+	char path[96];
+
+	if (need == NULL || json_is_true(json_object_get(consent, need))) {
+		return true;
+	}
+	snprintf(path, sizeof(path), "$.consent.%.64s", need);
+	event_problem_add(warnings, ERR_CONSENT_MISSING, path,
+	    "'%.64s' needs %s consent, which was not granted: %s", ev->name,
+	    need, anonymous_mode ? "stored without identifiers" :
+	    "not stored");
+	return false;
+}
+
+/* The payload kept in rejected_events: the event as sent, with what the
+ * pipeline removed removed. */
+static json_t *
+rejected_payload(json_t *v, const struct event *ev, bool anonymise)
+{
+	json_t *p = json_copy(v);
+	static const char *const ids[] = { "anonymous_id", "user_id",
+		"session_id" };
+	const char *const urls[][2] = { { "url", ev->url },
+		{ "referrer", ev->referrer } };
+
+	if (p == NULL) {
+		return NULL;
+	}
+	if (ev->props != NULL &&
+	    json_object_set(p, "props", ev->props) != 0) {
+		goto fail;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		if (urls[i][1] != NULL && json_object_set_new(p, urls[i][0],
+		    json_string(urls[i][1])) != 0) {
+			goto fail;
+		}
+	}
+	for (size_t i = 0; anonymise && i < 3; i++) {
+		json_object_del(p, ids[i]);
+	}
+	return p;
+fail:
+	json_decref(p);
+	return NULL;
+}
+
+static bool
+emit_event(const struct pipeline_context *ctx, struct event *ev,
+    const struct plan_event *def, struct writer_item *item)
+{
+	ev->plan_version = plan_version(ctx->state->plan);
+	ev->kind = def != NULL ? plan_event_kind_name(def) : NULL;
+	ev->phase = def != NULL ? plan_event_phase(def) : NULL;
+	copy_row_event(&item->events, ctx->site_id, ev);
+	/* Only a client's id can come back in a retry. */
+	if (!ev->event_id_generated) {
+		copy_row_event_id(&item->event_ids, ctx->site_id, ev);
+	}
+	item->n_events++;
+	return writer_item_add_month(item, timeutil_month_index(ev->ts_us));
+}
+
+static bool
+emit_rejected(const struct pipeline_context *ctx, json_t *payload,
+    size_t index, const char *name, const char *derived, bool quarantined,
+    const json_t *redacted, const struct event_problems *errors,
+    struct writer_item *item)
+{
+	struct rejected_row row = {
+		.site_id = ctx->site_id,
+		.received_us = ctx->received_us,
+		.request_id = ctx->request_id,
+		.index = index,
+		.payload = payload,
+		.probs = errors,
+		.event_name = name,
+		.quarantined = quarantined,
+		.derived_anonymous_id = derived,
+		.consent_overrides = ctx->consent_overrides,
+		.redacted = redacted,
+	};
+
+	copy_row_rejected(&item->rejected, &row);
+	item->n_rejected++;
+	return true;
+}
+
+static void
+count(atomic_ullong *counter)
+{
+	atomic_fetch_add(counter, 1);
+}
+
+bool
+pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
+    struct writer_item *item, struct pipeline_outcome *out)
+{
+	const struct config *cfg = ctx->state->cfg;
+	const struct plan_event *def = NULL;
+	struct scratch s = { 0 };
+	const char *derived = NULL;
+	enum plan_verdict verdict;
+	bool granted, ok = false;
+	json_t *payload = NULL;
+	struct event ev;
+
+	memset(out, 0, sizeof(*out));
+	if (!event_parse_native(v, ctx->received_us, &ev, &out->errors)) {
+		out->result = PIPELINE_REJECTED;
+		return emit_rejected(ctx, v, index, NULL, NULL, false, NULL,
+		    &out->errors, item);
+	}
+	if (ev.anonymous_id == NULL && ev.user_id == NULL) {
+		ev.anonymous_id = derived = ctx->derived_anonymous_id;
+	}
+	verdict = plan_check_event(ctx->state->plan, &ev, &def, &out->errors,
+	    &out->warnings);
+	s.consent = effective_consent(ev.consent, ctx->consent_overrides);
+	s.redacted = json_array();
+	if (s.consent == NULL || s.redacted == NULL) {
+		goto done;
+	}
+	ev.consent = s.consent;
+	granted = consent_granted(&ev, def, s.consent, &out->warnings,
+	    ctx->state->consent_anonymous);
+	if (!granted && !ctx->state->consent_anonymous) {
+		out->result = PIPELINE_DROPPED;
+		if (ctx->counters != NULL) {
+			count(&ctx->counters->dropped_no_consent);
+		}
+		ok = true;
+		goto done;
+	}
+	ev.consented = granted;
+	if (!granted) {
+		ev.anonymous_id = ev.user_id = ev.session_id = NULL;
+		derived = NULL;
+	}
+	s.props = plan_redact_props(def, ev.props, !granted,
+	    cfg->pii_hash_key, strlen(cfg->pii_hash_key), ctx->redacted,
+	    s.redacted);
+	if ((ev.props != NULL && s.props == NULL) ||
+	    !strip_url(cfg, ev.url, !granted, &s.url) ||
+	    !strip_url(cfg, ev.referrer, !granted, &s.referrer)) {
+		goto done;
+	}
+	ev.props = s.props;
+	ev.url = s.url;
+	ev.referrer = s.referrer;
+	if (verdict == PLAN_PASS) {
+		out->result = granted ? PIPELINE_STORED : PIPELINE_ANONYMISED;
+		memcpy(out->event_id, ev.event_id, sizeof(out->event_id));
+		ok = emit_event(ctx, &ev, def, item);
+		if (ctx->counters != NULL && !granted) {
+			count(&ctx->counters->anonymised);
+		}
+		for (size_t i = 0; ctx->counters != NULL &&
+		    i < out->warnings.n; i++) {
+			if (out->warnings.items[i].code ==
+			    ERR_EVENT_DEPRECATED) {
+				count(&ctx->counters->deprecated_accepted);
+			}
+		}
+		goto done;
+	}
+	out->result = verdict == PLAN_QUARANTINE ? PIPELINE_QUARANTINED :
+	    PIPELINE_REJECTED;
+	if (ctx->counters != NULL && verdict == PLAN_QUARANTINE) {
+		count(&ctx->counters->quarantined);
+	}
+	payload = rejected_payload(v, &ev, !granted);
+	ok = payload != NULL && emit_rejected(ctx, payload, index, ev.name,
+	    derived, verdict == PLAN_QUARANTINE, s.redacted, &out->errors,
+	    item);
+done:
+	json_decref(payload);
+	scratch_free(&s);
+	return ok;
+}
