@@ -29,6 +29,7 @@ static const struct {
 	[ERR_INVALID_API_KEY] = { "invalid_api_key", 401 },
 	[ERR_FORBIDDEN] = { "forbidden", 403 },
 	[ERR_INVALID_PARAMETER] = { "invalid_parameter", 400 },
+	[ERR_REPLAY_IN_PROGRESS] = { "replay_in_progress", 409 },
 	[ERR_NOT_AN_OBJECT] = { "not_an_object", 422 },
 	[ERR_MISSING_FIELD] = { "missing_field", 422 },
 	[ERR_WRONG_TYPE] = { "wrong_type", 422 },

@@ -30,6 +30,7 @@ enum err_code {
 	ERR_INVALID_API_KEY,
 	ERR_FORBIDDEN,
 	ERR_INVALID_PARAMETER,
+	ERR_REPLAY_IN_PROGRESS,
 	/* Per-event errors, reported inside a 202 answer. */
 	ERR_NOT_AN_OBJECT,
 	ERR_MISSING_FIELD,

@@ -23,10 +23,18 @@ strbuf_finish(struct strbuf *sb)
 void
 strbuf_reset(struct strbuf *sb)
 {
-	sb->len = 0;
+	strbuf_truncate(sb, 0);
 	sb->failed = false;
+}
+
+void
+strbuf_truncate(struct strbuf *sb, size_t len)
+{
+	if (len < sb->len) {
+		sb->len = len;
+	}
 	if (sb->data != NULL) {
-		sb->data[0] = '\0';
+		sb->data[sb->len] = '\0';
 	}
 }
 

@@ -22,6 +22,9 @@ void strbuf_finish(struct strbuf *sb);
 /* Forgets the content but keeps the memory. */
 void strbuf_reset(struct strbuf *sb);
 
+/* Forgets everything after the first len bytes (len <= sb->len). */
+void strbuf_truncate(struct strbuf *sb, size_t len);
+
 void strbuf_append(struct strbuf *sb, const void *data, size_t len);
 void strbuf_append_str(struct strbuf *sb, const char *s);
 void strbuf_append_char(struct strbuf *sb, char c);

@@ -45,3 +45,30 @@ CREATE TABLE erasure_audit (
 	site_id      text,
 	counts       jsonb NOT NULL
 );
+
+-- Retention: drops the monthly partitions of events that end before
+-- cutoff, then deletes the older rows of the partition cutoff falls in.
+-- Partition names come from milepost_ensure_event_partition (0001).
+CREATE FUNCTION milepost_apply_retention(cutoff timestamptz,
+	OUT dropped_partitions integer, OUT deleted_events bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	part record;
+BEGIN
+	dropped_partitions := 0;
+	FOR part IN
+		SELECT c.relname
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'events'::regclass
+		  AND c.relname ~ '^events_[0-9]{4}_[0-9]{2}$'
+	LOOP
+		IF (to_date(substr(part.relname, 8), 'YYYY_MM') + interval '1 month')
+		   AT TIME ZONE 'UTC' <= cutoff THEN
+			EXECUTE format('DROP TABLE %I', part.relname);
+			dropped_partitions := dropped_partitions + 1;
+		END IF;
+	END LOOP;
+	DELETE FROM events WHERE ts < cutoff;
+	GET DIAGNOSTICS deleted_events = ROW_COUNT;
+END;
+$$;

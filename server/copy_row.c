@@ -115,6 +115,18 @@ copy_row_event_id(struct strbuf *out, const char *site_id,
 	strbuf_append_char(out, '\n');
 }
 
+void
+copy_row_replayed(struct strbuf *out, const char *site_id,
+    const char *rejected_id, const char *event_id)
+{
+	field_text(out, site_id);
+	strbuf_append_char(out, '\t');
+	field_text(out, rejected_id);
+	strbuf_append_char(out, '\t');
+	field_text(out, event_id);
+	strbuf_append_char(out, '\n');
+}
+
 json_t *
 copy_row_problems_json(const struct event_problems *probs)
 {

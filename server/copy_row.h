@@ -23,6 +23,8 @@
 	"event_name, error_codes, quarantined, derived_anonymous_id, "       \
 	"consent_overrides, redacted"
 
+#define COPY_ROW_REPLAYED_COLUMNS "site_id, rejected_id, event_id"
+
 /* Appends one events row. */
 void copy_row_event(struct strbuf *out, const char *site_id,
     const struct event *ev);
@@ -47,6 +49,11 @@ struct rejected_row {
 };
 
 void copy_row_rejected(struct strbuf *out, const struct rejected_row *r);
+
+/* Appends the row that marks rejected event id of site_id replayed as
+ * event_id (NULL: handled without storing, e.g. dropped for consent). */
+void copy_row_replayed(struct strbuf *out, const char *site_id,
+    const char *rejected_id, const char *event_id);
 
 /* The reasons as a JSON array of {code, path, message}; new reference. */
 json_t *copy_row_problems_json(const struct event_problems *probs);

@@ -39,6 +39,7 @@ struct request {
 	struct http *http;
 	struct MHD_Connection *conn;
 	const struct route *route;
+	char *path_param;	/* what follows a prefix route, or NULL */
 	char id[24];
 	char allow[64];
 	struct strbuf body;
@@ -62,6 +63,12 @@ const char *
 http_request_header(struct request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_request_path_param(const struct request *req)
+{
+	return req->path_param;
 }
 
 bool
@@ -224,6 +231,7 @@ request_new(struct http *h, struct MHD_Connection *conn, const char *url,
     const char *method)
 {
 	struct request *req = calloc(1, sizeof(*req));
+	const char *param;
 
 	if (req == NULL) {
 		return NULL;
@@ -233,7 +241,16 @@ request_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	strbuf_init(&req->body);
 	snprintf(req->id, sizeof(req->id), "%08lx%08lx", h->id_prefix,
 	    atomic_fetch_add(&h->next_id, 1) & 0xffffffffUL);
-	req->route = routes_find(method, url, req->allow, sizeof(req->allow));
+	req->route = routes_find(method, url, req->allow, sizeof(req->allow),
+	    &param);
+	if (param != NULL) {
+		req->path_param = strdup(param);
+		if (req->path_param == NULL) {
+			strbuf_finish(&req->body);
+			free(req);
+			return NULL;
+		}
+	}
 	atomic_fetch_add(&h->in_flight, 1);
 	return req;
 }
@@ -248,6 +265,7 @@ request_free(struct request *req)
 		MHD_destroy_response(req->response);
 	}
 	strbuf_finish(&req->body);
+	free(req->path_param);
 	atomic_fetch_sub(&req->http->in_flight, 1);
 	free(req);
 }

@@ -45,6 +45,9 @@ const char *http_request_query(struct request *req, const char *name);
  * Callers must not store or log it. */
 bool http_request_client_ip(struct request *req, const char *header,
     char out[HTTP_IP_TEXT_LEN]);
+/* The part of the path after a prefix route (e.g. the id of
+ * /api/v1/people/{id}), or NULL. */
+const char *http_request_path_param(const struct request *req);
 const void *http_request_body(const struct request *req, size_t *len);
 
 /* Handler-owned state, freed with free_fn when the request completes. */

@@ -20,6 +20,7 @@
 #include "server/db.h"
 #include "server/http.h"
 #include "server/migrate.h"
+#include "server/query.h"
 #include "server/store.h"
 #include "server/visitor.h"
 #include "server/writer.h"
@@ -501,9 +502,11 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		log_error("cannot start the writer: %s", err.message);
 		goto done;
 	}
-	http = http_new(&app, &err);
+	app.queries = query_pool_new(cfg, &err);
+	http = app.queries != NULL ? http_new(&app, &err) : NULL;
 	if (http == NULL) {
 		log_error("%s", err.message);
+		query_pool_free(app.queries);
 		writer_free(app.writer);
 		goto done;
 	}
@@ -519,6 +522,9 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		log_warn("requests still in flight after %lds; their events "
 		    "are answered 503", cfg->shutdown_timeout_s);
 	}
+	/* Answers the API calls still queued; a replay still running
+	 * finishes first, with the writer still there to take it. */
+	query_pool_free(app.queries);
 	/* Completes every queued item, resuming its request... */
 	writer_free(app.writer);
 	/* ...so that those get their answer before the daemon closes. */

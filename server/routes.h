@@ -11,14 +11,15 @@ struct request;
 
 struct route {
 	const char *method;
-	const char *path;
+	const char *path;	/* ending in '/': a prefix, the rest a parameter */
 	void (*handle)(struct request *req, struct app *app);
 };
 
 /* The route for method and path, or NULL. allow receives the methods the
  * path has (comma-separated, for the Allow header): empty means no such
- * path. */
+ * path. *param is set to the part of path after a prefix route's path (or
+ * NULL for an exact route). */
 const struct route *routes_find(const char *method, const char *path,
-    char *allow, size_t allow_size);
+    char *allow, size_t allow_size, const char **param);
 
 #endif

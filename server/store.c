@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -142,5 +143,41 @@ store_prune_event_ids(PGconn *pg, long hours, long *deleted,
 	}
 	*deleted = atol(PQcmdTuples(res));
 	PQclear(res);
+	return true;
+}
+
+bool
+store_apply_retention(PGconn *pg, const struct config *cfg,
+    struct store_retention *out, struct error *err)
+{
+	char days[24], rdays[24];
+	const char *params[] = { days };
+	const char *rparams[] = { rdays };
+	PGresult *res;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(days, sizeof(days), "%ld", cfg->retention_days);
+	snprintf(rdays, sizeof(rdays), "%ld", cfg->rejected_retention_days);
+	if (cfg->retention_days > 0) {
+		res = db_query(pg, "SELECT dropped_partitions, deleted_events "
+		    "FROM milepost_apply_retention(now() - "
+		    "make_interval(days => $1::int))", 1, params, err);
+		if (res == NULL) {
+			return false;
+		}
+		out->dropped_partitions = atol(PQgetvalue(res, 0, 0));
+		out->deleted_events = atol(PQgetvalue(res, 0, 1));
+		PQclear(res);
+	}
+	if (cfg->rejected_retention_days > 0) {
+		res = db_query(pg, "DELETE FROM rejected_events WHERE "
+		    "received_at < now() - make_interval(days => $1::int)", 1,
+		    rparams, err);
+		if (res == NULL) {
+			return false;
+		}
+		out->deleted_rejected = atol(PQcmdTuples(res));
+		PQclear(res);
+	}
 	return true;
 }

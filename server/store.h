@@ -1,5 +1,5 @@
 /* store.h - the collector's own upkeep of its tables: sites from the
- * configuration, monthly events partitions, the dedup window. */
+ * configuration, monthly events partitions, the dedup window, retention. */
 #ifndef MILEPOST_SERVER_STORE_H
 #define MILEPOST_SERVER_STORE_H
 
@@ -28,5 +28,17 @@ bool store_ensure_partitions_ahead(PGconn *pg, int64_t now_us,
 /* Forgets event ids received more than hours ago; *deleted tells how many. */
 bool store_prune_event_ids(PGconn *pg, long hours, long *deleted,
     struct error *err);
+
+struct store_retention {
+	long dropped_partitions;
+	long deleted_events;
+	long deleted_rejected;
+};
+
+/* Drops events older than retention_days (whole partitions where it can)
+ * and rejected events older than rejected_retention_days; 0 keeps them
+ * for ever. */
+bool store_apply_retention(PGconn *pg, const struct config *cfg,
+    struct store_retention *out, struct error *err);
 
 #endif

@@ -31,12 +31,20 @@ static const char insert_events_sql[] =
     " FROM events_incoming ORDER BY site_id, event_id"
     " ON CONFLICT DO NOTHING"
     " RETURNING site_id, event_id)"
-    " INSERT INTO events (" COPY_ROW_EVENT_COLUMNS ")"
-    " SELECT DISTINCT ON (i.site_id, i.event_id) i.site_id, i.event_id,"
-    " i.name, i.ts, i.received_at, i.sent_at, i.anonymous_id, i.user_id,"
-    " i.session_id, i.url, i.referrer, i.props, i.consent"
+    /* events_incoming is LIKE events: the same columns, in order. */
+    " INSERT INTO events"
+    " SELECT DISTINCT ON (i.site_id, i.event_id) i.*"
     " FROM events_incoming i JOIN fresh f"
     " ON f.site_id = i.site_id AND f.event_id = i.event_id";
+
+/* A replayed event and the mark on its rejected row commit together, so
+ * that a replay stores each event once even if it is interrupted. */
+static const char mark_replayed_sql[] =
+    "UPDATE rejected_events r"
+    " SET replayed_at = now(), replayed_event_id = x.event_id"
+    " FROM replayed_incoming x"
+    " WHERE r.site_id = x.site_id AND r.id = x.rejected_id"
+    " AND r.replayed_at IS NULL";
 
 struct writer_conn {
 	struct writer *w;
@@ -70,6 +78,7 @@ writer_item_init(struct writer_item *item)
 	strbuf_init(&item->events);
 	strbuf_init(&item->event_ids);
 	strbuf_init(&item->rejected);
+	strbuf_init(&item->replayed);
 }
 
 void
@@ -78,6 +87,7 @@ writer_item_finish(struct writer_item *item)
 	strbuf_finish(&item->events);
 	strbuf_finish(&item->event_ids);
 	strbuf_finish(&item->rejected);
+	strbuf_finish(&item->replayed);
 	free(item->months);
 	item->months = NULL;
 	item->n_months = item->cap_months = 0;
@@ -199,7 +209,10 @@ conn_open(struct writer_conn *wc, struct error *err)
 	/* Session-local staging for batches that hold retried ids: the
 	 * dedup statement filters it. Rows vanish at each commit. */
 	if (!db_exec(pg, "CREATE TEMP TABLE events_incoming (LIKE events "
-	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err)) {
+	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err) ||
+	    !db_exec(pg, "CREATE TEMP TABLE replayed_incoming (site_id text, "
+	    "rejected_id bigint, event_id uuid) ON COMMIT DELETE ROWS", 0,
+	    NULL, err)) {
 		goto fail;
 	}
 	wc->pg = pg;
@@ -233,7 +246,9 @@ enum rows {
 	ROWS_EVENTS,
 	ROWS_EVENT_IDS,
 	ROWS_REJECTED,
+	ROWS_REPLAYED,
 };
+#define MAX_COPIES 4
 
 static const struct strbuf *
 rows_of(const struct writer_item *it, enum rows rows)
@@ -241,9 +256,10 @@ rows_of(const struct writer_item *it, enum rows rows)
 	switch (rows) {
 	case ROWS_EVENTS: return &it->events;
 	case ROWS_EVENT_IDS: return &it->event_ids;
-	case ROWS_REJECTED: break;
+	case ROWS_REJECTED: return &it->rejected;
+	case ROWS_REPLAYED: break;
 	}
-	return &it->rejected;
+	return &it->replayed;
 }
 
 /* Streams the chosen rows of every item into the COPY the server asked
@@ -294,15 +310,17 @@ ensure_partitions(struct writer_conn *wc, struct writer_item *items,
  * takes, in order. Only constant SQL goes in; values travel as COPY rows. */
 static size_t
 transaction_script(const struct writer_item *items, bool dedup,
-    struct strbuf *sql, enum rows copies[3])
+    struct strbuf *sql, enum rows copies[MAX_COPIES])
 {
 	bool any_events = false, any_ids = false, any_rejected = false;
+	bool any_replayed = false;
 	size_t n = 0;
 
 	for (const struct writer_item *it = items; it != NULL; it = it->next) {
 		any_events = any_events || it->n_events > 0;
 		any_ids = any_ids || it->event_ids.len > 0;
 		any_rejected = any_rejected || it->n_rejected > 0;
+		any_replayed = any_replayed || it->replayed.len > 0;
 	}
 	strbuf_append_str(sql, "BEGIN;");
 	if (any_events && dedup) {
@@ -326,6 +344,13 @@ transaction_script(const struct writer_item *items, bool dedup,
 		    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN;");
 		copies[n++] = ROWS_REJECTED;
 	}
+	if (any_replayed) {
+		strbuf_append_str(sql, "COPY replayed_incoming ("
+		    COPY_ROW_REPLAYED_COLUMNS ") FROM STDIN;");
+		strbuf_append_str(sql, mark_replayed_sql);
+		strbuf_append_char(sql, ';');
+		copies[n++] = ROWS_REPLAYED;
+	}
 	strbuf_append_str(sql, "COMMIT");
 	return n;
 }
@@ -338,7 +363,7 @@ static bool
 write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
     bool *duplicate, struct error *err)
 {
-	enum rows copies[3];
+	enum rows copies[MAX_COPIES];
 	struct strbuf sql;
 	struct error ignored;
 	size_t n_copies, next = 0;
@@ -439,11 +464,13 @@ write_batch(struct writer_conn *wc, struct writer_item *batch)
 	}
 }
 
-/* Hourly upkeep, on the first writer only: partitions ahead, dedup window. */
+/* Hourly upkeep, on the first writer only: partitions ahead, dedup window,
+ * retention. */
 static void
 maintain(struct writer_conn *wc)
 {
 	const struct config *cfg = wc->w->cfg;
+	struct store_retention kept;
 	struct error err = { 0 };
 	long deleted = 0;
 
@@ -455,12 +482,14 @@ maintain(struct writer_conn *wc)
 	if (!store_ensure_partitions_ahead(wc->pg, timeutil_now_us(),
 	    cfg->partitions_ahead_months, &err) ||
 	    !store_prune_event_ids(wc->pg, cfg->dedup_window_hours, &deleted,
-	    &err)) {
+	    &err) || !store_apply_retention(wc->pg, cfg, &kept, &err)) {
 		log_warn("maintenance failed: %s", err.message);
 		return;
 	}
 	log_info("maintenance: partitions ensured, %ld expired event id(s) "
-	    "forgotten", deleted);
+	    "forgotten; retention dropped %ld partition(s), %ld event(s), "
+	    "%ld rejected event(s)", deleted, kept.dropped_partitions,
+	    kept.deleted_events, kept.deleted_rejected);
 }
 
 /* Connects, with back-off; returns false when the writer is stopping. */

@@ -40,6 +40,10 @@ struct writer_item {
 	size_t n_events;
 	struct strbuf rejected;
 	size_t n_rejected;
+	/* Rejected events this item resolves (replay): COPY rows of
+	 * COPY_ROW_REPLAYED_COLUMNS, marked replayed in the same
+	 * transaction that stores their events. */
+	struct strbuf replayed;
 	int32_t *months;	/* partitions the events fall in */
 	size_t n_months;
 	size_t cap_months;

@@ -1,0 +1,289 @@
+/* api.c - authorisation and plumbing of the query and admin API. */
+#include "server/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/privacy.h"
+#include "common/timeutil.h"
+#include "server/auth.h"
+
+#define API_NAME_MAX 64
+
+static void
+call_free(void *p)
+{
+	struct api_call *call = p;
+
+	if (call->data_free != NULL) {
+		call->data_free(call->data);
+	}
+	json_decref(call->answer);
+	app_state_put(call->state);
+	free(call);
+}
+
+/* The key presented as `Authorization: Bearer KEY`, or NULL. */
+static const char *
+bearer_of(struct request *req)
+{
+	const char *h = http_request_header(req, "Authorization");
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		return NULL;
+	}
+	h += 7;
+	while (*h == ' ') {
+		h++;
+	}
+	return *h != '\0' ? h : NULL;
+}
+
+/* Every configured key is hashed and compared, so that the time taken
+ * does not tell which key (or how much of one) was close. */
+static const struct config_api_key *
+key_find(const struct config *cfg, const char *presented)
+{
+	const struct config_api_key *found = NULL;
+
+	for (size_t i = 0; i < cfg->n_api_keys; i++) {
+		if (privacy_key_matches(presented,
+		    cfg->api_keys[i].key_sha256)) {
+			found = &cfg->api_keys[i];
+		}
+	}
+	return found;
+}
+
+static bool
+key_sees(const struct config_api_key *key, const char *site_id)
+{
+	for (size_t i = 0; i < key->n_sites; i++) {
+		if (strcmp(key->sites[i], site_id) == 0) {
+			return true;
+		}
+	}
+	return key->n_sites == 0;
+}
+
+static const char *
+site_of(struct request *req, const struct config *cfg,
+    const struct config_api_key *key, struct error *err)
+{
+	const char *id = http_request_query(req, "site");
+
+	if (id == NULL || id[0] == '\0') {
+		if (key->n_sites == 1) {
+			id = key->sites[0];
+		} else if (cfg->n_sites == 1 && key_sees(key,
+		    cfg->sites[0].id)) {
+			id = cfg->sites[0].id;
+		} else {
+			error_set(err, ERR_INVALID_PARAMETER, "site is "
+			    "required: this key sees several sites");
+			return NULL;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		if (strcmp(cfg->sites[i].id, id) != 0) {
+			continue;
+		}
+		if (!key_sees(key, id)) {
+			error_set(err, ERR_FORBIDDEN, "this key may not see "
+			    "site '%.64s'", id);
+			return NULL;
+		}
+		return cfg->sites[i].id;
+	}
+	error_set(err, ERR_NOT_FOUND, "no site '%.64s'", id);
+	return NULL;
+}
+
+struct api_call *
+api_begin(struct request *req, struct app *app, enum api_scope scope)
+{
+	struct app_state *state = app_state_get(app);
+	const struct config_api_key *key = NULL;
+	const char *presented = bearer_of(req), *site_id = NULL;
+	struct api_call *call;
+	struct error err = { 0 };
+
+	if (presented == NULL) {
+		error_set(&err, ERR_MISSING_API_KEY, "send an API key as "
+		    "Authorization: Bearer KEY");
+		goto fail;
+	}
+	key = key_find(state->cfg, presented);
+	if (key == NULL && auth_find_site(state->cfg, presented) != NULL) {
+		error_set(&err, ERR_FORBIDDEN, "a site's write key can only "
+		    "send events; use a read or admin key");
+		goto fail;
+	}
+	if (key == NULL) {
+		error_set(&err, ERR_INVALID_API_KEY, "no API key matches");
+		goto fail;
+	}
+	if (scope == API_ADMIN && !key->admin) {
+		error_set(&err, ERR_FORBIDDEN, "this endpoint needs an admin "
+		    "key; '%s' is a read key", key->name);
+		goto fail;
+	}
+	site_id = site_of(req, state->cfg, key, &err);
+	if (site_id == NULL) {
+		goto fail;
+	}
+	call = calloc(1, sizeof(*call));
+	if (call == NULL) {
+		error_set(&err, ERR_INTERNAL, "out of memory");
+		goto fail;
+	}
+	call->req = req;
+	call->app = app;
+	call->state = state;
+	call->key = key;
+	call->site_id = site_id;
+	http_request_set_context(req, call, call_free);
+	return call;
+fail:
+	if (err.code == ERR_FORBIDDEN || err.code == ERR_INVALID_API_KEY) {
+		log_at(LVL_WARN, http_request_id(req), "API call refused: %s",
+		    err.message);
+	}
+	app_state_put(state);
+	http_respond_error(req, &err);
+	return NULL;
+}
+
+static bool
+run_job(PGconn *pg, struct query_job *job, struct error *err)
+{
+	struct api_call *call = (struct api_call *)job;
+
+	return call->run(pg, call, err);
+}
+
+static void
+job_done(struct query_job *job)
+{
+	struct api_call *call = (struct api_call *)job;
+
+	http_request_resume(call->req);
+}
+
+static void
+on_resume(struct request *req)
+{
+	struct api_call *call = http_request_context(req);
+
+	if (call->job.ok && call->answer != NULL) {
+		http_respond_json(req, 200, call->answer);
+		call->answer = NULL;
+		return;
+	}
+	if (call->job.ok || call->job.err.code == ERR_NONE) {
+		error_set(&call->job.err, ERR_INTERNAL, "the query gave no "
+		    "answer");
+	}
+	if (call->job.err.code == ERR_DATABASE) {
+		log_at(LVL_ERROR, http_request_id(req), "API query failed: %s",
+		    call->job.err.message);
+		error_set(&call->job.err, ERR_INTERNAL, "the query failed");
+	}
+	http_respond_error(req, &call->job.err);
+}
+
+void
+api_run(struct api_call *call,
+    bool (*run)(PGconn *pg, struct api_call *call, struct error *err))
+{
+	struct error err = { 0 };
+
+	call->run = run;
+	call->job.run = run_job;
+	call->job.done = job_done;
+	http_request_suspend(call->req, on_resume);
+	if (!query_pool_submit(call->app->queries, &call->job, &err)) {
+		call->job.ok = false;
+		call->job.err = err;
+		http_request_resume(call->req);
+	}
+}
+
+bool
+api_param_time(struct request *req, const char *name, const char **out,
+    struct error *err)
+{
+	const char *v = http_request_query(req, name);
+	int64_t us;
+
+	if (v == NULL || v[0] == '\0') {
+		return true;
+	}
+	if (!timeutil_parse_rfc3339(v, &us)) {
+		error_set(err, ERR_INVALID_PARAMETER, "%s must be an RFC 3339 "
+		    "date-time such as 2026-11-23T00:00:00Z", name);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+bool
+api_param_int(struct request *req, const char *name, long min, long max,
+    long *out, struct error *err)
+{
+	const char *v = http_request_query(req, name);
+	char *end;
+	long n;
+
+	if (v == NULL || v[0] == '\0') {
+		return true;
+	}
+	n = strtol(v, &end, 10);
+	if (*end != '\0' || n < min || n > max || strlen(v) > 19) {
+		error_set(err, ERR_INVALID_PARAMETER, "%s must be an integer "
+		    "from %ld to %ld", name, min, max);
+		return false;
+	}
+	*out = n;
+	return true;
+}
+
+bool
+api_param_name(struct request *req, const char *name, const char **out,
+    struct error *err)
+{
+	const char *v = http_request_query(req, name);
+
+	if (v == NULL || v[0] == '\0') {
+		return true;
+	}
+	if (strlen(v) > API_NAME_MAX) {
+		error_set(err, ERR_INVALID_PARAMETER, "%s is longer than %d "
+		    "bytes", name, API_NAME_MAX);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+json_t *
+api_json_value(const PGresult *res, struct error *err)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	if (PQntuples(res) < 1 || PQnfields(res) < 1 ||
+	    PQgetisnull(res, 0, 0)) {
+		error_set(err, ERR_DATABASE, "the query returned no row");
+		return NULL;
+	}
+	v = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, &jerr);
+	if (v == NULL) {
+		error_set(err, ERR_DATABASE, "the query returned bad JSON: %s",
+		    jerr.text);
+	}
+	return v;
+}

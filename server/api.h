@@ -1,0 +1,63 @@
+/* api.h - what every /api/v1 endpoint shares: the secret API key in
+ * `Authorization: Bearer`, the site a call is about, query parameters, and
+ * running its database work on the query pool while the request waits
+ * suspended. */
+#ifndef MILEPOST_SERVER_API_H
+#define MILEPOST_SERVER_API_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/app.h"
+#include "server/http.h"
+#include "server/query.h"
+
+enum api_scope {
+	API_READ,
+	API_ADMIN,
+};
+
+/* One API call. Lives in the request's context until it completes. */
+struct api_call {
+	struct query_job job;
+	struct request *req;
+	struct app *app;
+	struct app_state *state;		/* reference held */
+	const struct config_api_key *key;	/* in state->cfg */
+	const char *site_id;			/* in state->cfg */
+	/* Set by the endpoint's run: the 200 answer, or an error. */
+	json_t *answer;
+	bool (*run)(PGconn *pg, struct api_call *call, struct error *err);
+	void *data;			/* the endpoint's, freed with data_free */
+	void (*data_free)(void *data);
+};
+
+/* Checks the key (and that it has scope) and the site parameter (`site`,
+ * optional when the key or the configuration has exactly one site). On
+ * success returns the call, owned by the request; otherwise answers the
+ * request (401, 403, 400, 404) and returns NULL. */
+struct api_call *api_begin(struct request *req, struct app *app,
+    enum api_scope scope);
+
+/* Suspends the request and runs call->run on the query pool; the request
+ * is then answered 200 with call->answer, or with the error. */
+void api_run(struct api_call *call,
+    bool (*run)(PGconn *pg, struct api_call *call, struct error *err));
+
+/* Query parameters, checked: each returns false with err set
+ * (ERR_INVALID_PARAMETER naming the parameter) when it is present but
+ * malformed; absent leaves *out as the caller set it. */
+bool api_param_time(struct request *req, const char *name, const char **out,
+    struct error *err);
+bool api_param_int(struct request *req, const char *name, long min,
+    long max, long *out, struct error *err);
+bool api_param_name(struct request *req, const char *name, const char **out,
+    struct error *err);
+
+/* The first column of the first row of res parsed as JSON (PostgreSQL
+ * builds the answers); NULL with err set if it is not. */
+json_t *api_json_value(const PGresult *res, struct error *err);
+
+#endif

@@ -1,0 +1,149 @@
+/* api_people.c - erasure. The person is the given id and every id seen
+ * with it on one event (an anonymous id and the user id it logged in as),
+ * followed transitively; everything stored under those ids goes in one
+ * transaction, and an audit row records who asked, when and how much
+ * went, but not the ids. */
+#include "server/api_people.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/event.h"
+#include "common/log.h"
+#include "server/api.h"
+#include "server/db.h"
+
+/* UNION (not UNION ALL) makes the walk stop once no new id turns up. */
+static const char linked_ids_sql[] =
+    "WITH RECURSIVE ids(id) AS ("
+    " SELECT $2::text"
+    " UNION"
+    " SELECT v.id FROM ids JOIN events e ON e.site_id = $1"
+    "  AND (e.anonymous_id = ids.id OR e.user_id = ids.id),"
+    "  LATERAL (VALUES (e.anonymous_id), (e.user_id)) AS v(id)"
+    " WHERE v.id IS NOT NULL)"
+    " SELECT array_agg(id)::text, count(*) FROM ids";
+
+static const char delete_events_sql[] =
+    "DELETE FROM events WHERE site_id = $1"
+    " AND (anonymous_id = ANY($2::text[]) OR user_id = ANY($2::text[]))";
+
+static const char delete_rejected_sql[] =
+    "DELETE FROM rejected_events WHERE site_id = $1"
+    " AND (payload->>'anonymous_id' = ANY($2::text[])"
+    " OR payload->>'user_id' = ANY($2::text[])"
+    " OR derived_anonymous_id = ANY($2::text[]))";
+
+static const char audit_sql[] =
+    "INSERT INTO erasure_audit (requested_by, request_id, site_id, counts)"
+    " VALUES ($1, $2, $3, $4::jsonb)"
+    " RETURNING id, to_json(requested_at) #>> '{}'";
+
+static bool
+count_deleted(PGconn *pg, const char *sql, const char *const *params,
+    long *n, struct error *err)
+{
+	PGresult *res = db_query(pg, sql, 2, params, err);
+
+	if (res == NULL) {
+		return false;
+	}
+	*n = atol(PQcmdTuples(res));
+	PQclear(res);
+	return true;
+}
+
+static bool
+erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
+{
+	const char *person = call->data;
+	const char *params[2] = { call->site_id, person };
+	long n_events = 0, n_rejected = 0;
+	json_t *counts = NULL;
+	char *counts_text = NULL, *ids = NULL;
+	PGresult *res;
+	bool ok = false;
+	int n_ids;
+
+	res = db_query(pg, linked_ids_sql, 2, params, err);
+	if (res == NULL) {
+		return false;
+	}
+	ids = strdup(PQgetvalue(res, 0, 0));
+	n_ids = atoi(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (ids == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	params[1] = ids;
+	if (!count_deleted(pg, delete_events_sql, params, &n_events, err) ||
+	    !count_deleted(pg, delete_rejected_sql, params, &n_rejected,
+	    err)) {
+		goto done;
+	}
+	counts = json_pack("{s:i, s:I, s:I}", "linked_ids", n_ids, "events",
+	    (json_int_t)n_events, "rejected_events", (json_int_t)n_rejected);
+	counts_text = counts != NULL ? json_dumps(counts, JSON_COMPACT) : NULL;
+	if (counts_text == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		goto done;
+	}
+	const char *audit[] = { call->key->name, http_request_id(call->req),
+		call->site_id, counts_text };
+	res = db_query(pg, audit_sql, 4, audit, err);
+	if (res == NULL) {
+		goto done;
+	}
+	call->answer = json_pack("{s:s, s:O, s:I, s:s}", "site", call->site_id,
+	    "erased", counts, "audit_id",
+	    (json_int_t)atoll(PQgetvalue(res, 0, 0)), "erased_at",
+	    PQgetvalue(res, 0, 1));
+	PQclear(res);
+	ok = call->answer != NULL;
+done:
+	json_decref(counts);
+	free(counts_text);
+	free(ids);
+	return ok;
+}
+
+static bool
+erase_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	if (!db_exec(pg, "BEGIN", 0, NULL, err)) {
+		return false;
+	}
+	if (!erase_in_transaction(pg, call, err) ||
+	    !db_exec(pg, "COMMIT", 0, NULL, err)) {
+		json_decref(call->answer);
+		call->answer = NULL;
+		return false;	/* the pool rolls back */
+	}
+	log_at(LVL_INFO, http_request_id(call->req), "erasure in site %s by "
+	    "'%s' done", call->site_id, call->key->name);
+	return true;
+}
+
+void
+api_people_erase(struct request *req, struct app *app)
+{
+	const char *person = http_request_path_param(req);
+	struct api_call *call;
+	struct error err = { 0 };
+
+	if (person == NULL || person[0] == '\0' ||
+	    strlen(person) > EVENT_ID_MAX || strchr(person, '/') != NULL) {
+		error_set(&err, ERR_INVALID_PARAMETER, "give the anonymous or "
+		    "user id to erase as /api/v1/people/{id} (at most %d "
+		    "bytes)", EVENT_ID_MAX);
+		http_respond_error(req, &err);
+		return;
+	}
+	call = api_begin(req, app, API_ADMIN);
+	if (call == NULL) {
+		return;
+	}
+	call->data = (void *)person;	/* lives as long as the request */
+	api_run(call, erase_run);
+}
