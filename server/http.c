@@ -138,9 +138,12 @@ http_request_context(struct request *req)
 	return req->ctx;
 }
 
+#define JSON_TYPE "application/json; charset=utf-8"
+
 /* Sets the answer from a malloc'ed body that the response takes over. */
 static void
-respond_raw(struct request *req, unsigned status, char *body, size_t len)
+respond_raw(struct request *req, unsigned status, const char *type,
+    char *body, size_t len)
 {
 	char retry[16];
 
@@ -156,7 +159,7 @@ respond_raw(struct request *req, unsigned status, char *body, size_t len)
 	}
 	req->status = status;
 	MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/json; charset=utf-8");
+	    type);
 	MHD_add_response_header(req->response, "X-Request-Id", req->id);
 	MHD_add_response_header(req->response, "Cache-Control", "no-store");
 	if (status == 503) {
@@ -186,7 +189,22 @@ http_respond_json(struct request *req, unsigned status, json_t *body)
 		log_at(LVL_ERROR, req->id, "out of memory building a response");
 		return;		/* on_request answers 500 */
 	}
-	respond_raw(req, status, text, strlen(text));
+	respond_raw(req, status, JSON_TYPE, text, strlen(text));
+}
+
+void
+http_respond_text(struct request *req, unsigned status, const char *type,
+    struct strbuf *body)
+{
+	char *text = body->data;
+	size_t len = body->len;
+
+	if (strbuf_failed(body) || text == NULL) {
+		strbuf_finish(body);
+		return;		/* on_request answers 500 */
+	}
+	strbuf_init(body);
+	respond_raw(req, status, type, text, len);
 }
 
 void
@@ -209,7 +227,7 @@ http_respond_error(struct request *req, const struct error *err)
 		log_at(LVL_WARN, req->id, "%u %s: %s", status,
 		    error_code_name(err->code), err->message);
 	}
-	respond_raw(req, status, sb.data, sb.len);
+	respond_raw(req, status, JSON_TYPE, sb.data, sb.len);
 }
 
 void

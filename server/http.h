@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "common/error.h"
+#include "common/strbuf.h"
 #include "server/app.h"
 
 struct http;
@@ -57,6 +58,11 @@ void *http_request_context(struct request *req);
 
 /* Answers with status and body (a new reference the call steals). */
 void http_respond_json(struct request *req, unsigned status, json_t *body);
+
+/* Answers with status and the text in body (e.g. Prometheus metrics),
+ * whose memory the response takes over; body is left empty. */
+void http_respond_text(struct request *req, unsigned status,
+    const char *type, struct strbuf *body);
 
 /* Answers {"error":{"code","message"}} with the code's status (and
  * Retry-After for 503). */

@@ -462,7 +462,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	struct http *http = NULL;
 	struct plan *plan;
 	long delay = 1;
-	int rc = EXIT_RUNTIME;
+	int rc = EXIT_RUNTIME, sig;
 
 	pthread_mutex_init(&app.lock, NULL);
 	plan = plan_for(cfg, &err);
@@ -490,7 +490,8 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 			goto done;
 		}
 		log_warn("%s; retrying in %lds", err.message, delay);
-		if (signal_wait(signals, delay) != 0) {
+		sig = signal_wait(signals, delay);
+		if (sig == SIGINT || sig == SIGTERM) {
 			rc = EXIT_SUCCESS;
 			goto done;
 		}

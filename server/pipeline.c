@@ -188,6 +188,51 @@ emit_rejected(const struct pipeline_context *ctx, json_t *payload,
 	return true;
 }
 
+/* A structurally invalid event is still cleaned of what the plan and the
+ * URL rules would remove, as far as its parts can be read. */
+static bool
+reject_malformed(const struct pipeline_context *ctx, json_t *v,
+    size_t index, const struct event *ev,
+    const struct event_problems *errors, struct writer_item *item)
+{
+	const struct config *cfg = ctx->state->cfg;
+	const json_t *name = json_object_get(v, "name");
+	const struct plan_event *def = json_is_string(name) ?
+	    plan_find_event(ctx->state->plan, json_string_value(name)) : NULL;
+	json_t *props = json_object_get(v, "props"), *redacted = json_array();
+	struct scratch s = { 0 };
+	bool ok = false;
+	json_t *payload;
+
+	if (!json_is_object(v)) {
+		json_decref(redacted);
+		return emit_rejected(ctx, v, index, NULL, NULL, false, NULL,
+		    errors, item);
+	}
+	s.redacted = redacted;
+	s.props = json_is_object(props) ? plan_redact_props(def, props, false,
+	    cfg->pii_hash_key, strlen(cfg->pii_hash_key), NULL, redacted) :
+	    NULL;
+	if (s.redacted == NULL || (json_is_object(props) && s.props == NULL) ||
+	    !strip_url(cfg, json_string_value(json_object_get(v, "url")),
+	    false, &s.url) ||
+	    !strip_url(cfg, json_string_value(json_object_get(v, "referrer")),
+	    false, &s.referrer)) {
+		goto done;
+	}
+	struct event clean = { .props = s.props, .url = s.url,
+		.referrer = s.referrer };
+	payload = rejected_payload(v, &clean, false);
+	ok = payload != NULL && emit_rejected(ctx, payload, index,
+	    json_string_value(name), ev->anonymous_id == NULL &&
+	    ev->user_id == NULL ? ctx->derived_anonymous_id : NULL, false,
+	    redacted, errors, item);
+	json_decref(payload);
+done:
+	scratch_free(&s);
+	return ok;
+}
+
 static void
 count(atomic_ullong *counter)
 {
@@ -210,8 +255,8 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	memset(out, 0, sizeof(*out));
 	if (!event_parse_native(v, ctx->received_us, &ev, &out->errors)) {
 		out->result = PIPELINE_REJECTED;
-		return emit_rejected(ctx, v, index, NULL, NULL, false, NULL,
-		    &out->errors, item);
+		return reject_malformed(ctx, v, index, &ev, &out->errors,
+		    item);
 	}
 	if (ev.anonymous_id == NULL && ev.user_id == NULL) {
 		ev.anonymous_id = derived = ctx->derived_anonymous_id;

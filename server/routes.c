@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "server/api_health.h"
+#include "server/api_metrics.h"
 #include "server/api_people.h"
 #include "server/api_rejected.h"
 #include "server/ingest.h"
@@ -12,6 +13,7 @@ static const struct route routes[] = {
 	{ "POST", "/v1/events", ingest_native },
 	{ "GET", "/healthz", api_healthz },
 	{ "GET", "/readyz", api_readyz },
+	{ "GET", "/metrics", api_metrics },
 	{ "GET", "/api/v1/rejected", api_rejected_list },
 	{ "POST", "/api/v1/rejected/replay", api_rejected_replay },
 	{ "DELETE", "/api/v1/people/", api_people_erase },
