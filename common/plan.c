@@ -317,6 +317,26 @@ load_naming(struct loader *ld, const json_t *naming)
 	}
 }
 
+/* Checks what an event and a property definition have in common: the
+ * name follows the naming rule (NULL: none), and the definition is an
+ * object with known keys. False when it is not an object. */
+static bool
+check_definition(struct loader *ld, const char *path, const char *name,
+    const regex_t *rule, const char *what, const char *rule_key,
+    const json_t *obj, const char *const *keys, size_t n_keys)
+{
+	if (rule != NULL && !regex_matches(rule, name)) {
+		problem(ld, path, "%s name '%s' breaks the naming rule "
+		    "$.naming.%s", what, name, rule_key);
+	}
+	if (!json_is_object(obj)) {
+		problem(ld, path, "must be an object");
+		return false;
+	}
+	check_keys(ld, obj, path, keys, n_keys);
+	return true;
+}
+
 /* True if v is a valid value of type t. */
 static bool
 type_accepts(enum prop_type t, const json_t *v)
@@ -448,15 +468,11 @@ load_prop(struct loader *ld, struct plan_event *def, const char *name,
 	int t;
 
 	p->name = name;
-	if (ld->plan->has_prop_re && !regex_matches(&ld->plan->prop_re, name)) {
-		problem(ld, path, "property name '%s' breaks the naming rule "
-		    "$.naming.properties", name);
-	}
-	if (!json_is_object(obj)) {
-		problem(ld, path, "must be an object");
+	if (!check_definition(ld, path, name, ld->plan->has_prop_re ?
+	    &ld->plan->prop_re : NULL, "property", "properties", obj, keys,
+	    N_OF(keys))) {
 		return;
 	}
-	check_keys(ld, obj, path, keys, N_OF(keys));
 	path_join(sub, sizeof(sub), path, "type", 0);
 	v = json_object_get(obj, "type");
 	if (v == NULL) {
@@ -706,16 +722,11 @@ load_event(struct loader *ld, const json_t *doc_events, const char *name,
 
 	def->name = name;
 	path_join(path, sizeof(path), "$.events", name, 0);
-	if (ld->plan->has_event_re &&
-	    !regex_matches(&ld->plan->event_re, name)) {
-		problem(ld, path, "event name '%s' breaks the naming rule "
-		    "$.naming.events", name);
-	}
-	if (!json_is_object(obj)) {
-		problem(ld, path, "must be an object");
+	if (!check_definition(ld, path, name, ld->plan->has_event_re ?
+	    &ld->plan->event_re : NULL, "event", "events", obj, keys,
+	    N_OF(keys))) {
 		return;
 	}
-	check_keys(ld, obj, path, keys, N_OF(keys));
 	path_join(sub, sizeof(sub), path, "kind", 0);
 	v = json_object_get(obj, "kind");
 	i = v == NULL ? -1 : one_of(ld, v, sub, kind_names, N_OF(kind_names));

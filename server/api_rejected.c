@@ -128,18 +128,27 @@ filters_new(struct request *req, long limit_default, long limit_max)
 	return f;
 }
 
-void
-api_rejected_list(struct request *req, struct app *app)
+/* Authorises, reads the filters and runs run for either endpoint. */
+static void
+start(struct request *req, struct app *app, enum api_scope scope,
+    long limit_default, long limit_max,
+    bool (*run)(PGconn *pg, struct api_call *call, struct error *err))
 {
-	struct api_call *call = api_begin(req, app, API_READ);
+	struct api_call *call = api_begin(req, app, scope);
 
-	if (call == NULL ||
-	    (call->data = filters_new(req, LIST_LIMIT_DEFAULT,
-	    LIST_LIMIT_MAX)) == NULL) {
+	if (call == NULL || (call->data = filters_new(req, limit_default,
+	    limit_max)) == NULL) {
 		return;
 	}
 	call->data_free = free;
-	api_run(call, list_run);
+	api_run(call, run);
+}
+
+void
+api_rejected_list(struct request *req, struct app *app)
+{
+	start(req, app, API_READ, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX,
+	    list_run);
 }
 
 /* --- replay ------------------------------------------------------------- */
@@ -373,13 +382,6 @@ replay_run(PGconn *pg, struct api_call *call, struct error *err)
 void
 api_rejected_replay(struct request *req, struct app *app)
 {
-	struct api_call *call = api_begin(req, app, API_ADMIN);
-
-	if (call == NULL ||
-	    (call->data = filters_new(req, REPLAY_LIMIT_DEFAULT,
-	    REPLAY_LIMIT_MAX)) == NULL) {
-		return;
-	}
-	call->data_free = free;
-	api_run(call, replay_run);
+	start(req, app, API_ADMIN, REPLAY_LIMIT_DEFAULT, REPLAY_LIMIT_MAX,
+	    replay_run);
 }

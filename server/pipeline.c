@@ -50,14 +50,18 @@ scratch_free(struct scratch *s)
 	free(s->referrer);
 }
 
-/* The event's consent with the request's overrides applied. */
+/* The event's consent with the request's overrides applied (a new
+ * reference; an empty object when there is none). */
 static json_t *
 effective_consent(json_t *given, json_t *overrides)
 {
-	json_t *c = given != NULL ? json_copy(given) : json_object();
+	json_t *c;
 
-	if (c != NULL && overrides != NULL &&
-	    json_object_update(c, overrides) != 0) {
+	if (overrides == NULL) {
+		return given != NULL ? json_incref(given) : json_object();
+	}
+	c = given != NULL ? json_copy(given) : json_object();
+	if (c != NULL && json_object_update(c, overrides) != 0) {
 		json_decref(c);
 		return NULL;
 	}
@@ -264,8 +268,9 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	verdict = plan_check_event(ctx->state->plan, &ev, &def, &out->errors,
 	    &out->warnings);
 	s.consent = effective_consent(ev.consent, ctx->consent_overrides);
-	s.redacted = json_array();
-	if (s.consent == NULL || s.redacted == NULL) {
+	/* Only a rejected row records what was redacted. */
+	s.redacted = verdict != PLAN_PASS ? json_array() : NULL;
+	if (s.consent == NULL || (verdict != PLAN_PASS && s.redacted == NULL)) {
 		goto done;
 	}
 	ev.consent = s.consent;
