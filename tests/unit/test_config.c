@@ -201,6 +201,98 @@ test_duplicate_sites_rejected(void **state)
 	config_free(cfg);
 }
 
+#define SHA_A "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"
+#define SHA_B "B665A45920422F9D417E4867EFDC4FB8A04A1F3FFF1FA07E998E86F7F7A27AE3"
+
+static void
+test_privacy_and_api_keys(void **state)
+{
+	static const char *const env[] = {
+		"MILEPOST_URL_STRIP_PARAMS", " email , token,,x ",
+		"MILEPOST_CONSENT_MODE", "anonymous", NULL,
+	};
+	struct config *cfg;
+	struct error err;
+
+	(void)state;
+	cfg = config_new(&err);
+	assert_string_equal(cfg->consent_mode, "drop");
+	assert_false(cfg->honor_dnt);
+	assert_true(cfg->url_strip_params.n > 5);
+	fake_env = env;
+	assert_true(config_apply_env(cfg, fake_lookup, &err));
+	assert_string_equal(cfg->consent_mode, "anonymous");
+	assert_int_equal(cfg->url_strip_params.n, 3);
+	assert_string_equal(cfg->url_strip_params.items[0], "email");
+	assert_string_equal(cfg->url_strip_params.items[1], "token");
+	assert_string_equal(cfg->url_strip_params.items[2], "x");
+	assert_true(config_apply_flag(cfg, "url-strip-params", "[\"a b\"]",
+	    &err));
+	assert_int_equal(cfg->url_strip_params.n, 1);
+	assert_string_equal(cfg->url_strip_params.items[0], "a b");
+	config_free(cfg);
+
+	assert_true(load_text("{\"sites\":[{\"id\":\"shop\",\"name\":"
+	    "\"n\",\"write_key\":\"wk_12345678\"}],\"api_keys\":["
+	    "{\"name\":\"dash\",\"scope\":\"read\",\"key_sha256\":\""
+	    SHA_A "\",\"sites\":[\"shop\"]},{\"name\":\"ops\",\"scope\":"
+	    "\"admin\",\"key_sha256\":\"" SHA_B "\"}]}", &cfg, &err));
+	assert_int_equal(cfg->n_api_keys, 2);
+	assert_false(cfg->api_keys[0].admin);
+	assert_true(cfg->api_keys[1].admin);
+	assert_int_equal(cfg->api_keys[0].n_sites, 1);
+	assert_int_equal(cfg->api_keys[1].n_sites, 0);
+	assert_true(config_validate(cfg, &err));
+	config_free(cfg);
+
+	expect_file_error("{\"consent_mode\":\"maybe\"}", "consent_mode");
+	expect_file_error("{\"api_keys\":[{\"name\":\"a\",\"scope\":"
+	    "\"write\",\"key_sha256\":\"" SHA_A "\"}]}", "scope");
+	expect_file_error("{\"api_keys\":[{\"name\":\"a\",\"scope\":"
+	    "\"read\",\"key_sha256\":\"abc\"}]}", "key_sha256");
+	expect_file_error("{\"api_keys\":[{\"name\":\"a\",\"scope\":"
+	    "\"read\",\"key\":\"plaintext\"}]}", "api_keys[0].key");
+	expect_file_error("{\"url_strip_params\":[1]}", "url_strip_params[0]");
+
+	/* Unknown site in a key, the same key twice, a short hash key. */
+	assert_true(load_text("{\"api_keys\":[{\"name\":\"a\",\"scope\":"
+	    "\"read\",\"key_sha256\":\"" SHA_A "\",\"sites\":[\"blog\"]}]}",
+	    &cfg, &err));
+	assert_false(config_validate(cfg, &err));
+	assert_non_null(strstr(err.message, "blog"));
+	config_free(cfg);
+	assert_true(load_text("{\"api_keys\":[{\"name\":\"a\",\"scope\":"
+	    "\"read\",\"key_sha256\":\"" SHA_A "\"},{\"name\":\"b\","
+	    "\"scope\":\"admin\",\"key_sha256\":\"" SHA_A "\"}]}", &cfg,
+	    &err));
+	assert_false(config_validate(cfg, &err));
+	config_free(cfg);
+	assert_true(load_text("{\"pii_hash_key\":\"short\"}", &cfg, &err));
+	assert_false(config_validate(cfg, &err));
+	assert_non_null(strstr(err.message, "pii_hash_key"));
+	config_free(cfg);
+}
+
+static void
+test_fixed_key_changes(void **state)
+{
+	struct error err;
+	struct config *a = config_new(&err), *b = config_new(&err);
+
+	(void)state;
+	assert_null(config_fixed_key_changed(a, b));
+	/* Reloadable keys may change... */
+	assert_true(config_apply_flag(b, "plan", "config/plan.json", &err));
+	assert_true(config_apply_flag(b, "consent-mode", "anonymous", &err));
+	assert_true(config_apply_flag(b, "log-level", "debug", &err));
+	assert_null(config_fixed_key_changed(a, b));
+	/* ...the others are named. */
+	assert_true(config_apply_flag(b, "listen", "0.0.0.0:1", &err));
+	assert_string_equal(config_fixed_key_changed(a, b), "listen");
+	config_free(a);
+	config_free(b);
+}
+
 static void
 test_every_key_is_documented(void **state)
 {
@@ -233,6 +325,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_env_overrides_file_and_flags_override_env),
 		cmocka_unit_test(test_env_file_secret_and_bad_env),
 		cmocka_unit_test(test_duplicate_sites_rejected),
+		cmocka_unit_test(test_privacy_and_api_keys),
+		cmocka_unit_test(test_fixed_key_changes),
 		cmocka_unit_test(test_every_key_is_documented),
 	};
 
