@@ -721,6 +721,7 @@ load_event(struct loader *ld, const json_t *doc_events, const char *name,
 	int i;
 
 	def->name = name;
+	def->kind = PLAN_KIND_PAGE;	/* until the definition says */
 	path_join(path, sizeof(path), "$.events", name, 0);
 	if (!check_definition(ld, path, name, ld->plan->has_event_re ?
 	    &ld->plan->event_re : NULL, "event", "events", obj, keys,
@@ -843,6 +844,12 @@ load_phase_milestones(struct loader *ld, const json_t *ms,
 			    "milestones and the macro only",
 			    json_string_value(m), kind);
 		}
+		if (kind != NULL && strcmp(kind, "macro") == 0 &&
+		    i + 1 != json_array_size(ms)) {
+			problem(ld, item, "the macro conversion '%s' can only "
+			    "be the last step of its phase",
+			    json_string_value(m));
+		}
 		/* Listed before, in this phase or an earlier one? */
 		for (k = 0; k <= phase_i; k++) {
 			const json_t *other_ms = json_object_get(
@@ -858,6 +865,21 @@ load_phase_milestones(struct loader *ld, const json_t *ms,
 			}
 		}
 	}
+}
+
+static bool
+is_snake_case(const char *s)
+{
+	if (*s < 'a' || *s > 'z') {
+		return false;
+	}
+	for (; *s != '\0'; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		    *s == '_')) {
+			return false;
+		}
+	}
+	return true;
 }
 
 static void
@@ -890,6 +912,11 @@ load_phases(struct loader *ld, const json_t *phases,
 		check_keys(ld, ph, path, keys, N_OF(keys));
 		name = get_string(ld, ph, path, "name", true);
 		(void)get_string(ld, ph, path, "description", false);
+		if (name != NULL && !is_snake_case(name)) {
+			path_join(sub, sizeof(sub), path, "name", 0);
+			problem(ld, sub, "phase names are snake_case, not "
+			    "'%.64s'", name);
+		}
 		ok = ok && name != NULL;
 		for (j = 0; name != NULL && j < i; j++) {
 			const char *prev = json_string_value(json_object_get(
@@ -922,6 +949,7 @@ static void
 load_categories(struct loader *ld, const json_t *cats)
 {
 	char item[PATH_MAX_LEN];
+	bool ok = true;
 	size_t i;
 	json_t *v;
 
@@ -939,10 +967,12 @@ load_categories(struct loader *ld, const json_t *cats)
 		    json_string_length(v) > EVENT_CONSENT_KEY_MAX) {
 			problem(ld, item, "must be a category name of 1 to %d "
 			    "bytes", EVENT_CONSENT_KEY_MAX);
-			return;
+			ok = false;
 		}
 	}
-	ld->categories = cats;
+	if (ok) {
+		ld->categories = cats;
+	}
 }
 
 struct plan *

@@ -141,12 +141,12 @@ test_every_problem_is_reported(void **state)
 {
 	struct event_problems probs;
 	struct event ev;
-	json_t *v = json_pack("{s:s, s:i, s:s}", "name", "Bad Name",
-	    "props", 3, "ts", "never");
+	json_t *v = json_pack("{s:i, s:i, s:s, s:b}", "name", 7,
+	    "props", 3, "ts", "never", "anonymous_id", 1);
 
 	(void)state;
 	assert_false(event_parse_native(v, timeutil_now_us(), &ev, &probs));
-	/* name, props, ts, and the missing identity */
+	/* name, props, ts and anonymous_id */
 	assert_int_equal(probs.n, 4);
 	json_decref(v);
 }
