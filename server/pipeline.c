@@ -97,6 +97,36 @@ strip_url(const struct config *cfg, const char *url, bool anonymise,
 	return *out != NULL;
 }
 
+/* props (whose reference this takes) without top-level click ids: an
+ * advertiser's id for the visitor is an identifier like any other. NULL
+ * when out of memory. */
+static json_t *
+without_click_ids(json_t *props)
+{
+	json_t *copy, *v;
+	bool found = false;
+	const char *k;
+	void *tmp;
+
+	json_object_foreach(props, k, v) {
+		found = found || privacy_is_click_id(k);
+	}
+	if (!found) {
+		return props;
+	}
+	copy = json_copy(props);
+	json_decref(props);
+	if (copy == NULL) {
+		return NULL;
+	}
+	json_object_foreach_safe(copy, tmp, k, v) {
+		if (privacy_is_click_id(k)) {
+			json_object_del(copy, k);
+		}
+	}
+	return copy;
+}
+
 /* Consent: true if the event may be stored with identifiers. Adds the
  * warning when it may not. */
 static bool
@@ -292,6 +322,9 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	s.props = plan_redact_props(def, ev.props, !granted,
 	    cfg->pii_hash_key, strlen(cfg->pii_hash_key), ctx->redacted,
 	    s.redacted);
+	if (!granted && s.props != NULL) {
+		s.props = without_click_ids(s.props);
+	}
 	if ((ev.props != NULL && s.props == NULL) ||
 	    !strip_url(cfg, ev.url, !granted, &s.url) ||
 	    !strip_url(cfg, ev.referrer, !granted, &s.referrer)) {
