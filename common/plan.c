@@ -1029,6 +1029,10 @@ plan_load_file(const char *path, struct plan_problems *probs)
 	json_t *doc;
 
 	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL && jerr.line < 1) {
+		problem(&ld, "$", "%s: %s", path, jerr.text);
+		return NULL;
+	}
 	if (doc == NULL) {
 		problem(&ld, "$", "%s: %s (line %d, column %d)", path,
 		    jerr.text, jerr.line, jerr.column);

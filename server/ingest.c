@@ -254,7 +254,11 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 		}
 		json_array_append_new(results,
 		    json_string(pipeline_result_name(out.result)));
-		json_array_extend(warnings, warnings_json(i, &out.warnings));
+		if (out.warnings.n > 0) {
+			json_t *w = warnings_json(i, &out.warnings);
+			json_array_extend(warnings, w);
+			json_decref(w);
+		}
 		if (out.result == PIPELINE_REJECTED) {
 			json_array_append_new(rejected, json_pack("{s:I, s:o}",
 			    "index", (json_int_t)i, "errors",

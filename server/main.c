@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -144,6 +145,16 @@ env_lookup(const char *name)
 	return getenv(name);
 }
 
+static void
+apply_log_level(const struct config *cfg)
+{
+	enum log_level lvl;
+
+	if (log_level_parse(cfg->log_level, &lvl)) {
+		log_set_level(lvl);
+	}
+}
+
 /* Defaults, file, environment, flags; then checks. */
 static struct config *
 config_build(const struct args *a, struct error *err)
@@ -186,10 +197,6 @@ config_build(const struct args *a, struct error *err)
 	if (!config_validate(cfg, err)) {
 		goto fail;
 	}
-	enum log_level lvl;
-	if (log_level_parse(cfg->log_level, &lvl)) {
-		log_set_level(lvl);
-	}
 	return cfg;
 fail:
 	config_free(cfg);
@@ -216,6 +223,11 @@ cmd_check_plan(const char *path)
 
 	if (path == NULL) {
 		fputs("usage: milepost check-plan FILE\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (access(path, R_OK) != 0) {
+		fprintf(stderr, "milepost: cannot read %s: %s\n", path,
+		    strerror(errno));
 		return EXIT_USAGE;
 	}
 	if (!privacy_init(NULL)) {
@@ -417,6 +429,7 @@ reload(struct app *app, const struct args *a)
 		return;
 	}
 	app_state_swap(app, state);
+	apply_log_level(state->cfg);
 	log_info("reloaded: plan version %ld (%zu events), %zu site(s), "
 	    "%zu API key(s)", plan_version(state->plan),
 	    plan_event_count(state->plan), state->cfg->n_sites,
@@ -604,6 +617,7 @@ main(int argc, char **argv)
 		log_error("configuration: %s", err.message);
 		return EXIT_USAGE;
 	}
+	apply_log_level(cfg);
 	if (strcmp(args.command, "migrate") == 0) {
 		rc = cmd_migrate(cfg);
 		config_free(cfg);

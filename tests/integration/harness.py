@@ -17,6 +17,7 @@ the databases and the temporary directory (configs, daemon logs) afterwards.
 """
 
 import gzip as gziplib
+import hashlib
 import http.client
 import json
 import os
@@ -220,6 +221,78 @@ def event_id_counts(url, ids, site_id="shop"):
     return {r[0]: int(r[1]) for r in rows}
 
 
+EVENT_COLUMNS = ("site_id", "event_id", "name", "anonymous_id", "user_id", "session_id", "url",
+                 "referrer", "props", "consent", "plan_version", "kind", "phase", "consented")
+
+
+def event_rows(url, ids, site_id=None):
+    """{event_id: {column: value}} of the events rows with these ids (props
+    and consent parsed, plan_version an int, consented a bool)."""
+    sql = ("SELECT site_id, event_id, name, anonymous_id, user_id, session_id, url, referrer,"
+           " props::text, consent::text, plan_version, kind, phase, consented FROM events"
+           " WHERE event_id = ANY (:'ids'::uuid[])")
+    if site_id is not None:
+        sql += " AND site_id = :'s'"
+    out = {}
+    for r in psql(url, sql, ids=pg_array(ids), **({"s": site_id} if site_id is not None else {})):
+        row = dict(zip(EVENT_COLUMNS, r))
+        row["props"] = json.loads(row["props"])
+        row["consent"] = json.loads(row["consent"])
+        row["plan_version"] = None if row["plan_version"] is None else int(row["plan_version"])
+        row["consented"] = row["consented"] == "t"
+        if row["event_id"] in out:
+            raise AssertionError("event %s stored twice" % row["event_id"])
+        out[row["event_id"]] = row
+    return out
+
+
+def _pg_text_array(text):
+    """A one-dimensional text[] as psql prints it, for simple elements."""
+    if text is None:
+        return None
+    inner = text[1:-1]
+    return [e.strip('"') for e in inner.split(",")] if inner else []
+
+
+def rejected_rows(url, request_id):
+    """The rejected_events rows of one request, in event order, as dicts
+    (payload, errors, consent_overrides parsed; arrays as lists)."""
+    keys = ("event_index", "site_id", "payload", "errors", "event_name", "error_codes",
+            "quarantined", "derived_anonymous_id", "consent_overrides", "redacted")
+    rows = psql(url, "SELECT event_index, site_id, payload::text, errors::text, event_name,"
+                     " error_codes::text, quarantined, derived_anonymous_id, consent_overrides::text,"
+                     " redacted::text FROM rejected_events WHERE request_id = :'r'"
+                     " ORDER BY event_index", r=request_id)
+    out = []
+    for r in rows:
+        row = dict(zip(keys, r))
+        row["event_index"] = int(row["event_index"])
+        for k in ("payload", "errors", "consent_overrides"):
+            row[k] = json.loads(row[k])
+        row["error_codes"] = _pg_text_array(row["error_codes"])
+        row["redacted"] = _pg_text_array(row["redacted"])
+        row["quarantined"] = row["quarantined"] == "t"
+        out.append(row)
+    return out
+
+
+def tables_containing(url, needle):
+    """{table: number of rows} of every table of the public schema (a
+    partitioned table counts its partitions' rows) whose row text contains
+    needle, case-insensitively: every column, JSON and arrays included.
+    Used to prove that a raw value (an IP, an e-mail) was stored nowhere."""
+    tables = [r[0] for r in psql(url, "SELECT c.relname FROM pg_class c"
+                                      " WHERE c.relnamespace = 'public'::regnamespace"
+                                      " AND c.relkind IN ('r', 'p') AND NOT c.relispartition")]
+    found = {}
+    for t in tables:
+        n = int(psql_value(url, 'SELECT count(*) FROM "%s" t WHERE strpos(lower(t::text), lower(:\'n\')) > 0'
+                           % t, n=needle))
+        if n:
+            found[t] = n
+    return found
+
+
 # --------------------------------------------------------------------------
 # Events and time
 
@@ -361,6 +434,88 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------
+# Tracking plans and the daemon's keyed hashes
+
+def write_json_file(obj, prefix="data-", directory=None):
+    """Dump obj (or write str/bytes as they are) to a new file in the
+    temporary directory and return its path."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory or tmpdir())
+    with os.fdopen(fd, "wb") as f:
+        if isinstance(obj, bytes):
+            f.write(obj)
+        elif isinstance(obj, str):
+            f.write(obj.encode("utf-8"))
+        else:
+            f.write(json.dumps(obj, indent=2).encode("utf-8"))
+    return path
+
+
+def write_plan(plan, directory=None):
+    """A tracking plan (dict, or raw text for broken ones) in a file; its path."""
+    return write_json_file(plan, prefix="plan-", directory=directory)
+
+
+def replace_file(path, obj):
+    """Atomically replace path's content with obj (dict as JSON, str, bytes),
+    so that a daemon reloading it never reads half a file."""
+    tmp = write_json_file(obj, prefix=".tmp-", directory=os.path.dirname(path))
+    os.replace(tmp, path)
+
+
+def read_example_plan():
+    with open(os.path.join(REPO_ROOT, "config", "plan.json")) as f:
+        return json.load(f)
+
+
+def pii_hash(value, key):
+    """What the daemon stores for a property marked pii: hash: the keyed
+    BLAKE2b-256 (hex) of the value, a string as its UTF-8 bytes and anything
+    else as its compact JSON text with sorted keys. The key is the raw bytes
+    of pii_hash_key when it is 16 to 64 bytes long, else its unkeyed
+    BLAKE2b-256 digest."""
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    else:
+        data = json.dumps(value, separators=(",", ":"), sort_keys=True,
+                          ensure_ascii=False).encode("utf-8")
+    k = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    if not 16 <= len(k) <= 64:
+        k = hashlib.blake2b(k, digest_size=32).digest()
+    return hashlib.blake2b(data, key=k, digest_size=32).hexdigest()
+
+
+def visitor_id(salt, site_id, ip, user_agent):
+    """The cookieless id: "v_" + BLAKE2b-128 keyed with the day's salt over
+    site, IP and User-Agent, each as an 8-byte little-endian length and its
+    bytes (an absent User-Agent is empty)."""
+    h = hashlib.blake2b(key=bytes(salt), digest_size=16)
+    for field in (site_id, ip, user_agent or ""):
+        b = field.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return "v_" + h.hexdigest()
+
+
+def todays_salt(url):
+    """The salt of the current UTC day in visitor_salts (bytes), or None."""
+    rows = psql(url, "SELECT encode(salt, 'hex') FROM visitor_salts"
+                     " WHERE day = (now() AT TIME ZONE 'UTC')::date")
+    return bytes.fromhex(rows[0][0]) if rows else None
+
+
+def answer_problems(resp, key="rejected"):
+    """{index: [(code, path), ...]} of the errors (key="rejected") of a 202
+    answer, or of its warnings (key="warnings")."""
+    out = {}
+    for entry in resp.body.get(key, []):
+        if key == "rejected":
+            out[entry["index"]] = [(e["code"], e["path"]) for e in entry["errors"]]
+        else:
+            out.setdefault(entry["index"], []).append((entry["code"], entry["path"]))
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -508,6 +663,45 @@ class Daemon:
 
     def log_tail(self, lines=40):
         return "\n".join(self.log().splitlines()[-lines:])
+
+    def log_mark(self):
+        """The log's current length, for wait_for_log(since=...)."""
+        return len(self.log())
+
+    def wait_for_log(self, pattern, since=0, timeout=15):
+        """Wait until the log after offset since matches the regular
+        expression pattern; returns the match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.log()[since:])
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise AssertionError("no log line matching %r within %d s; log:\n%s"
+                                     % (pattern, timeout, self.log_tail()))
+            self.assert_alive()
+            time.sleep(0.05)
+
+    def reload(self, expect="reloaded", timeout=15):
+        """SIGHUP, then wait for the daemon to log the outcome: "reloaded"
+        or "refused" (a failure if the other one comes). Returns the log
+        lines written since the signal."""
+        mark = self.log_mark()
+        self.signal(signal.SIGHUP)
+        m = self.wait_for_log(r'"msg":"(reloaded|reload refused)', since=mark, timeout=timeout)
+        outcome = "reloaded" if m.group(1) == "reloaded" else "refused"
+        if outcome != expect:
+            raise AssertionError("reload %s, expected %s; log:\n%s"
+                                 % (outcome, expect, self.log()[mark:]))
+        return self.log()[mark:]
+
+    def rewrite_config(self, **overrides):
+        """Change keys of the config file the daemon was started with (None
+        removes a key), for a reload; the listen address stays."""
+        with open(self.config_path) as f:
+            cfg = json.load(f)
+        cfg.update(overrides)
+        replace_file(self.config_path, {k: v for k, v in cfg.items() if v is not None})
 
 
 class DaemonExited(AssertionError):

@@ -64,6 +64,7 @@ class IngestTest(harness.DaemonTestCase):
                       "lines": [{"sku": "X1", "qty": 2}, {"sku": "Y2", "qty": 1}],
                       "nested": {"a": {"b": {"c": "deep"}}}, "text": "quote \" and \u00e9 \u2603"},
             "consent": {"analytics": True, "marketing": False},
+            "version": 3,
         }
         before = time.time()
         resp = self.post(ev)
@@ -81,6 +82,29 @@ class IngestTest(harness.DaemonTestCase):
         self.assertEqual(row["consent"], ev["consent"])
         self.assertTrue(before - 5 <= row["received_at"] <= after + 5,
                         "received_at %s not within [%s, %s]" % (row["received_at"], before, after))
+        # No plan configured: the default one has no version, kinds or phases.
+        verdict = harness.event_rows(self.db, [ev["event_id"]])[ev["event_id"]]
+        self.assertEqual((verdict["plan_version"], verdict["kind"], verdict["phase"], verdict["consented"]),
+                         (None, None, None, True))
+
+    def test_answer_shape(self):
+        """202 {"accepted", "rejected", "warnings", "results"}: one result per
+        event in the order sent; the default plan warns of unknown events."""
+        events = [make_event(name="page_view"), make_event(name="Bad"), make_event(name="cart_viewed")]
+        resp = self.post({"batch": events})
+        self.assertAccepted(resp, 2, [1])
+        self.assertEqual(set(resp.body), {"accepted", "rejected", "warnings", "results"})
+        self.assertEqual(resp.body["results"], ["stored", "rejected", "stored"])
+        self.assertEqual(harness.answer_problems(resp, "warnings"),
+                         {0: [("unknown_event", "$.name")], 2: [("unknown_event", "$.name")]})
+
+    def test_cookieless_id(self):
+        """An event with neither anonymous_id nor user_id gets a cookieless id."""
+        ev = make_event(anonymous_id=None)
+        self.assertAccepted(self.post(ev), 1)
+        row = harness.event_rows(self.db, [ev["event_id"]])[ev["event_id"]]
+        self.assertRegex(row["anonymous_id"] or "", r"^v_[0-9a-f]{32}$")
+        self.assertIsNone(row["user_id"])
 
     def test_event_id_generated_when_absent(self):
         ev = make_event(event_id=None, session_id="", url="", referrer="")
@@ -111,8 +135,10 @@ class IngestTest(harness.DaemonTestCase):
     def test_batch(self):
         events = [make_event(name=n, ts=rfc3339(utcnow() - timedelta(minutes=i)))
                   for i, n in enumerate(["page_view", "add_to_cart", "begin_checkout",
-                                         "purchase", "sign_up", "search2"])]
-        self.assertAccepted(self.post({"batch": events}), len(events))
+                                         "purchase_completed", "sign_up", "search2_done"])]
+        resp = self.post({"batch": events})
+        self.assertAccepted(resp, len(events))
+        self.assertEqual(resp.body["results"], ["stored"] * len(events))
         self.assertStored(events)
 
     def test_write_key_in_query(self):
@@ -135,7 +161,7 @@ class IngestTest(harness.DaemonTestCase):
 
     def test_sendbeacon_style(self):
         """text/plain, key in the query, no custom header: what sendBeacon sends."""
-        events = [make_event(), make_event(name="click")]
+        events = [make_event(), make_event(name="link_clicked")]
         resp = self.daemon.post_events({"batch": events}, key=None, path="/v1/events?key=" + SHOP_KEY,
                                        headers={"Content-Type": "text/plain"})
         self.assertAccepted(resp, 2)
@@ -168,7 +194,7 @@ class IngestTest(harness.DaemonTestCase):
 
     def test_default_batch_limit(self):
         """max_batch_events defaults to 500."""
-        events = [make_event(name="bulk", props={"i": i}) for i in range(501)]
+        events = [make_event(name="bulk_event", props={"i": i}) for i in range(501)]
         before = harness.count_rows(self.db)
         self.assertError(self.post({"batch": events}), 413, "too_many_events")
         self.assertEqual(harness.count_rows(self.db), before, "nothing stored")

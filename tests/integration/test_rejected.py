@@ -46,6 +46,12 @@ def ev(**fields):
     return make_event(**fields)
 
 
+# Codes only the tracking plan gives (wrong_type and too_long come from the
+# native field checks too, which run before the name is looked at).
+PLAN_CODES = {"name_format", "unknown_event", "missing_property", "not_in_enum", "pattern_mismatch",
+              "out_of_range", "unexpected_property", "unsupported_version", "event_sunset"}
+
+
 class RejectedEventTest(harness.DaemonTestCase):
 
     def check_batch(self, items, key=SHOP_KEY, site_id="shop"):
@@ -89,6 +95,18 @@ class RejectedEventTest(harness.DaemonTestCase):
         self.assertEqual([int(r[0]) for r in rows], sorted(expected_bad),
                          "rejected_events rows of request %s" % request_id)
         answer = {e["index"]: e["errors"] for e in rejected}
+        # The plan's verdict columns: the name, each code once, not quarantined.
+        for row in harness.rejected_rows(self.db, request_id):
+            index = row["event_index"]
+            codes = [e["code"] for e in answer[index]]
+            self.assertEqual(row["error_codes"], sorted(set(codes), key=codes.index),
+                             "error_codes of event %d" % index)
+            self.assertFalse(row["quarantined"])
+            name = batch[index].get("name") if isinstance(batch[index], dict) else None
+            if set(codes) & PLAN_CODES:
+                self.assertEqual(row["event_name"], name, "event_name of event %d" % index)
+            else:  # refused before the plan: the name may not be known
+                self.assertIn(row["event_name"], (None, name), "event_name of event %d" % index)
         for index, row_site, payload, errors, received_at in rows:
             index = int(index)
             self.assertEqual(row_site, site_id)
@@ -111,9 +129,12 @@ class RejectedEventTest(harness.DaemonTestCase):
         self.check_batch([
             (ev(), None),
             (ev(name=None), Bad("missing_field", "$.name")),
-            (ev(anonymous_id=None), Bad("missing_field", "$.anonymous_id")),
-            (ev(anonymous_id=None, props={"user_id": "u1"}), Bad("missing_field", "$.anonymous_id")),
-            (ev(anonymous_id=None, user_id="user-1"), None),  # one of the two is enough
+            (ev(name=""), Bad("missing_field", "$.name")),      # empty strings count as absent
+            (ev(name=None, anonymous_id=None), Bad("missing_field", "$.name")),
+            # Without anonymous_id and user_id the event gets a cookieless id.
+            (ev(anonymous_id=None), None),
+            (ev(anonymous_id=None, props={"user_id": "u1"}), None),
+            (ev(anonymous_id=None, user_id="user-1"), None),
             (ev(user_id="user-2"), None),
         ])
 
@@ -133,11 +154,12 @@ class RejectedEventTest(harness.DaemonTestCase):
         ])
 
     def test_invalid_name(self):
+        """The default plan's naming rule: snake_case, at least two words."""
         items = [(ev(name=n), Bad("name_format", "$.name"))
                  for n in ("PageView", "page-view", "1st_visit", "page__view", "page_view_",
-                           "_page", "page view", "pagé")]
-        items += [(ev(name=n), None) for n in ("a", "page_view", "step2_done", "a" * 64)]
-        items.append((ev(name="a" * 65), Bad(("name_format", "too_long"), "$.name")))
+                           "_page", "page view", "pagé", "a", "signup", "a" * 64)]
+        items += [(ev(name=n), None) for n in ("a_b", "page_view", "step2_done", "a" * 31 + "_" + "b" * 32)]
+        items.append((ev(name="a" * 32 + "_" + "b" * 32), Bad(("name_format", "too_long"), "$.name")))
         self.check_batch(items)
 
     def test_invalid_event_id(self):
@@ -227,9 +249,9 @@ class RejectedEventTest(harness.DaemonTestCase):
     def test_rejected_event_id_not_consumed(self):
         """A rejected event does not use up its id: the corrected event, sent
         again with the same id, is stored."""
-        bad = ev(name="Purchase")
+        bad = ev(name="Purchase_Done")
         self.assertAccepted(self.post(bad), 0, [0])
-        fixed = dict(bad, name="purchase")
+        fixed = dict(bad, name="purchase_done")
         self.assertAccepted(self.post(fixed), 1)
         self.assertEqual(harness.event_id_counts(self.db, [bad["event_id"]]), {bad["event_id"]: 1})
 
