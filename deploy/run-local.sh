@@ -203,7 +203,7 @@ cat <<EOF
 Milepost is starting on http://$ADDRESS (Ctrl-C stops it and PostgreSQL).
 
 Send an event:
-  curl -i -X POST http://$ADDRESS/v1/events -H 'X-Milepost-Key: wk_shop_example' -H 'Content-Type: application/json' -d '{"name":"product_viewed","anonymous_id":"a1","props":{"sku":"SKU-1"}}'
+  curl -i -X POST http://$ADDRESS/v1/events -H 'X-Milepost-Key: wk_shop_example' -H 'Content-Type: application/json' -d '{"name":"product_viewed","anonymous_id":"a1","consent":{"analytics":true},"props":{"product_id":"P-1001","sku":"SKU-1"}}'
 
 Look at the stored events:
   psql '$MILEPOST_DATABASE_URL' -c 'SELECT site_id, name, ts, anonymous_id, props FROM events ORDER BY received_at DESC LIMIT 10'
