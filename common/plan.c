@@ -1148,6 +1148,12 @@ plan_event_consent(const struct plan_event *def)
 	return def->consent;
 }
 
+long
+plan_event_version(const struct plan_event *def)
+{
+	return def->version;
+}
+
 /* --- enforcing ---------------------------------------------------------- */
 
 static const struct plan_prop *
@@ -1326,9 +1332,13 @@ plan_check_event(const struct plan *plan, const struct event *ev,
 			quarantine = true;
 			break;
 		case UNKNOWN_ACCEPT:
-			event_problem_add(warnings, ERR_UNKNOWN_EVENT,
-			    "$.name", "'%.64s' is not in the tracking plan",
-			    ev->name);
+			/* Without a plan file, no event is planned: saying
+			 * so on each would be noise. */
+			if (plan->doc != NULL) {
+				event_problem_add(warnings, ERR_UNKNOWN_EVENT,
+				    "$.name", "'%.64s' is not in the tracking "
+				    "plan", ev->name);
+			}
 			break;
 		}
 		if (probs->n > 0) {

@@ -80,6 +80,7 @@ const struct plan_event *plan_find_event(const struct plan *plan,
 const char *plan_event_kind_name(const struct plan_event *def);
 const char *plan_event_phase(const struct plan_event *def);   /* or NULL */
 const char *plan_event_consent(const struct plan_event *def); /* or NULL */
+long plan_event_version(const struct plan_event *def);	/* current */
 
 /* Checks the structurally valid ev against the plan as of its received
  * time: naming, known event, version, deprecation, properties. Failures go

@@ -246,6 +246,37 @@ copy_kept_params(char *out, const char *p, const char *end,
 	}
 }
 
+/* Copies the fragment [frag, end) to out without denied parameters, and
+ * returns how many bytes it wrote. Tokens travel in fragments too (OAuth's
+ * #access_token=...), as do the queries of hash routes (#/cart?email=...):
+ * a fragment holding '=' is read as parameters, after its '?' if any. */
+static size_t
+copy_fragment(char *out, const char *frag, const char *end,
+    const char *const *deny, size_t n_deny, bool *removed)
+{
+	size_t len = (size_t)(end - frag), o, kept;
+	const char *q = memchr(frag, '?', len), *params;
+	bool here = false;
+
+	params = q != NULL ? q + 1 : memchr(frag, '=', len) != NULL ?
+	    frag + 1 : NULL;
+	if (params == NULL) {
+		memcpy(out, frag, len);
+		return len;
+	}
+	o = (size_t)(params - frag);
+	memcpy(out, frag, o);
+	kept = copy_kept_params(out + o, params, end, deny, n_deny, &here);
+	if (kept == 0 && here) {
+		o--;	/* the '?' or '#' led only to what went */
+	}
+	if (o + kept == 1 && here) {
+		o = 0;	/* a lone '#' */
+	}
+	*removed = *removed || here;
+	return o + kept;
+}
+
 char *
 privacy_strip_url_params(const char *url, const char *const *deny,
     size_t n_deny, bool *changed)
@@ -278,8 +309,10 @@ privacy_strip_url_params(const char *url, const char *const *deny,
 			o += 1 + kept;
 		}
 	}
-	memcpy(out + o, end, url_len - (size_t)(end - url));
-	o += url_len - (size_t)(end - url);
+	if (*end == '#') {
+		o += copy_fragment(out + o, end, url + url_len, deny, n_deny,
+		    &removed);
+	}
 	out[o] = '\0';
 	if (changed != NULL) {
 		*changed = removed;

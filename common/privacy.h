@@ -57,7 +57,9 @@ bool privacy_key_matches(const char *key, const char *expected_hex);
 
 /* A copy of url (caller frees) without the query parameters whose names
  * (percent-decoded, compared case-insensitively) are in deny[0..n_deny).
- * The fragment is kept; a query left empty loses its '?'. Parameter order
+ * A fragment holding '=' is read as parameters too (after its own '?'
+ * if it has one), other fragments are kept; a query left empty loses its
+ * '?', a fragment left empty its '#'. Parameter order
  * and encoding of the kept parameters are unchanged. NULL only when out of
  * memory. *changed (may be NULL) tells whether anything was removed. */
 char *privacy_strip_url_params(const char *url, const char *const *deny,

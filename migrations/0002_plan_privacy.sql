@@ -2,10 +2,13 @@
 -- what replaying rejected events needs, cookieless salts and the erasure
 -- audit. Never edit this file once landed.
 
--- What the plan said about each stored event when it arrived. consented is
--- false for events stored anonymised because their consent was missing.
+-- What the plan said about each stored event when it arrived: the plan's
+-- version, the version of the event's own schema (as sent, or the plan's
+-- current one), its kind and phase. consented is false for events stored
+-- anonymised because their consent was missing.
 ALTER TABLE events
 	ADD COLUMN plan_version integer,
+	ADD COLUMN event_version integer,
 	ADD COLUMN kind         text,
 	ADD COLUMN phase        text,
 	ADD COLUMN consented    boolean NOT NULL DEFAULT true;

@@ -165,10 +165,11 @@ static const char pending_sql[] =
     " request_id, payload::text, derived_anonymous_id,"
     " consent_overrides::text, to_json(redacted)::text"
     " FROM rejected_events WHERE" FILTER_SQL " AND replayed_at IS NULL"
-    " ORDER BY id LIMIT $7";
+    " AND ($8::bigint IS NULL OR id > $8) ORDER BY id LIMIT $7";
 
 struct replay_counts {
 	long examined;
+	long last_id;
 	long stored;
 	long dropped;
 	long still_rejected;
@@ -230,7 +231,7 @@ replay_row(struct api_call *call, const PGresult *res, int i,
 	json_t *redacted = parse_json_text(PQgetvalue(res, i, 6));
 	struct pipeline_context ctx = {
 		.state = call->state,
-		.counters = &call->app->counters,
+		.counters = NULL,	/* counted when they first came */
 		.site_id = call->site_id,
 		.request_id = PQgetvalue(res, i, 2),
 		.received_us = atoll(PQgetvalue(res, i, 1)),
@@ -245,6 +246,7 @@ replay_row(struct api_call *call, const PGresult *res, int i,
 	bool ok = false;
 
 	n->examined++;
+	n->last_id = atol(id);
 	if (payload == NULL || !pipeline_run(&ctx, payload, 0, item, &out)) {
 		goto done;
 	}
@@ -310,12 +312,13 @@ replay_locked(PGconn *pg, struct api_call *call, struct replay_counts *n,
 {
 	const struct filters *f = call->data;
 	const char *params[] = { call->site_id, f->code, f->event, f->since,
-		f->until, NULL, f->limit_text };
+		f->until, NULL, f->limit_text,
+		f->cursor > 0 ? f->cursor_text : NULL };
 	struct writer_item item;
 	PGresult *res;
 	bool ok = true;
 
-	res = db_query(pg, pending_sql, 7, params, err);
+	res = db_query(pg, pending_sql, 8, params, err);
 	if (res == NULL) {
 		return false;
 	}
@@ -333,6 +336,12 @@ replay_locked(PGconn *pg, struct api_call *call, struct replay_counts *n,
 	}
 	writer_item_finish(&item);
 	return ok;
+}
+
+static long
+replay_limit(const struct api_call *call)
+{
+	return ((const struct filters *)call->data)->limit;
 }
 
 static bool
@@ -361,14 +370,18 @@ replay_run(PGconn *pg, struct api_call *call, struct error *err)
 	ok = replay_locked(pg, call, &n, err);
 	db_exec(pg, unlock_sql, 1, params, &ignored);
 	if (ok) {
-		call->answer = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}",
-		    "site", call->site_id, "plan_version",
+		/* Rows that still fail stay pending: the cursor lets the
+		 * next call go on after them. */
+		call->answer = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o, "
+		    "s:o}", "site", call->site_id, "plan_version",
 		    (json_int_t)plan_version(call->state->plan),
 		    "examined", (json_int_t)n.examined,
 		    "replayed", (json_int_t)n.stored,
 		    "dropped", (json_int_t)n.dropped,
 		    "still_rejected", (json_int_t)n.still_rejected,
-		    "still_rejected_by_code", n.by_code);
+		    "still_rejected_by_code", n.by_code, "next_cursor",
+		    n.examined == replay_limit(call) && n.last_id > 0 ?
+		    json_sprintf("%ld", n.last_id) : json_null());
 		log_at(LVL_INFO, http_request_id(call->req), "replay of site "
 		    "%s by '%s': %ld examined, %ld stored, %ld dropped, %ld "
 		    "still rejected", call->site_id, call->key->name,
@@ -382,6 +395,14 @@ replay_run(PGconn *pg, struct api_call *call, struct error *err)
 void
 api_rejected_replay(struct request *req, struct app *app)
 {
+	struct error err = { 0 };
+
+	if (http_request_query(req, "replayed") != NULL) {
+		error_set(&err, ERR_INVALID_PARAMETER, "replay takes the events "
+		    "not replayed yet; replayed is a filter of the listing only");
+		http_respond_error(req, &err);
+		return;
+	}
 	start(req, app, API_ADMIN, REPLAY_LIMIT_DEFAULT, REPLAY_LIMIT_MAX,
 	    replay_run);
 }

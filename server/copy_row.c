@@ -59,6 +59,17 @@ field_json(struct strbuf *out, const json_t *v, const char *if_null)
 	free(text);
 }
 
+/* A tab, then n, or NULL when it is 0. */
+static void
+field_positive(struct strbuf *out, int64_t n)
+{
+	if (n > 0) {
+		strbuf_appendf(out, "\t%lld", (long long)n);
+	} else {
+		strbuf_append_str(out, "\t\\N");
+	}
+}
+
 /* The key both events and event_ids rows start with. */
 static void
 fields_key(struct strbuf *out, const char *site_id, const struct event *ev)
@@ -95,11 +106,9 @@ copy_row_event(struct strbuf *out, const char *site_id,
 	field_json(out, ev->props, "{}");
 	strbuf_append_char(out, '\t');
 	field_json(out, ev->consent, "{}");
-	if (ev->plan_version > 0) {
-		strbuf_appendf(out, "\t%ld\t", ev->plan_version);
-	} else {
-		strbuf_append_str(out, "\t\\N\t");
-	}
+	field_positive(out, ev->plan_version);
+	field_positive(out, ev->version);
+	strbuf_append_char(out, '\t');
 	field_text(out, ev->kind);
 	strbuf_append_char(out, '\t');
 	field_text(out, ev->phase);

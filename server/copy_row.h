@@ -14,7 +14,7 @@
 #define COPY_ROW_EVENT_COLUMNS                                               \
 	"site_id, event_id, name, ts, received_at, sent_at, anonymous_id, "  \
 	"user_id, session_id, url, referrer, props, consent, plan_version, " \
-	"kind, phase, consented"
+	"event_version, kind, phase, consented"
 
 #define COPY_ROW_EVENT_ID_COLUMNS "site_id, event_id, received_at"
 

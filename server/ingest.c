@@ -201,14 +201,15 @@ warnings_json(size_t index, const struct event_problems *warnings)
 
 /* The cookieless id of this request's browser, if the salt is there. */
 static const char *
-derive_visitor(struct request *req, struct app *app, const char *site_id,
-    const struct config *cfg, char out[PRIVACY_VISITOR_ID_LEN])
+derive_visitor(struct request *req, struct app *app, int64_t now_us,
+    const char *site_id, const struct config *cfg,
+    char out[PRIVACY_VISITOR_ID_LEN])
 {
 	char ip[HTTP_IP_TEXT_LEN] = "";
 	const char *id = NULL;
 
 	if (http_request_client_ip(req, cfg->client_ip_header, ip) &&
-	    visitor_id(app->salt, site_id, ip,
+	    visitor_id(app->salt, now_us, site_id, ip,
 	    http_request_header(req, "User-Agent"), out)) {
 		id = out;
 	}
@@ -245,8 +246,8 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 
 	ctx.consent_overrides = pipeline_consent_overrides(in->state->cfg,
 	    header_is_1(req, "Sec-GPC"), header_is_1(req, "DNT"));
-	ctx.derived_anonymous_id = derive_visitor(req, app, site_id,
-	    in->state->cfg, visitor);
+	ctx.derived_anonymous_id = derive_visitor(req, app, ctx.received_us,
+	    site_id, in->state->cfg, visitor);
 	json_array_foreach(events, i, v) {
 		if (!ok || !pipeline_run(&ctx, v, i, &in->item, &out)) {
 			ok = false;

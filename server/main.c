@@ -261,6 +261,12 @@ cmd_hash_key(void)
 		return EXIT_USAGE;
 	}
 	n = strcspn(key, "\r\n");
+	if (key[n] == '\0' && !feof(stdin)) {
+		fputs("milepost: an API key has at most 500 characters\n",
+		    stderr);
+		privacy_wipe(key, sizeof(key));
+		return EXIT_USAGE;
+	}
 	key[n] = '\0';
 	if (n < 16) {
 		fputs("milepost: an API key should have at least 16 "

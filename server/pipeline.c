@@ -186,6 +186,9 @@ emit_event(const struct pipeline_context *ctx, struct event *ev,
     const struct plan_event *def, struct writer_item *item)
 {
 	ev->plan_version = plan_version(ctx->state->plan);
+	if (ev->version == 0 && def != NULL) {
+		ev->version = plan_event_version(def);
+	}
 	ev->kind = def != NULL ? plan_event_kind_name(def) : NULL;
 	ev->phase = def != NULL ? plan_event_phase(def) : NULL;
 	copy_row_event(&item->events, ctx->site_id, ev);

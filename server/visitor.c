@@ -111,24 +111,14 @@ done:
 }
 
 bool
-visitor_salt_is_current(struct visitor_salt *vs, int64_t now_us)
-{
-	bool current;
-
-	pthread_mutex_lock(&vs->lock);
-	current = vs->day == day_of(now_us);
-	pthread_mutex_unlock(&vs->lock);
-	return current;
-}
-
-bool
-visitor_id(struct visitor_salt *vs, const char *site_id, const char *ip,
-    const char *user_agent, char out[PRIVACY_VISITOR_ID_LEN])
+visitor_id(struct visitor_salt *vs, int64_t now_us, const char *site_id,
+    const char *ip, const char *user_agent,
+    char out[PRIVACY_VISITOR_ID_LEN])
 {
 	bool held;
 
 	pthread_mutex_lock(&vs->lock);
-	held = vs->day >= 0;
+	held = vs->day == day_of(now_us);
 	if (held) {
 		privacy_visitor_id(vs->salt, site_id, ip, user_agent, out);
 	}

@@ -24,12 +24,11 @@ void visitor_salt_free(struct visitor_salt *vs);	/* NULL is fine */
 bool visitor_salt_refresh(struct visitor_salt *vs, PGconn *pg,
     int64_t now_us, struct error *err);
 
-/* True if vs holds the salt of the day holding now_us. */
-bool visitor_salt_is_current(struct visitor_salt *vs, int64_t now_us);
-
-/* The visitor id of (site, ip, user agent) under the salt held, in out.
- * False when no salt is held yet. */
-bool visitor_id(struct visitor_salt *vs, const char *site_id,
+/* The visitor id of (site, ip, user agent) at now_us under that day's
+ * salt, in out. False when the salt held is not that day's (not loaded
+ * yet, or the midnight refresh failed): an id made with yesterday's salt
+ * would link the two days. */
+bool visitor_id(struct visitor_salt *vs, int64_t now_us, const char *site_id,
     const char *ip, const char *user_agent,
     char out[PRIVACY_VISITOR_ID_LEN]);
 

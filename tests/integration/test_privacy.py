@@ -305,7 +305,9 @@ class UrlStripTest(harness.DaemonTestCase):
         ("https://shop.example/x?b=2&e%2Dmail=MAIL{t}&a=1&sid&c=3", "https://shop.example/x?b=2&a=1&c=3"),
         ("https://shop.example/cb?code=CODE{t}&state=s1&access_token=ATOK{t}&ApiKey=AKEY{t}",
          "https://shop.example/cb?state=s1"),
-        ("https://shop.example/#/route?token=KEPT{t}", "https://shop.example/#/route?token=KEPT{t}"),
+        # Fragments holding parameters are cleaned too (hash routes, OAuth).
+        ("https://shop.example/#/route?token=FRAG{t}&step=2", "https://shop.example/#/route?step=2"),
+        ("https://shop.example/cb#access_token=ATOK{t}&state=s", "https://shop.example/cb#state=s"),
         ("https://shop.example/x?emails=1&my_email=2&email_opt=3", "https://shop.example/x?emails=1&my_email=2&email_opt=3"),
         ("https://shop.example/x?", "https://shop.example/x?"),
         ("https://shop.example/x?gclid=G{t}&Phone=PHONE{t}", "https://shop.example/x?gclid=G{t}"),
@@ -322,7 +324,7 @@ class UrlStripTest(harness.DaemonTestCase):
         for e, (sent, stored) in zip(events, self.CASES):
             row = rows[e["event_id"]]
             self.assertEqual((row["url"], row["referrer"]), (stored.format(t=t),) * 2, "from %s" % sent)
-        for secret in ("PW" + t, "MAIL" + t, "CODE" + t, "ATOK" + t, "AKEY" + t, "PHONE" + t):
+        for secret in ("PW" + t, "MAIL" + t, "CODE" + t, "ATOK" + t, "AKEY" + t, "PHONE" + t, "FRAG" + t):
             self.assertEqual(harness.tables_containing(self.db, secret), {}, "%s stored somewhere" % secret)
 
     def test_rejected_event_url_stripped(self):

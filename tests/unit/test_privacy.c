@@ -283,13 +283,18 @@ test_strip_table(void **state)
 		{ "/p?email=x&a=1&b=2", "/p?a=1&b=2", true },
 		{ "/p?a=1&token=x&b=2", "/p?a=1&b=2", true },
 		{ "/p?a=1&b=2&gclid=x", "/p?a=1&b=2", true },
-		/* The fragment stays. */
+		/* A plain fragment stays... */
 		{ "/p?a=1&gclid=x#top", "/p?a=1#top", true },
 		{ "/p?gclid=x#top", "/p#top", true },
-		{ "/p?a=1#gclid=x", "/p?a=1#gclid=x", false },
-		/* A '?' after the '#' is part of the fragment. */
-		{ "/p#s?gclid=x", "/p#s?gclid=x", false },
-		{ "#?email=x", "#?email=x", false },
+		{ "/p#top?x", "/p#top?x", false },
+		/* ...one holding parameters loses the denied ones (OAuth
+		 * tokens, hash-route queries after the fragment's '?'). */
+		{ "/p?a=1#gclid=x", "/p?a=1", true },
+		{ "/cb#token=t&token_type=b", "/cb#token_type=b", true },
+		{ "/p#s?gclid=x", "/p#s", true },
+		{ "/p#/cart?email=x&step=2", "/p#/cart?step=2", true },
+		{ "#?email=x", "", true },
+		{ "/p#a=1&b=2", "/p#a=1&b=2", false },
 		/* Names are compared case-insensitively... */
 		{ "/p?Email=x&EMAIL=y&a=1&eMaIl", "/p?a=1", true },
 		/* ...after percent-decoding, hex digits of either case... */
