@@ -1156,6 +1156,8 @@ plan_event_version(const struct plan_event *def)
 
 /* --- enforcing ---------------------------------------------------------- */
 
+static bool name_listed(const json_t *names, const char *name);
+
 static const struct plan_prop *
 prop_find(const struct plan_event *def, const char *name)
 {
@@ -1227,7 +1229,8 @@ check_prop_value(const struct plan_prop *p, const json_t *v,
 
 static void
 check_props(const struct plan *plan, const struct plan_event *def,
-    const json_t *props, struct event_problems *probs)
+    const json_t *props, const json_t *redacted,
+    struct event_problems *probs)
 {
 	char path[96];
 	const char *k;
@@ -1244,7 +1247,9 @@ check_props(const struct plan *plan, const struct plan_event *def,
 			}
 			continue;
 		}
-		check_prop_value(p, v, path, probs);
+		if (!name_listed(redacted, p->name)) {
+			check_prop_value(p, v, path, probs);
+		}
 	}
 	json_object_foreach((json_t *)props, k, v) {
 		snprintf(path, sizeof(path), "$.props.%.80s", k);
@@ -1304,8 +1309,8 @@ check_lifecycle(const struct plan_event *def, const struct event *ev,
 
 enum plan_verdict
 plan_check_event(const struct plan *plan, const struct event *ev,
-    const struct plan_event **def_out, struct event_problems *probs,
-    struct event_problems *warnings)
+    const json_t *redacted, const struct plan_event **def_out,
+    struct event_problems *probs, struct event_problems *warnings)
 {
 	const struct plan_event *def = NULL;
 	bool quarantine = false;
@@ -1347,7 +1352,7 @@ plan_check_event(const struct plan *plan, const struct event *ev,
 	} else {
 		check_lifecycle(def, ev, probs, warnings);
 	}
-	check_props(plan, def, ev->props, probs);
+	check_props(plan, def, ev->props, redacted, probs);
 	*def_out = def;
 	return probs->n == 0 ? PLAN_PASS : PLAN_REJECT;
 }

@@ -86,10 +86,13 @@ long plan_event_version(const struct plan_event *def);	/* current */
  * time: naming, known event, version, deprecation, properties. Failures go
  * to probs, notes that do not stop the event (deprecated, unknown but
  * accepted) to warnings; both get the JSON path of the value concerned.
- * *def is set to the event's definition, NULL when it is not planned. */
+ * *def is set to the event's definition, NULL when it is not planned.
+ * Properties named in the array redacted (may be NULL) hold a hash, not
+ * the value sent: only their presence is checked. */
 enum plan_verdict plan_check_event(const struct plan *plan,
-    const struct event *ev, const struct plan_event **def,
-    struct event_problems *probs, struct event_problems *warnings);
+    const struct event *ev, const json_t *redacted,
+    const struct plan_event **def, struct event_problems *probs,
+    struct event_problems *warnings);
 
 /* The properties to store for an event of definition def (may be NULL):
  * `pii: drop` properties removed and `pii: hash` ones replaced by the

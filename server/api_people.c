@@ -132,8 +132,7 @@ api_people_erase(struct request *req, struct app *app)
 	struct api_call *call;
 	struct error err = { 0 };
 
-	if (person == NULL || person[0] == '\0' ||
-	    strlen(person) > EVENT_ID_MAX || strchr(person, '/') != NULL) {
+	if (person == NULL || strlen(person) > EVENT_ID_MAX) {
 		error_set(&err, ERR_INVALID_PARAMETER, "give the anonymous or "
 		    "user id to erase as /api/v1/people/{id} (at most %d "
 		    "bytes)", EVENT_ID_MAX);

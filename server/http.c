@@ -228,6 +228,12 @@ http_respond_error(struct request *req, const struct error *err)
 		    error_code_name(err->code), err->message);
 	}
 	respond_raw(req, status, JSON_TYPE, sb.data, sb.len);
+	if (req->response != NULL && (err->code == ERR_MISSING_API_KEY ||
+	    err->code == ERR_INVALID_API_KEY)) {
+		MHD_add_response_header(req->response,
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    "Bearer realm=\"milepost\"");
+	}
 }
 
 void

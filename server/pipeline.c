@@ -298,8 +298,8 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	if (ev.anonymous_id == NULL && ev.user_id == NULL) {
 		ev.anonymous_id = derived = ctx->derived_anonymous_id;
 	}
-	verdict = plan_check_event(ctx->state->plan, &ev, &def, &out->errors,
-	    &out->warnings);
+	verdict = plan_check_event(ctx->state->plan, &ev, ctx->redacted, &def,
+	    &out->errors, &out->warnings);
 	s.consent = effective_consent(ev.consent, ctx->consent_overrides);
 	/* Only a rejected row records what was redacted. */
 	s.redacted = verdict != PLAN_PASS ? json_array() : NULL;

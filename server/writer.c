@@ -35,7 +35,9 @@ static const char insert_events_sql[] =
     " INSERT INTO events"
     " SELECT DISTINCT ON (i.site_id, i.event_id) i.*"
     " FROM events_incoming i JOIN fresh f"
-    " ON f.site_id = i.site_id AND f.event_id = i.event_id";
+    " ON f.site_id = i.site_id AND f.event_id = i.event_id"
+    /* An id resent after the dedup window forgot it, with its own ts. */
+    " ON CONFLICT DO NOTHING";
 
 /* A replayed event and the mark on its rejected row commit together, so
  * that a replay stores each event once even if it is interrupted. */
