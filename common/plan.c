@@ -168,6 +168,22 @@ path_join(char *out, size_t size, const char *path, const char *key,
 
 #define PATH_MAX_LEN 160
 
+/* True if the array names (may be NULL) holds the string name. */
+static bool
+name_listed(const json_t *names, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach((json_t *)names, i, v) {
+		if (json_is_string(v) &&
+		    strcmp(json_string_value(v), name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Reports every key of obj that is not in allowed (typos, mostly). */
 static void
 check_keys(struct loader *ld, const json_t *obj, const char *path,
@@ -669,20 +685,6 @@ phase_listing(const json_t *phases, const char *name)
 	return NULL;
 }
 
-static bool
-category_known(const json_t *categories, const char *c)
-{
-	size_t i;
-	json_t *v;
-
-	json_array_foreach((json_t *)categories, i, v) {
-		if (strcmp(json_string_value(v), c) == 0) {
-			return true;
-		}
-	}
-	return false;
-}
-
 static void
 load_event_phase(struct loader *ld, struct plan_event *def,
     const json_t *obj, const char *path)
@@ -745,7 +747,7 @@ load_event(struct loader *ld, const json_t *doc_events, const char *name,
 	def->consent = get_string(ld, obj, path, "consent", false);
 	path_join(sub, sizeof(sub), path, "consent", 0);
 	if (def->consent != NULL && ld->categories != NULL &&
-	    !category_known(ld->categories, def->consent)) {
+	    !name_listed(ld->categories, def->consent)) {
 		problem(ld, sub, "'%s' is not in $.consent_categories",
 		    def->consent);
 	}
@@ -1156,7 +1158,6 @@ plan_event_version(const struct plan_event *def)
 
 /* --- enforcing ---------------------------------------------------------- */
 
-static bool name_listed(const json_t *names, const char *name);
 
 static const struct plan_prop *
 prop_find(const struct plan_event *def, const char *name)
@@ -1379,20 +1380,6 @@ hash_value(const json_t *v, const void *key, size_t key_len)
 	privacy_keyed_hash_hex(key, key_len, data, strlen(data), hex);
 	free(text);
 	return json_string(hex);
-}
-
-static bool
-name_listed(const json_t *names, const char *name)
-{
-	size_t i;
-	json_t *v;
-
-	json_array_foreach((json_t *)names, i, v) {
-		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0) {
-			return true;
-		}
-	}
-	return false;
 }
 
 json_t *
