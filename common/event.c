@@ -23,6 +23,7 @@ enum field_kind {
 	FIELD_PROPS,
 	FIELD_CONSENT,
 	FIELD_VERSION,
+	FIELD_CONTEXT,
 };
 
 struct field {
@@ -47,6 +48,7 @@ static const struct field fields[] = {
 	{ "props", FIELD_PROPS, 0, 0 },
 	{ "consent", FIELD_CONSENT, 0, 0 },
 	{ "version", FIELD_VERSION, 0, 0 },
+	{ "context", FIELD_CONTEXT, 0, 0 },
 };
 
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -80,17 +82,26 @@ field_find(const char *name)
 	return NULL;
 }
 
+/* Where Segment's clients put the visitor's consent (Consent Management:
+ * context.consent.categoryPreferences), or NULL. */
+static json_t *
+segment_consent(json_t *context)
+{
+	return json_object_get(json_object_get(context, "consent"),
+	    "categoryPreferences");
+}
+
 static void
-check_consent(json_t *v, struct event_problems *probs)
+check_consent(json_t *v, const char *base, struct event_problems *probs)
 {
 	char path[96];
 	const char *k;
 	json_t *flag;
 
 	json_object_foreach(v, k, flag) {
-		snprintf(path, sizeof(path), "$.consent.%.64s", k);
+		snprintf(path, sizeof(path), "%s.%.40s", base, k);
 		if (strlen(k) > EVENT_CONSENT_KEY_MAX) {
-			event_problem_add(probs, ERR_TOO_LONG, "$.consent",
+			event_problem_add(probs, ERR_TOO_LONG, base,
 			    "consent category names are at most %d bytes",
 			    EVENT_CONSENT_KEY_MAX);
 		} else if (!json_is_boolean(flag)) {
@@ -111,6 +122,30 @@ parse_time(json_t *v, const char *path, int64_t *us,
 		return false;
 	}
 	return true;
+}
+
+/* The Segment-style context: only its consent is read (and checked); the
+ * rest is the sender's business, within the depth limit. */
+static void
+read_context(json_t *v, struct event_problems *probs)
+{
+	static const char base[] = "$.context.consent.categoryPreferences";
+	json_t *prefs = segment_consent(v);
+
+	if (!json_is_object(v)) {
+		event_problem_add(probs, ERR_WRONG_TYPE, "$.context",
+		    "context must be an object");
+	} else if (jsonutil_depth(v, EVENT_PROPS_DEPTH_MAX) >
+	    EVENT_PROPS_DEPTH_MAX) {
+		event_problem_add(probs, ERR_TOO_DEEP, "$.context",
+		    "context nests more than %d levels",
+		    EVENT_PROPS_DEPTH_MAX);
+	} else if (prefs != NULL && !json_is_object(prefs)) {
+		event_problem_add(probs, ERR_WRONG_TYPE, base,
+		    "categoryPreferences must be an object");
+	} else if (prefs != NULL) {
+		check_consent(prefs, base, probs);
+	}
 }
 
 /* Checks one present field and stores it into ev. */
@@ -134,12 +169,16 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 		}
 		return;
 	}
+	if (f->kind == FIELD_CONTEXT) {
+		read_context(v, probs);
+		return;
+	}
 	if (f->kind == FIELD_PROPS || f->kind == FIELD_CONSENT) {
 		if (!json_is_object(v)) {
 			event_problem_add(probs, ERR_WRONG_TYPE, path,
 			    "%s must be an object", f->name);
 		} else if (f->kind == FIELD_CONSENT) {
-			check_consent(v, probs);
+			check_consent(v, "$.consent", probs);
 			ev->consent = v;
 		} else if (jsonutil_depth(v, EVENT_PROPS_DEPTH_MAX) >
 		    EVENT_PROPS_DEPTH_MAX) {
@@ -201,6 +240,7 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 	case FIELD_PROPS:
 	case FIELD_CONSENT:
 	case FIELD_VERSION:
+	case FIELD_CONTEXT:
 		break;
 	}
 }
@@ -246,6 +286,10 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 	if (ev->name == NULL && !has_problem_at(probs, "$.name")) {
 		event_problem_add(probs, ERR_MISSING_FIELD, "$.name",
 		    "name is required");
+	}
+	/* consent wins over the context's when both are sent. */
+	if (ev->consent == NULL) {
+		ev->consent = segment_consent(json_object_get(v, "context"));
 	}
 	if (probs->n > 0) {
 		return false;

@@ -52,6 +52,7 @@ struct event {
 	const char *url;
 	const char *referrer;
 	json_t *props;
+	/* consent, or else Segment's context.consent.categoryPreferences */
 	json_t *consent;
 	/* Set by the ingest pipeline from the plan and consent, for storing. */
 	long plan_version;

@@ -109,6 +109,20 @@ class DropModeTest(ConsentCase):
         self.send([fixed], ["stored"], warnings={})
         self.assertEqual(harness.event_id_counts(self.db, [fixed["event_id"]]), {fixed["event_id"]: 1})
 
+    def test_segment_consent_in_context(self):
+        """Segment's context.consent.categoryPreferences grants consent when
+        the event has no consent of its own; consent wins when both come;
+        Sec-GPC still withdraws marketing."""
+        seg = {"consent": {"categoryPreferences": {"analytics": True, "marketing": True}}}
+        granted = make_event(name="content_shared", context=seg, props={"method": "email"}, **ids())
+        overruled = make_event(name="page_viewed", context=seg, consent={"analytics": False}, **ids())
+        self.send([granted, overruled], ["stored", "dropped"],
+                  warnings={1: [("consent_missing", "$.consent.analytics")]})
+        self.assertEqual(self.row(granted)["consent"], {"analytics": True, "marketing": True})
+        gpc = make_event(name="content_shared", context=seg, props={"method": "email"}, **ids())
+        self.send([gpc], ["dropped"], headers={"Sec-GPC": "1"},
+                  warnings={0: [("consent_missing", "$.consent.marketing")]})
+
     def test_event_needing_no_consent(self):
         e = make_event(name="error_shown", **ids())
         self.send([e], ["stored"], warnings={})

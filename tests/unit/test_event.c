@@ -119,6 +119,29 @@ test_fields_are_read(void **state)
 	json_decref(v);
 }
 
+/* Segment's context.consent.categoryPreferences is the consent when the
+ * event has no consent of its own; consent wins when both are sent. */
+static void
+test_segment_consent(void **state)
+{
+	struct event_problems probs;
+	struct event ev;
+	json_t *seg = json_pack("{s:s, s:s, s:{s:{s:{s:b}}}}", "name",
+	    "cart_added", "anonymous_id", "a", "context", "consent",
+	    "categoryPreferences", "marketing", 1);
+	json_t *both = json_deep_copy(seg);
+
+	(void)state;
+	json_object_set_new(both, "consent", json_pack("{s:b}", "marketing",
+	    0));
+	assert_true(event_parse_native(seg, timeutil_now_us(), &ev, &probs));
+	assert_true(json_is_true(json_object_get(ev.consent, "marketing")));
+	assert_true(event_parse_native(both, timeutil_now_us(), &ev, &probs));
+	assert_true(json_is_false(json_object_get(ev.consent, "marketing")));
+	json_decref(seg);
+	json_decref(both);
+}
+
 static void
 test_generated_ids_are_v7_and_distinct(void **state)
 {
@@ -157,6 +180,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_fields_are_read),
+		cmocka_unit_test(test_segment_consent),
 		cmocka_unit_test(test_generated_ids_are_v7_and_distinct),
 		cmocka_unit_test(test_every_problem_is_reported),
 	};
