@@ -82,10 +82,8 @@ field_find(const char *name)
 	return NULL;
 }
 
-/* Where Segment's clients put the visitor's consent (Consent Management:
- * context.consent.categoryPreferences), or NULL. */
-static json_t *
-segment_consent(json_t *context)
+json_t *
+event_segment_consent(json_t *context)
 {
 	return json_object_get(json_object_get(context, "consent"),
 	    "categoryPreferences");
@@ -130,7 +128,7 @@ static void
 read_context(json_t *v, struct event_problems *probs)
 {
 	static const char base[] = "$.context.consent.categoryPreferences";
-	json_t *prefs = segment_consent(v);
+	json_t *prefs = event_segment_consent(v);
 
 	if (!json_is_object(v)) {
 		event_problem_add(probs, ERR_WRONG_TYPE, "$.context",
@@ -289,7 +287,7 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 	}
 	/* consent wins over the context's when both are sent. */
 	if (ev->consent == NULL) {
-		ev->consent = segment_consent(json_object_get(v, "context"));
+		ev->consent = event_segment_consent(json_object_get(v, "context"));
 	}
 	if (probs->n > 0) {
 		return false;

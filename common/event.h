@@ -68,6 +68,11 @@ struct event {
 bool event_parse_native(json_t *v, int64_t received_us, struct event *ev,
     struct event_problems *probs);
 
+/* Where Segment's clients put the visitor's consent (Consent Management:
+ * context.consent.categoryPreferences), borrowed from context; NULL if
+ * absent. */
+json_t *event_segment_consent(json_t *context);
+
 /* Adds a problem (ignored past EVENT_MAX_PROBLEMS). */
 void event_problem_add(struct event_problems *probs, enum err_code code,
     const char *path, const char *fmt, ...)

@@ -175,6 +175,17 @@ rejected_payload(json_t *v, const struct event *ev, bool anonymise)
 	for (size_t i = 0; anonymise && i < 3; i++) {
 		json_object_del(p, ids[i]);
 	}
+	/* A context carries the sender's view of the visitor (ip, traits,
+	 * user agent): of it only the consent is kept. */
+	if (json_object_get(p, "context") != NULL) {
+		json_t *prefs = event_segment_consent(json_object_get(p,
+		    "context"));
+		json_t *kept = json_is_object(prefs) ? json_pack("{s:{s:O}}",
+		    "consent", "categoryPreferences", prefs) : json_object();
+		if (kept == NULL || json_object_set_new(p, "context", kept) != 0) {
+			goto fail;
+		}
+	}
 	return p;
 fail:
 	json_decref(p);

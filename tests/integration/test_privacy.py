@@ -327,6 +327,19 @@ class UrlStripTest(harness.DaemonTestCase):
         for secret in ("PW" + t, "MAIL" + t, "CODE" + t, "ATOK" + t, "AKEY" + t, "PHONE" + t, "FRAG" + t):
             self.assertEqual(harness.tables_containing(self.db, secret), {}, "%s stored somewhere" % secret)
 
+    def test_rejected_event_context_reduced_to_consent(self):
+        """A Segment context holds the sender's view of the visitor (ip,
+        traits): a rejected event keeps only its consent."""
+        t = new_id()[:8]
+        ctx = {"ip": "198.51.100.%d" % (int(t, 16) % 250), "traits": {"email": "ctx%s@example.com" % t},
+               "consent": {"categoryPreferences": {"analytics": True}}}
+        resp = self.post(make_event(name="Bad", context=ctx))
+        self.assertAccepted(resp, 0, [0])
+        (row,) = harness.rejected_rows(self.db, resp.headers["x-request-id"])
+        self.assertEqual(row["payload"]["context"], {"consent": {"categoryPreferences": {"analytics": True}}})
+        self.assertEqual(harness.tables_containing(self.db, "ctx%s@example.com" % t), {})
+        self.assertEqual(harness.tables_containing(self.db, ctx["ip"]), {})
+
     def test_rejected_event_url_stripped(self):
         t = new_id()[:8]
         e = make_event(name="Bad", url="https://shop.example/?token=tok%s&a=1" % t)
