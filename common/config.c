@@ -19,6 +19,7 @@ enum key_type {
 	KEY_SITES,
 	KEY_LIST,
 	KEY_API_KEYS,
+	KEY_JSON,	/* any JSON value, kept as compact text */
 };
 
 struct key {
@@ -33,14 +34,21 @@ struct key {
 
 static bool check_log_level(const char *value);
 static bool check_consent_mode(const char *value);
+static bool check_bot_handling(const char *value);
 
 #define FIELD(f) offsetof(struct config, f)
 
 /* Alphabetical; docs/config.md lists the same keys. */
 static const struct key keys[] = {
 	{ "api_keys", KEY_API_KEYS, FIELD(api_keys), "[]", 0, 0, NULL, true },
+	{ "bot_handling", KEY_STRING, FIELD(bot_handling), "flag", 0, 0,
+	  check_bot_handling, true },
+	{ "channel_rules", KEY_JSON, FIELD(channel_rules), "[]", 0, 0, NULL,
+	  true },
 	{ "client_ip_header", KEY_STRING, FIELD(client_ip_header), "", 0, 0,
 	  NULL, true },
+	{ "clock_skew_tolerance_s", KEY_INT, FIELD(clock_skew_tolerance_s),
+	  "60", 0, 86400, NULL, true },
 	{ "connection_timeout_s", KEY_INT, FIELD(connection_timeout_s), "30",
 	  1, 3600, NULL, false },
 	{ "consent_mode", KEY_STRING, FIELD(consent_mode), "drop", 0, 0,
@@ -60,6 +68,8 @@ static const struct key keys[] = {
 	  67108864, NULL, false },
 	{ "max_connections", KEY_INT, FIELD(max_connections), "1024", 16,
 	  65536, NULL, false },
+	{ "max_event_age_days", KEY_INT, FIELD(max_event_age_days), "31", 1,
+	  36500, NULL, true },
 	{ "migrate_on_start", KEY_BOOL, FIELD(migrate_on_start), "true", 0, 0,
 	  NULL, false },
 	{ "partitions_ahead_months", KEY_INT, FIELD(partitions_ahead_months),
@@ -95,6 +105,12 @@ check_log_level(const char *value)
 	enum log_level lvl;
 
 	return log_level_parse(value, &lvl);
+}
+
+static bool
+check_bot_handling(const char *value)
+{
+	return strcmp(value, "flag") == 0 || strcmp(value, "drop") == 0;
 }
 
 static bool
@@ -138,6 +154,7 @@ key_equal(const struct config *a, const struct config *b,
 	case KEY_SITES:
 	case KEY_LIST:
 	case KEY_API_KEYS:
+	case KEY_JSON:
 		break;
 	}
 	return true;	/* no such key is fixed */
@@ -551,6 +568,24 @@ int_set(struct config *cfg, const struct key *k, long v, const char *where,
 	return true;
 }
 
+/* KEY_JSON: the value as compact text, for the module that reads it. */
+static bool
+json_text_set(struct config *cfg, const struct key *k, const json_t *v,
+    const char *where, struct error *err)
+{
+	char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), **slot;
+
+	(void)where;
+	if (text == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	slot = field(cfg, k);
+	free(*slot);
+	*slot = text;
+	return true;
+}
+
 static bool
 string_set(struct config *cfg, const struct key *k, const char *v,
     const char *where, struct error *err)
@@ -619,7 +654,9 @@ key_set_text(struct config *cfg, const struct key *k, const char *text,
 		break;
 	case KEY_SITES:
 	case KEY_API_KEYS:
-		arr = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	case KEY_JSON:
+		arr = json_loads(text, JSON_REJECT_DUPLICATES |
+		    JSON_DECODE_ANY, &jerr);
 		break;
 	}
 	if (arr == NULL) {
@@ -640,6 +677,7 @@ key_set_json(struct config *cfg, const struct key *k, json_t *v,
 		[KEY_STRING] = "a string", [KEY_INT] = "an integer",
 		[KEY_BOOL] = "a boolean", [KEY_SITES] = "an array",
 		[KEY_LIST] = "an array", [KEY_API_KEYS] = "an array",
+		[KEY_JSON] = "JSON",
 	};
 
 	switch (k->type) {
@@ -674,6 +712,8 @@ key_set_json(struct config *cfg, const struct key *k, json_t *v,
 		return list_set(cfg, k, v, where, err);
 	case KEY_API_KEYS:
 		return api_keys_set(cfg, v, where, err);
+	case KEY_JSON:
+		return json_text_set(cfg, k, v, where, err);
 	}
 	error_set(err, ERR_CONFIG, "%s: key '%s' must be %s", where, k->name,
 	    type_names[k->type]);
@@ -706,7 +746,7 @@ config_free(struct config *cfg)
 		return;
 	}
 	for (size_t i = 0; i < N_KEYS; i++) {
-		if (keys[i].type == KEY_STRING) {
+		if (keys[i].type == KEY_STRING || keys[i].type == KEY_JSON) {
 			free(*(char **)field(cfg, &keys[i]));
 		}
 	}

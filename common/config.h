@@ -38,7 +38,10 @@ struct config_list {
 struct config {
 	struct config_api_key *api_keys;
 	size_t n_api_keys;
+	char *bot_handling;
+	char *channel_rules;	/* JSON text of an array */
 	char *client_ip_header;
+	long clock_skew_tolerance_s;
 	long connection_timeout_s;
 	char *consent_mode;
 	char *database_url;
@@ -50,6 +53,7 @@ struct config {
 	long max_batch_events;
 	long max_body_bytes;
 	long max_connections;
+	long max_event_age_days;
 	bool migrate_on_start;
 	long partitions_ahead_months;
 	char *pii_hash_key;

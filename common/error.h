@@ -51,9 +51,11 @@ enum err_code {
 	ERR_UNEXPECTED_PROPERTY,
 	ERR_UNSUPPORTED_VERSION,
 	ERR_EVENT_SUNSET,
+	ERR_TOO_OLD,
 	/* Per-event warnings: the event was handled, with a caveat. */
 	ERR_EVENT_DEPRECATED,
 	ERR_CONSENT_MISSING,
+	ERR_BOT_TRAFFIC,
 	/* Start-up and command errors. */
 	ERR_CONFIG,
 	ERR_DATABASE,

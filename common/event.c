@@ -9,10 +9,7 @@
 #include "common/jsonutil.h"
 #include "common/timeutil.h"
 
-/* 2000-01-01T00:00:00Z: older timestamps are clock errors, not history. */
-#define TS_MIN_US (INT64_C(946684800) * TIMEUTIL_US_PER_SEC)
-/* Clocks run ahead; a day ahead is a broken clock, not a skew. */
-#define TS_MAX_AHEAD_US (INT64_C(86400) * TIMEUTIL_US_PER_SEC)
+#define CAMPAIGN_FIELD_MAX 255
 
 enum field_kind {
 	FIELD_EVENT_ID,
@@ -24,6 +21,7 @@ enum field_kind {
 	FIELD_CONSENT,
 	FIELD_VERSION,
 	FIELD_CONTEXT,
+	FIELD_CAMPAIGN,
 };
 
 struct field {
@@ -49,6 +47,7 @@ static const struct field fields[] = {
 	{ "consent", FIELD_CONSENT, 0, 0 },
 	{ "version", FIELD_VERSION, 0, 0 },
 	{ "context", FIELD_CONTEXT, 0, 0 },
+	{ "campaign", FIELD_CAMPAIGN, 0, 0 },
 };
 
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -122,6 +121,46 @@ parse_time(json_t *v, const char *path, int64_t *us,
 	return true;
 }
 
+/* Campaign fields given explicitly (native campaign, or Segment's
+ * context.campaign): strings of the five known names. */
+static bool
+read_campaign(json_t *v, const char *base, struct event_problems *probs)
+{
+	static const char *const names[] = { "source", "medium", "name",
+		"term", "content" };
+	size_t n_before = probs->n;
+	char path[96];
+	const char *k;
+	json_t *s;
+
+	if (!json_is_object(v)) {
+		event_problem_add(probs, ERR_WRONG_TYPE, base,
+		    "campaign must be an object");
+		return false;
+	}
+	json_object_foreach(v, k, s) {
+		size_t i = 0;
+		while (i < sizeof(names) / sizeof(names[0]) &&
+		    strcmp(names[i], k) != 0) {
+			i++;
+		}
+		snprintf(path, sizeof(path), "%s.%.40s", base, k);
+		if (i == sizeof(names) / sizeof(names[0])) {
+			event_problem_add(probs, ERR_UNKNOWN_FIELD, path,
+			    "campaign fields are source, medium, name, term "
+			    "and content");
+		} else if (!json_is_string(s) && !json_is_null(s)) {
+			event_problem_add(probs, ERR_WRONG_TYPE, path,
+			    "campaign fields are strings");
+		} else if (json_string_length(s) > CAMPAIGN_FIELD_MAX) {
+			event_problem_add(probs, ERR_TOO_LONG, path,
+			    "campaign fields are at most %d bytes",
+			    CAMPAIGN_FIELD_MAX);
+		}
+	}
+	return probs->n == n_before;
+}
+
 /* The Segment-style context: only its consent is read (and checked); the
  * rest is the sender's business, within the depth limit. */
 static void
@@ -143,6 +182,10 @@ read_context(json_t *v, struct event_problems *probs)
 		    "categoryPreferences must be an object");
 	} else if (prefs != NULL) {
 		check_consent(prefs, base, probs);
+	}
+	if (json_object_get(v, "campaign") != NULL) {
+		read_campaign(json_object_get(v, "campaign"),
+		    "$.context.campaign", probs);
 	}
 }
 
@@ -169,6 +212,11 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 	}
 	if (f->kind == FIELD_CONTEXT) {
 		read_context(v, probs);
+		ev->context = json_is_object(v) ? v : NULL;
+		return;
+	}
+	if (f->kind == FIELD_CAMPAIGN) {
+		ev->campaign = read_campaign(v, "$.campaign", probs) ? v : NULL;
 		return;
 	}
 	if (f->kind == FIELD_PROPS || f->kind == FIELD_CONSENT) {
@@ -221,13 +269,9 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 		ev->name = s;
 		break;
 	case FIELD_TS:
-		if (parse_time(v, path, &ev->ts_us, probs) &&
-		    (ev->ts_us < TS_MIN_US ||
-		    ev->ts_us > ev->received_us + TS_MAX_AHEAD_US)) {
-			event_problem_add(probs, ERR_TIMESTAMP_OUT_OF_RANGE,
-			    path, "ts must lie between 2000-01-01 and 24 hours "
-			    "after the time it is received");
-		}
+		/* Its range is judged once corrected for the sender's clock
+		 * (enrich_clock). */
+		parse_time(v, path, &ev->ts_us, probs);
 		break;
 	case FIELD_SENT_AT:
 		ev->has_sent_at = parse_time(v, path, &ev->sent_at_us, probs);
@@ -239,6 +283,7 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 	case FIELD_CONSENT:
 	case FIELD_VERSION:
 	case FIELD_CONTEXT:
+	case FIELD_CAMPAIGN:
 		break;
 	}
 }
@@ -285,9 +330,13 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 		event_problem_add(probs, ERR_MISSING_FIELD, "$.name",
 		    "name is required");
 	}
-	/* consent wins over the context's when both are sent. */
+	/* The event's own consent and campaign win over the context's. */
 	if (ev->consent == NULL) {
-		ev->consent = event_segment_consent(json_object_get(v, "context"));
+		ev->consent = event_segment_consent(ev->context);
+	}
+	if (ev->campaign == NULL && json_is_object(json_object_get(
+	    ev->context, "campaign"))) {
+		ev->campaign = json_object_get(ev->context, "campaign");
 	}
 	if (probs->n > 0) {
 		return false;

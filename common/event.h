@@ -54,6 +54,8 @@ struct event {
 	json_t *props;
 	/* consent, or else Segment's context.consent.categoryPreferences */
 	json_t *consent;
+	json_t *campaign;	/* campaign, or else context.campaign */
+	json_t *context;	/* Segment's context, as sent */
 	/* Set by the ingest pipeline from the plan and consent, for storing. */
 	long plan_version;
 	const char *kind;	/* NULL: not in the plan */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ere.h"
 #include "common/privacy.h"
 #include "common/timeutil.h"
 
@@ -272,73 +273,14 @@ get_positive(struct loader *ld, const json_t *obj, const char *path,
 	return (long)json_integer_value(v);
 }
 
-/* Longest pattern a plan may hold, and largest {m,n} bound. */
-#define REGEX_MAX_LEN 512
-#define REGEX_MAX_BOUND 100
-
-/* glibc's regcomp copies the tree for every quantifier stacked on another
- * (a*+++...) or for large bounds, until memory runs out: refuse those. An
- * ERE leaves stacked quantifiers undefined anyway. */
-static const char *
-regex_untamed(const char *src)
-{
-	bool in_bracket = false, after_quantifier = false;
-
-	if (strlen(src) > REGEX_MAX_LEN) {
-		return "longer than 512 bytes";
-	}
-	for (const char *p = src; *p != '\0'; p++) {
-		bool quantifier = false;
-		if (in_bracket) {
-			/* ']' right after '[' or '[^' is a member. */
-			in_bracket = *p != ']' || p[-1] == '[' ||
-			    (p[-1] == '^' && p[-2] == '[');
-			continue;
-		}
-		if (*p == '\\' && p[1] != '\0') {
-			p++;
-		} else if (*p == '[') {
-			in_bracket = true;
-		} else if (*p == '*' || *p == '+' || *p == '?') {
-			quantifier = true;
-		} else if (*p == '{') {
-			char *end;
-			long n = strtol(p + 1, &end, 10);
-			if (n > REGEX_MAX_BOUND || (*end == ',' &&
-			    strtol(end + 1, &end, 10) > REGEX_MAX_BOUND)) {
-				return "a {m,n} bound is over 100";
-			}
-			if (*end == '}') {
-				p = end;
-			}
-			quantifier = true;
-		}
-		if (quantifier && after_quantifier) {
-			return "a quantifier follows another one";
-		}
-		after_quantifier = quantifier;
-	}
-	return NULL;
-}
-
 static bool
 compile_regex(struct loader *ld, const char *path, const char *src,
     regex_t *re)
 {
-	const char *untamed = regex_untamed(src);
-	char msg[160];
-	int rc;
+	char msg[200];
 
-	if (untamed != NULL) {
-		problem(ld, path, "regular expression refused: %s", untamed);
-		return false;
-	}
-	rc = regcomp(re, src, REG_EXTENDED | REG_NOSUB);
-
-	if (rc != 0) {
-		regerror(rc, re, msg, sizeof(msg));
-		problem(ld, path, "invalid regular expression: %s", msg);
-		regfree(re);
+	if (!ere_compile(re, src, 0, msg, sizeof(msg))) {
+		problem(ld, path, "%s", msg);
 		return false;
 	}
 	return true;

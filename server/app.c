@@ -7,19 +7,23 @@
 #include <string.h>
 
 struct app_state *
-app_state_new(struct config *cfg, struct plan *plan)
+app_state_new(struct config *cfg, struct plan *plan,
+    struct channel_rules *rules)
 {
 	struct app_state *state = calloc(1, sizeof(*state));
 
 	if (state == NULL) {
 		config_free(cfg);
 		plan_free(plan);
+		channel_rules_free(rules);
 		return NULL;
 	}
 	atomic_init(&state->refs, 1);
 	state->cfg = cfg;
 	state->plan = plan;
+	state->channel_rules = rules;
 	state->consent_anonymous = strcmp(cfg->consent_mode, "anonymous") == 0;
+	state->drop_bots = strcmp(cfg->bot_handling, "drop") == 0;
 	return state;
 }
 
@@ -43,6 +47,7 @@ app_state_put(struct app_state *state)
 	}
 	config_free(state->cfg);
 	plan_free(state->plan);
+	channel_rules_free(state->channel_rules);
 	free(state);
 }
 

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/channel.h"
 #include "common/config.h"
 #include "common/plan.h"
 #include "server/visitor.h"
@@ -24,7 +25,9 @@ struct app_state {
 	atomic_long refs;
 	struct config *cfg;	/* owned */
 	struct plan *plan;	/* owned */
+	struct channel_rules *channel_rules;	/* owned, may be NULL */
 	bool consent_anonymous;	/* consent_mode is anonymous */
+	bool drop_bots;		/* bot_handling is drop */
 };
 
 /* Counters since start; read by the metrics endpoint. */
@@ -33,6 +36,7 @@ struct app_counters {
 	atomic_ullong anonymised;
 	atomic_ullong deprecated_accepted;
 	atomic_ullong quarantined;
+	atomic_ullong bots_dropped;
 	atomic_ullong reloads;
 	atomic_ullong reload_failures;
 };
@@ -47,9 +51,10 @@ struct app {
 	struct app_state *state;
 };
 
-/* A state holding cfg and plan, which it takes over (freed with it even
- * on failure). NULL when out of memory. */
-struct app_state *app_state_new(struct config *cfg, struct plan *plan);
+/* A state holding cfg, plan and rules, which it takes over (freed with it
+ * even on failure). NULL when out of memory. */
+struct app_state *app_state_new(struct config *cfg, struct plan *plan,
+    struct channel_rules *rules);
 
 /* The current state, with a reference the caller must put. */
 struct app_state *app_state_get(struct app *app);

@@ -80,9 +80,34 @@ fields_key(struct strbuf *out, const char *site_id, const struct event *ev)
 	strbuf_append_char(out, '\t');
 }
 
+/* A text field where "" stands for NULL. */
+static void
+field_optional(struct strbuf *out, const char *s)
+{
+	strbuf_append_char(out, '\t');
+	field_text(out, s[0] != '\0' ? s : NULL);
+}
+
+static void
+fields_enrichment(struct strbuf *out, const struct enrichment *enr)
+{
+	const struct campaign *c = &enr->campaign;
+	const char *const texts[] = { enr->referrer_host, c->source, c->medium,
+		c->name, c->term, c->content, c->click_id_kind,
+		channel_name(enr->channel),
+		useragent_device_name(enr->ua.device), enr->ua.browser,
+		enr->ua.os };
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		field_optional(out, texts[i] != NULL ? texts[i] : "");
+	}
+	strbuf_append_str(out, enr->ua.bot ? "\tt" : "\tf");
+	strbuf_append_str(out, enr->ts_adjusted ? "\tt" : "\tf");
+}
+
 void
 copy_row_event(struct strbuf *out, const char *site_id,
-    const struct event *ev)
+    const struct event *ev, const struct enrichment *enr)
 {
 	fields_key(out, site_id, ev);
 	field_text(out, ev->name);
@@ -112,7 +137,9 @@ copy_row_event(struct strbuf *out, const char *site_id,
 	field_text(out, ev->kind);
 	strbuf_append_char(out, '\t');
 	field_text(out, ev->phase);
-	strbuf_append_str(out, ev->consented ? "\tt\n" : "\tf\n");
+	strbuf_append_str(out, ev->consented ? "\tt" : "\tf");
+	fields_enrichment(out, enr);
+	strbuf_append_char(out, '\n');
 }
 
 void

@@ -8,13 +8,16 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "common/enrich.h"
 #include "common/event.h"
 #include "common/strbuf.h"
 
 #define COPY_ROW_EVENT_COLUMNS                                               \
 	"site_id, event_id, name, ts, received_at, sent_at, anonymous_id, "  \
 	"user_id, session_id, url, referrer, props, consent, plan_version, " \
-	"event_version, kind, phase, consented"
+	"event_version, kind, phase, consented, referrer_host, utm_source, "  \
+	"utm_medium, utm_campaign, utm_term, utm_content, click_id_kind, "    \
+	"channel, device, browser, os, bot, ts_adjusted"
 
 #define COPY_ROW_EVENT_ID_COLUMNS "site_id, event_id, received_at"
 
@@ -25,9 +28,9 @@
 
 #define COPY_ROW_REPLAYED_COLUMNS "site_id, rejected_id, event_id"
 
-/* Appends one events row. */
+/* Appends one events row: the event and what ingest learnt of it. */
 void copy_row_event(struct strbuf *out, const char *site_id,
-    const struct event *ev);
+    const struct event *ev, const struct enrichment *enr);
 
 /* Appends the event_ids row of the same event. */
 void copy_row_event_id(struct strbuf *out, const char *site_id,

@@ -8,6 +8,7 @@
 
 #include "common/event.h"
 #include "common/gzip.h"
+#include "common/channel.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
 #include "common/privacy.h"
@@ -16,6 +17,10 @@
 #include "server/copy_row.h"
 #include "server/http.h"
 #include "server/pipeline.h"
+
+/* A site's own hosts (from its allowed origins) looked at for internal
+ * referrers; more origins than this are unusual. */
+#define SITE_HOSTS_MAX 16
 
 /* Deeper documents are not events: refuse them before walking them. */
 #define BODY_DEPTH_MAX 32
@@ -228,15 +233,20 @@ header_is_1(struct request *req, const char *name)
 /* Runs every event through the pipeline into in's rows and answer. */
 static bool
 take_events(struct ingest *in, struct request *req, struct app *app,
-    json_t *events, const char *site_id)
+    json_t *events, const struct config_site *site)
 {
 	char visitor[PRIVACY_VISITOR_ID_LEN];
+	char hosts[SITE_HOSTS_MAX][CHANNEL_HOST_MAX];
+	const char *host_list[SITE_HOSTS_MAX];
+	const char *site_id = site->id;
 	struct pipeline_context ctx = {
 		.state = in->state,
 		.counters = &app->counters,
 		.site_id = site_id,
 		.request_id = http_request_id(req),
 		.received_us = timeutil_now_us(),
+		.user_agent = http_request_header(req, "User-Agent"),
+		.site_hosts = host_list,
 	};
 	struct pipeline_outcome out;
 	json_t *rejected = json_array(), *warnings = json_array();
@@ -244,6 +254,11 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 	bool ok = rejected != NULL && warnings != NULL && results != NULL;
 	size_t i;
 
+	for (size_t h = 0; h < site->n_allowed_origins &&
+	    h < SITE_HOSTS_MAX; h++) {
+		channel_url_host(site->allowed_origins[h], hosts[h]);
+		host_list[ctx.n_site_hosts++] = hosts[h];
+	}
 	ctx.consent_overrides = pipeline_consent_overrides(in->state->cfg,
 	    header_is_1(req, "Sec-GPC"), header_is_1(req, "DNT"));
 	ctx.derived_anonymous_id = derive_visitor(req, app, ctx.received_us,
@@ -327,7 +342,7 @@ ingest_native(struct request *req, struct app *app)
 	in->state = state;
 	state = NULL;
 	http_request_set_context(req, in, ingest_free);
-	if (!take_events(in, req, app, events, site->id)) {
+	if (!take_events(in, req, app, events, site)) {
 		error_set(&err, ERR_INTERNAL, "out of memory");
 		goto fail;
 	}

@@ -407,12 +407,19 @@ reload(struct app *app, const struct args *a)
 {
 	struct error err = { 0 };
 	struct config *cfg = config_build(a, &err);
+	struct channel_rules *rules = NULL;
 	struct app_state *state;
 	struct plan *plan;
 	const char *fixed;
 
 	atomic_fetch_add(&app->counters.reloads, 1);
 	plan = cfg != NULL ? plan_for(cfg, &err) : NULL;
+	rules = plan != NULL ? channel_rules_new(cfg->channel_rules, &err) :
+	    NULL;
+	if (rules == NULL) {
+		plan_free(plan);
+		plan = NULL;
+	}
 	if (plan == NULL) {
 		atomic_fetch_add(&app->counters.reload_failures, 1);
 		state = app_state_get(app);
@@ -428,7 +435,7 @@ reload(struct app *app, const struct args *a)
 		    "restart", fixed);
 	}
 	refresh_database(app->cfg, cfg, app->salt);
-	state = app_state_new(cfg, plan);
+	state = app_state_new(cfg, plan, rules);
 	if (state == NULL) {
 		atomic_fetch_add(&app->counters.reload_failures, 1);
 		log_error("reload refused: out of memory");
@@ -478,6 +485,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	struct app app = { .cfg = cfg };
 	struct app_state *boot;
 	struct error err = { 0 };
+	struct channel_rules *rules;
 	struct http *http = NULL;
 	struct plan *plan;
 	long delay = 1;
@@ -485,15 +493,18 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 
 	pthread_mutex_init(&app.lock, NULL);
 	plan = plan_for(cfg, &err);
-	if (plan == NULL || !privacy_init(&err) ||
+	rules = plan != NULL ? channel_rules_new(cfg->channel_rules, &err) :
+	    NULL;
+	if (rules == NULL || !privacy_init(&err) ||
 	    (app.salt = visitor_salt_new()) == NULL) {
 		log_error("cannot start: %s", err.message);
 		plan_free(plan);
+		channel_rules_free(rules);
 		config_free(cfg);
 		return EXIT_RUNTIME;
 	}
 	/* The boot state holds cfg, which app.cfg borrows until the end. */
-	boot = app_state_new(cfg, plan);
+	boot = app_state_new(cfg, plan, rules);
 	if (boot == NULL) {
 		log_error("cannot start: out of memory");
 		goto done;

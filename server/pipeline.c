@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/enrich.h"
 #include "common/privacy.h"
 #include "common/timeutil.h"
 #include "server/copy_row.h"
@@ -194,7 +195,8 @@ fail:
 
 static bool
 emit_event(const struct pipeline_context *ctx, struct event *ev,
-    const struct plan_event *def, struct writer_item *item)
+    const struct plan_event *def, const struct enrichment *enr,
+    struct writer_item *item)
 {
 	ev->plan_version = plan_version(ctx->state->plan);
 	if (ev->version == 0 && def != NULL) {
@@ -202,7 +204,7 @@ emit_event(const struct pipeline_context *ctx, struct event *ev,
 	}
 	ev->kind = def != NULL ? plan_event_kind_name(def) : NULL;
 	ev->phase = def != NULL ? plan_event_phase(def) : NULL;
-	copy_row_event(&item->events, ctx->site_id, ev);
+	copy_row_event(&item->events, ctx->site_id, ev, enr);
 	/* Only a client's id can come back in a retry. */
 	if (!ev->event_id_generated) {
 		copy_row_event_id(&item->event_ids, ctx->site_id, ev);
@@ -281,6 +283,17 @@ done:
 	return ok;
 }
 
+/* The user agent the event came from: a server forwarding events says so
+ * in Segment's context.userAgent; otherwise the request's header. */
+static const char *
+user_agent_of(const struct pipeline_context *ctx, const struct event *ev)
+{
+	const char *ua = json_string_value(json_object_get(ev->context,
+	    "userAgent"));
+
+	return ua != NULL ? ua : ctx->user_agent;
+}
+
 static void
 count(atomic_ullong *counter)
 {
@@ -294,9 +307,16 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	const struct config *cfg = ctx->state->cfg;
 	const struct plan_event *def = NULL;
 	struct scratch s = { 0 };
+	const struct enrich_limits limits = {
+		.future_tolerance_us = cfg->clock_skew_tolerance_s *
+		    TIMEUTIL_US_PER_SEC,
+		.max_age_us = cfg->max_event_age_days * 86400 *
+		    TIMEUTIL_US_PER_SEC,
+	};
 	const char *derived = NULL;
+	struct enrichment enr;
 	enum plan_verdict verdict;
-	bool granted, ok = false;
+	bool granted, adjusted, ok = false;
 	json_t *payload = NULL;
 	struct event ev;
 
@@ -311,6 +331,10 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	}
 	verdict = plan_check_event(ctx->state->plan, &ev, ctx->redacted, &def,
 	    &out->errors, &out->warnings);
+	if (!enrich_clock(&ev, &limits, &adjusted, &out->errors) &&
+	    verdict == PLAN_PASS) {
+		verdict = PLAN_REJECT;
+	}
 	s.consent = effective_consent(ev.consent, ctx->consent_overrides);
 	/* Only a rejected row records what was redacted. */
 	s.redacted = verdict != PLAN_PASS ? json_array() : NULL;
@@ -348,9 +372,24 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	ev.url = s.url;
 	ev.referrer = s.referrer;
 	if (verdict == PLAN_PASS) {
+		enrich_event(ctx->state->channel_rules, &ev, user_agent_of(ctx,
+		    &ev), ctx->site_hosts, ctx->n_site_hosts, &enr);
+		enr.ts_adjusted = adjusted;
+		if (enr.ua.bot && ctx->state->drop_bots) {
+			event_problem_add(&out->warnings, ERR_BOT_TRAFFIC,
+			    "$", "sent by %s: not stored (bot_handling drop)",
+			    enr.ua.bot_name != NULL ? enr.ua.bot_name :
+			    "a bot");
+			out->result = PIPELINE_DROPPED;
+			if (ctx->counters != NULL) {
+				count(&ctx->counters->bots_dropped);
+			}
+			ok = true;
+			goto done;
+		}
 		out->result = granted ? PIPELINE_STORED : PIPELINE_ANONYMISED;
 		memcpy(out->event_id, ev.event_id, sizeof(out->event_id));
-		ok = emit_event(ctx, &ev, def, item);
+		ok = emit_event(ctx, &ev, def, &enr, item);
 		if (ctx->counters != NULL && !granted) {
 			count(&ctx->counters->anonymised);
 		}

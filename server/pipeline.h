@@ -40,6 +40,11 @@ struct pipeline_context {
 	const char *derived_anonymous_id;
 	/* Replay only: properties redacted when the event was rejected. */
 	const json_t *redacted;
+	/* The request's User-Agent (may be NULL), and the hosts of the
+	 * site's own pages, whose referrers are internal navigation. */
+	const char *user_agent;
+	const char *const *site_hosts;
+	size_t n_site_hosts;
 };
 
 struct pipeline_outcome {

@@ -12,6 +12,9 @@ from harness import BLOG_KEY, SHOP_KEY, make_event, psql, rfc3339, utcnow
 
 class IdempotencyTest(harness.DaemonTestCase):
 
+    # Events years old must still be taken (max_event_age_days).
+    daemon_config = {"max_event_age_days": 36500}
+
     def assertStoredOnce(self, ids, site_id="shop"):
         self.assertEqual(harness.event_id_counts(self.db, ids, site_id), {i: 1 for i in ids},
                          "each event stored exactly once for %s" % site_id)

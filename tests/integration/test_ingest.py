@@ -4,7 +4,7 @@
 import gzip
 import json
 import time
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import harness
 from harness import (BLOG_KEY, SHOP_KEY, ts_utc_sql, make_event, new_id, psql,
@@ -74,8 +74,15 @@ class IngestTest(harness.DaemonTestCase):
         self.assertIsNotNone(row, "event not stored")
         self.assertEqual(row["site_id"], "shop")
         self.assertEqual(row["name"], ev["name"])
-        self.assertEqual(row["ts"], utc_text(ts), "ts as the same instant, in UTC")
+        # The sender's clock is corrected with sent_at: the event happened
+        # (sent_at - ts) before it arrived; sent_at itself is kept as sent.
         self.assertEqual(row["sent_at"], utc_text(sent_at))
+        offset = sent_at - ts
+        stored = datetime.strptime(row["ts"], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+        received = datetime.fromtimestamp(row["received_at"], timezone.utc)
+        self.assertLess(abs((stored - (received - offset)).total_seconds()), 0.000002,
+                        "ts = received_at - (sent_at - ts)")
+        self.assertTrue(before - 0.001 <= row["received_at"] <= after + 0.001, "received while posting")
         for f in ("anonymous_id", "user_id", "session_id", "url", "referrer"):
             self.assertEqual(row[f], ev[f], f)
         self.assertEqual(row["props"], ev["props"])

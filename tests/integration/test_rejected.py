@@ -185,15 +185,22 @@ class RejectedEventTest(harness.DaemonTestCase):
         ])
 
     def test_timestamp_out_of_range(self):
+        """Before 2000 is refused; older than max_event_age_days (31) is
+        too_old; a time ahead of the arrival is clamped, not refused."""
         now = utcnow()
+        ahead = [ev(ts=rfc3339(now + timedelta(hours=25))), ev(ts="2150-01-01T00:00:00Z")]
         self.check_batch([
             (ev(ts="1999-12-31T23:59:59Z"), Bad("timestamp_out_of_range", "$.ts")),
             (ev(ts="2000-01-01T00:30:00+01:00"), Bad("timestamp_out_of_range", "$.ts")),
-            (ev(ts=rfc3339(now + timedelta(hours=25))), Bad("timestamp_out_of_range", "$.ts")),
-            (ev(ts="2150-01-01T00:00:00Z"), Bad("timestamp_out_of_range", "$.ts")),
-            (ev(ts=rfc3339(now + timedelta(hours=23))), None),
-            (ev(ts="2000-01-02T00:00:00Z"), None),
+            (ahead[0], None),
+            (ahead[1], None),
+            (ev(ts=rfc3339(now - timedelta(days=30))), None),
+            (ev(ts=rfc3339(now - timedelta(days=32))), Bad("too_old", "$.ts")),
+            (ev(ts="2000-01-02T00:00:00Z"), Bad("too_old", "$.ts")),
         ])
+        rows = psql(self.db, "SELECT ts_adjusted, ts <= now() FROM events WHERE event_id = ANY (:'ids'::uuid[])",
+                    ids=harness.pg_array(e["event_id"] for e in ahead))
+        self.assertEqual([tuple(r) for r in rows], [("t", "t")] * 2, "clamped to the arrival and flagged")
 
     def test_too_long(self):
         self.check_batch([

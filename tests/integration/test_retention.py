@@ -103,7 +103,7 @@ class RetentionTest(harness.TestCase):
 
     def test_events_sent_with_old_timestamps(self):
         db = harness.fresh_database()
-        d = self.start_daemon(db)
+        d = self.start_daemon(db, max_event_age_days=36500)
         old = [make_event(ts="2001-03-04T05:06:07Z"), make_event(ts="2001-03-31T23:59:59.999Z"),
                make_event(ts="2003-07-01T00:00:00+02:00")]   # 2003-06-30 22:00 UTC
         recent = [make_event(ts=rfc3339(utcnow() - timedelta(days=2))), make_event()]
@@ -117,11 +117,15 @@ class RetentionTest(harness.TestCase):
         self.assertFalse({"events_2001_03", "events_2003_06"} & parts, "old partitions kept: %r" % parts)
         self.assertEqual(counts["dropped_partitions"], 2)
         self.assertEqual(harness.stored_event_ids(db), {e["event_id"] for e in recent})
-        # The daemon still takes events, recent and old.
+        # The daemon still takes recent events; one older than
+        # max_event_age_days (31 by default) is too_old, so it cannot bring
+        # a dropped partition back.
         self.assertAccepted(d.post_events(make_event()), 1)
         late = make_event(ts="2001-03-05T00:00:00Z")
-        self.assertAccepted(d.post_events(late), 1)
-        self.assertEqual(harness.event_id_counts(db, [late["event_id"]]), {late["event_id"]: 1})
+        resp = d.post_events(late)
+        self.assertAccepted(resp, 0, [0])
+        self.assertEqual(resp.body["rejected"][0]["errors"][0]["code"], "too_old")
+        self.assertNotIn("events_2001_03", set(event_partitions(db)))
 
     def test_zero_keeps_everything(self):
         db = self.migrated_database()
@@ -157,7 +161,7 @@ class RetentionTest(harness.TestCase):
 
     def test_rejected_retention(self):
         db = harness.fresh_database()
-        d = self.start_daemon(db)
+        d = self.start_daemon(db, max_event_age_days=36500)
         resp = d.post_events({"batch": [make_event(name="Bad_Name") for _ in range(5)]
                               + [make_event(ts="2001-01-01T00:00:00Z")]})
         self.assertAccepted(resp, 1, range(5))

@@ -125,7 +125,7 @@ class PartitionTest(harness.TestCase):
 
     def test_old_event_gets_its_partition(self):
         db = fresh_database()
-        d = self.start_daemon(db)
+        d = self.start_daemon(db, max_event_age_days=36500)
         self.assertNotIn("events_2021_03", self.partitions(db))
         events = [make_event(ts="2021-03-05T10:00:00Z"), make_event(ts="2021-03-31T23:59:59.999+00:00"),
                   make_event(ts="2021-04-01T01:30:00+02:00")]  # 2021-03-31T23:30Z

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "cases.h"
+
 #include "common/error.h"
 #include "common/event.h"
 #include "common/plan.h"
@@ -54,36 +56,6 @@ report_add(struct report *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *
-case_name(const json_t *c)
-{
-	const char *name = json_string_value(json_object_get(c, "case"));
-
-	return name != NULL ? name : "(unnamed case)";
-}
-
-/* Fails on keys a case of this section does not know: a typo in the data
- * file must not turn a check off silently. */
-static void
-check_case_keys(const json_t *c, const char *const *allowed, size_t n)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)c, k, v) {
-		size_t i;
-		for (i = 0; i < n && strcmp(k, allowed[i]) != 0; i++) {
-		}
-		if (i == n) {
-			fail_msg("%s: unknown key '%s' in the case",
-			    case_name(c), k);
-		}
-	}
-	if (json_string_value(json_object_get(c, "case")) == NULL) {
-		fail_msg("a case without \"case\"");
-	}
-}
-
 /* RFC 7396: target with patch applied, as a new value. */
 static json_t *
 merge_patch(const json_t *target, const json_t *patch)
@@ -120,7 +92,7 @@ case_plan_doc(const json_t *c, const char *dflt)
 	if (literal != NULL) {
 		if (patch != NULL || base != NULL) {
 			fail_msg("%s: \"plan\" goes without base and patch",
-			    case_name(c));
+			    cases_name(c));
 		}
 		return json_deep_copy(literal);
 	}
@@ -128,13 +100,13 @@ case_plan_doc(const json_t *c, const char *dflt)
 	if (strcmp(base, "default") == 0) {
 		if (patch != NULL) {
 			fail_msg("%s: the default plan takes no patch",
-			    case_name(c));
+			    cases_name(c));
 		}
 		return NULL;
 	}
 	base_doc = json_object_get(json_object_get(data, "bases"), base);
 	if (base_doc == NULL) {
-		fail_msg("%s: no base '%s'", case_name(c), base);
+		fail_msg("%s: no base '%s'", cases_name(c), base);
 	}
 	return patch != NULL ? merge_patch(base_doc, patch) :
 	    json_deep_copy(base_doc);
@@ -158,7 +130,7 @@ case_plan(const json_t *c, const char *dflt)
 	json_decref(doc);
 	if (plan == NULL) {
 		fail_msg("%s: the case's plan does not load: %s: %s (and %zu "
-		    "more)", case_name(c), probs.n > 0 ? probs.items[0].path :
+		    "more)", cases_name(c), probs.n > 0 ? probs.items[0].path :
 		    "?", probs.n > 0 ? probs.items[0].message : "?",
 		    probs.n > 0 ? probs.n - 1 : 0);
 	}
@@ -411,9 +383,9 @@ test_lint_case(void **state)
 	struct plan *plan, *quiet;
 	json_t *doc;
 
-	check_case_keys(c, keys, N_OF(keys));
+	cases_check_keys(c, keys, N_OF(keys));
 	if (!json_is_array(expected)) {
-		fail_msg("%s: \"problems\" must be an array", case_name(c));
+		fail_msg("%s: \"problems\" must be an array", cases_name(c));
 	}
 	doc = case_plan_doc(c, "small");
 	assert_non_null(doc);
@@ -439,7 +411,7 @@ test_lint_case(void **state)
 	plan_problems_finish(&probs);
 	json_decref(doc);
 	if (r.text[0] != '\0') {
-		fail_msg("%s:\n%s", case_name(c), r.text);
+		fail_msg("%s:\n%s", cases_name(c), r.text);
 	}
 }
 
@@ -460,7 +432,7 @@ verdict_of(const json_t *c)
 		return PLAN_QUARANTINE;
 	}
 	fail_msg("%s: \"verdict\" must be pass, reject or quarantine",
-	    case_name(c));
+	    cases_name(c));
 	return PLAN_PASS;
 }
 
@@ -497,16 +469,16 @@ test_validate_case(void **state)
 	struct event ev;
 	int64_t at;
 
-	check_case_keys(c, keys, N_OF(keys));
+	cases_check_keys(c, keys, N_OF(keys));
 	want = verdict_of(c);
 	if (!timeutil_parse_rfc3339(received != NULL ? received :
 	    DEFAULT_RECEIVED, &at)) {
-		fail_msg("%s: bad \"received\"", case_name(c));
+		fail_msg("%s: bad \"received\"", cases_name(c));
 	}
 	event = json_deep_copy(json_object_get(c, "event"));
 	if (!event_parse_native(event, at, &ev, &parse_probs)) {
 		fail_msg("%s: the event does not parse: %s at %s",
-		    case_name(c), error_code_name(parse_probs.items[0].code),
+		    cases_name(c), error_code_name(parse_probs.items[0].code),
 		    parse_probs.items[0].path);
 	}
 	plan = case_plan(c, "shop");
@@ -536,7 +508,7 @@ test_validate_case(void **state)
 	json_decref(event);
 	json_decref(none);
 	if (r.text[0] != '\0') {
-		fail_msg("%s:\n%s", case_name(c), r.text);
+		fail_msg("%s:\n%s", cases_name(c), r.text);
 	}
 }
 
@@ -603,12 +575,12 @@ test_redact_case(void **state)
 	size_t refs;
 	char *text;
 
-	check_case_keys(c, keys, N_OF(keys));
+	cases_check_keys(c, keys, N_OF(keys));
 	if (name == NULL || !json_is_object(json_object_get(c, "props")) ||
 	    !json_is_array(want_done) || same ==
 	    (json_object_get(c, "expect") != NULL)) {
 		fail_msg("%s: needs event, props, done, and one of same and "
-		    "expect", case_name(c));
+		    "expect", cases_name(c));
 	}
 	plan = case_plan(c, "shop");
 	def = plan_find_event(plan, name);
@@ -660,7 +632,7 @@ test_redact_case(void **state)
 	json_decref(done);
 	plan_free(plan);
 	if (r.text[0] != '\0') {
-		fail_msg("%s:\n%s", case_name(c), r.text);
+		fail_msg("%s:\n%s", cases_name(c), r.text);
 	}
 }
 
@@ -1098,16 +1070,10 @@ group_setup(void **state)
 	return privacy_init(&err) ? 0 : -1;
 }
 
-struct section {
-	const char *key;
-	const char *label;
-	CMUnitTestFunction fn;
-};
-
 int
 main(int argc, char **argv)
 {
-	static const struct section sections[] = {
+	static const struct cases_section sections[] = {
 		{ "lint", "lint", test_lint_case },
 		{ "validate", "validate", test_validate_case },
 		{ "redact", "redact", test_redact_case },
@@ -1129,64 +1095,13 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_redact_without_def),
 		cmocka_unit_test(test_redact_hash_is_keyed_and_stable),
 	};
-	struct CMUnitTest *tests;
-	json_error_t jerr;
-	size_t n = 0, total = N_OF(fixed);
-	char **names;
-	int rc;
 
 	if (argc != 2 && argc != 3) {
 		fprintf(stderr, "usage: %s plans.json [config/plan.json]\n",
 		    argv[0]);
 		return 2;
 	}
-	data = json_load_file(argv[1], JSON_REJECT_DUPLICATES, &jerr);
-	if (data == NULL) {
-		fprintf(stderr, "%s:%d: %s\n", argv[1], jerr.line, jerr.text);
-		return 2;
-	}
 	example_plan_path = argc == 3 ? argv[2] : NULL;
-	for (size_t s = 0; s < N_OF(sections); s++) {
-		const json_t *rows = json_object_get(data, sections[s].key);
-		if (json_array_size(rows) == 0) {
-			fprintf(stderr, "%s: no \"%s\" cases\n", argv[1],
-			    sections[s].key);
-			return 2;
-		}
-		total += json_array_size(rows);
-	}
-	tests = calloc(total, sizeof(*tests));
-	names = calloc(total, sizeof(*names));
-	if (tests == NULL || names == NULL) {
-		return 2;
-	}
-	for (size_t s = 0; s < N_OF(sections); s++) {
-		const json_t *rows = json_object_get(data, sections[s].key);
-		size_t i;
-		json_t *row;
-		json_array_foreach((json_t *)rows, i, row) {
-			size_t len = strlen(sections[s].label) +
-			    strlen(case_name(row)) + 3;
-			names[n] = malloc(len);
-			if (names[n] == NULL) {
-				return 2;
-			}
-			snprintf(names[n], len, "%s: %s", sections[s].label,
-			    case_name(row));
-			tests[n] = (struct CMUnitTest){ .name = names[n],
-			    .test_func = sections[s].fn, .initial_state = row };
-			n++;
-		}
-	}
-	for (size_t i = 0; i < N_OF(fixed); i++) {
-		tests[n++] = fixed[i];
-	}
-	rc = _cmocka_run_group_tests("plan", tests, n, group_setup, NULL);
-	for (size_t i = 0; i < total; i++) {
-		free(names[i]);
-	}
-	free(names);
-	free(tests);
-	json_decref(data);
-	return rc;
+	return cases_run("plan", argv[1], &data, sections, N_OF(sections),
+	    fixed, N_OF(fixed), group_setup);
 }
