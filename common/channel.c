@@ -15,6 +15,7 @@
 
 #include "common/ere.h"
 #include "common/privacy.h"
+#include "common/urltext.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -233,13 +234,6 @@ static const char *const referral_mediums[] = { "referral", "app",
 
 /* --- text helpers --------------------------------------------------------- */
 
-/* ASCII only: the same answer whatever the locale. */
-static unsigned char
-ascii_lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
-}
-
 static bool
 ascii_space(unsigned char c)
 {
@@ -249,7 +243,7 @@ ascii_space(unsigned char c)
 static bool
 ascii_alpha(unsigned char c)
 {
-	c = ascii_lower(c);
+	c = urltext_lower(c);
 	return c >= 'a' && c <= 'z';
 }
 
@@ -257,17 +251,6 @@ static bool
 ascii_digit(unsigned char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-static bool
-equal_ci(const char *a, const char *b)
-{
-	while (*a != '\0' && ascii_lower((unsigned char)*a) ==
-	    ascii_lower((unsigned char)*b)) {
-		a++;
-		b++;
-	}
-	return *a == '\0' && *b == '\0';
 }
 
 static bool
@@ -279,16 +262,6 @@ listed(const char *s, const char *const *list, size_t n)
 		}
 	}
 	return false;
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (ascii_digit(c)) {
-		return c - '0';
-	}
-	c = ascii_lower(c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /* The length of the UTF-8 character at s (avail bytes there), or 0 when
@@ -340,36 +313,12 @@ lower_copy(char *out, size_t size, const char *s)
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		out[i] = (char)ascii_lower((unsigned char)s[i]);
+		out[i] = (char)urltext_lower((unsigned char)s[i]);
 	}
 	out[n] = '\0';
 }
 
 /* --- campaign_from_url ---------------------------------------------------- */
-
-/* The next byte of the form-encoded text [*p, end): '+' is a space and
- * %XX the byte it names; a '%' without two hex digits stands for itself,
- * as browsers read it. */
-static unsigned char
-next_decoded(const char **p, const char *end)
-{
-	const char *s = *p;
-	unsigned char c = (unsigned char)*s++;
-
-	if (c == '+') {
-		c = ' ';
-	} else if (c == '%' && end - s >= 2) {
-		int hi = hex_value((unsigned char)s[0]);
-		int lo = hex_value((unsigned char)s[1]);
-
-		if (hi >= 0 && lo >= 0) {
-			c = (unsigned char)(hi * 16 + lo);
-			s += 2;
-		}
-	}
-	*p = s;
-	return c;
-}
 
 /* Decodes the parameter name [p, end) into out; false if it does not fit
  * or holds a NUL, either of which means it is none of the names we read. */
@@ -379,7 +328,7 @@ decode_name(const char *p, const char *end, char *out, size_t size)
 	size_t n = 0;
 
 	while (p < end) {
-		unsigned char c = next_decoded(&p, end);
+		unsigned char c = urltext_next_decoded(&p, end);
 
 		if (c == '\0' || n + 1 == size) {
 			return false;
@@ -404,7 +353,7 @@ decode_value(const char *p, const char *end, char out[CHANNEL_FIELD_MAX])
 	size_t n = 0, o = 0;
 
 	while (p < end && n < sizeof(raw)) {
-		unsigned char c = next_decoded(&p, end);
+		unsigned char c = urltext_next_decoded(&p, end);
 
 		if (c != '\0' && (n > 0 || !ascii_space(c))) {
 			raw[n++] = c;
@@ -456,7 +405,7 @@ read_param(const char *p, const char *end, struct campaign *out)
 	for (size_t i = 0; i < N_OF(utm_params); i++) {
 		char *field = (char *)out + utm_params[i].offset;
 
-		if (!equal_ci(name, utm_params[i].name)) {
+		if (!urltext_equal_ci(name, utm_params[i].name)) {
 			continue;
 		}
 		if (field[0] == '\0') {
@@ -530,7 +479,7 @@ static bool
 starts_with_www(const char *s)
 {
 	for (int i = 0; i < 3; i++) {
-		if (ascii_lower((unsigned char)s[i]) != 'w') {
+		if (urltext_lower((unsigned char)s[i]) != 'w') {
 			return false;
 		}
 	}
@@ -551,7 +500,7 @@ host_chars_ok(const char *p, const char *end)
 			return false;
 		}
 		for (s++; s < e - 1; s++) {
-			if (hex_value(*s) < 0 && *s != ':' && *s != '.') {
+			if (urltext_hex(*s) < 0 && *s != ':' && *s != '.') {
 				return false;
 			}
 		}
@@ -620,7 +569,7 @@ channel_url_host(const char *url, char out[CHANNEL_HOST_MAX])
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		out[i] = (char)ascii_lower((unsigned char)host[i]);
+		out[i] = (char)urltext_lower((unsigned char)host[i]);
 	}
 	out[n] = '\0';
 }
@@ -636,10 +585,10 @@ channel_same_site(const char *host, const char *site_host)
 	h = strlen(host);
 	s = strlen(site_host);
 	if (h == s) {
-		return equal_ci(host, site_host);
+		return urltext_equal_ci(host, site_host);
 	}
 	return h > s && host[h - s - 1] == '.' &&
-	    equal_ci(host + h - s, site_host);
+	    urltext_equal_ci(host + h - s, site_host);
 }
 
 /* Whether s is a top-level domain as "name.*" means it: one label of
@@ -924,7 +873,7 @@ visit_init(struct visit *v, const struct campaign *c, const char *ref_host)
 	v->has_click = c->click_id_kind[0] != '\0';
 	v->click = NULL;
 	for (size_t i = 0; v->has_click && i < N_OF(click_ids); i++) {
-		if (equal_ci(c->click_id_kind, click_ids[i].name)) {
+		if (urltext_equal_ci(c->click_id_kind, click_ids[i].name)) {
 			v->click = &click_ids[i];
 		}
 	}

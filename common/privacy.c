@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/urltext.h"
+
 #define VISITOR_DIGEST_BYTES 16
 #define SHA256_HEX_CHARS (2 * crypto_hash_sha256_BYTES)
 
@@ -148,52 +150,22 @@ done:
 	return ok;
 }
 
-/* ASCII only: names are compared the same way whatever the locale. */
-static unsigned char
-ascii_lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	c = ascii_lower(c);
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	return -1;
-}
-
 /* Whether the form-encoded name p[0..n) decodes to deny, ignoring ASCII
  * case. Decoding happens on the fly so hostile names cost no memory; a
  * '%' not followed by two hex digits stands for itself. */
 static bool
 name_is(const char *p, size_t n, const char *deny)
 {
-	const unsigned char *s = (const unsigned char *)p;
 	const unsigned char *d = (const unsigned char *)deny;
-	size_t i = 0, j = 0;
+	const char *end = p + n;
+	size_t j = 0;
 
-	while (i < n) {
-		unsigned char c = s[i++];
+	while (p < end) {
+		unsigned char c = urltext_next_decoded(&p, end);
 
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%' && n - i >= 2) {
-			int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
-
-			if (hi >= 0 && lo >= 0) {
-				c = (unsigned char)(hi * 16 + lo);
-				i += 2;
-			}
-		}
 		/* Checking the end of deny first keeps a decoded NUL from
 		 * matching its terminator. */
-		if (d[j] == '\0' || ascii_lower(c) != ascii_lower(d[j])) {
+		if (d[j] == '\0' || urltext_lower(c) != urltext_lower(d[j])) {
 			return false;
 		}
 		j++;
@@ -320,20 +292,6 @@ privacy_strip_url_params(const char *url, const char *const *deny,
 	return out;
 }
 
-/* ASCII case-insensitive equality of two NUL-terminated strings. */
-static bool
-ascii_equal_ci(const char *a, const char *b)
-{
-	const unsigned char *x = (const unsigned char *)a;
-	const unsigned char *y = (const unsigned char *)b;
-
-	while (*x != '\0' && ascii_lower(*x) == ascii_lower(*y)) {
-		x++;
-		y++;
-	}
-	return *x == '\0' && *y == '\0';
-}
-
 bool
 privacy_is_click_id(const char *name)
 {
@@ -341,7 +299,7 @@ privacy_is_click_id(const char *name)
 		return false;
 	}
 	for (size_t i = 0; privacy_click_ids[i] != NULL; i++) {
-		if (ascii_equal_ci(name, privacy_click_ids[i])) {
+		if (urltext_equal_ci(name, privacy_click_ids[i])) {
 			return true;
 		}
 	}
