@@ -948,45 +948,42 @@ step_paid(const struct visit *v)
 }
 
 static int
-step_display(const struct visit *v)
-{
-	return listed(v->medium, display_mediums, N_OF(display_mediums)) ?
-	    CHANNEL_DISPLAY : NO_ANSWER;
-}
-
-static int
-step_email(const struct visit *v)
-{
-	return v->cat == CAT_EMAIL || listed(v->medium, email_mediums,
-	    N_OF(email_mediums)) ? CHANNEL_EMAIL : NO_ANSWER;
-}
-
-static int
-step_affiliates(const struct visit *v)
-{
-	return listed(v->medium, affiliate_mediums, N_OF(affiliate_mediums)) ?
-	    CHANNEL_AFFILIATES : NO_ANSWER;
-}
-
-static int
-step_organic_social(const struct visit *v)
-{
-	return v->cat == CAT_SOCIAL || listed(v->medium, social_mediums,
-	    N_OF(social_mediums)) ? CHANNEL_ORGANIC_SOCIAL : NO_ANSWER;
-}
-
-static int
-step_organic_search(const struct visit *v)
-{
-	return v->cat == CAT_SEARCH || listed(v->medium, search_mediums,
-	    N_OF(search_mediums)) ? CHANNEL_ORGANIC_SEARCH : NO_ANSWER;
-}
-
-static int
 step_referral(const struct visit *v)
 {
 	return v->ref_host[0] != '\0' || listed(v->medium, referral_mediums,
 	    N_OF(referral_mediums)) ? CHANNEL_REFERRAL : NO_ANSWER;
+}
+
+/* The steps between the paid ones and Referral: a kind of source (none
+ * for Display and Affiliates) or one of a list of mediums names the
+ * channel. */
+static const struct {
+	enum category cat;
+	const char *const *mediums;
+	size_t n_mediums;
+	enum channel channel;
+} medium_steps[] = {
+	{ CAT_NONE, display_mediums, N_OF(display_mediums), CHANNEL_DISPLAY },
+	{ CAT_EMAIL, email_mediums, N_OF(email_mediums), CHANNEL_EMAIL },
+	{ CAT_NONE, affiliate_mediums, N_OF(affiliate_mediums),
+	  CHANNEL_AFFILIATES },
+	{ CAT_SOCIAL, social_mediums, N_OF(social_mediums),
+	  CHANNEL_ORGANIC_SOCIAL },
+	{ CAT_SEARCH, search_mediums, N_OF(search_mediums),
+	  CHANNEL_ORGANIC_SEARCH },
+};
+
+static int
+step_by_medium(const struct visit *v)
+{
+	for (size_t i = 0; i < N_OF(medium_steps); i++) {
+		if ((medium_steps[i].cat != CAT_NONE &&
+		    v->cat == medium_steps[i].cat) || listed(v->medium,
+		    medium_steps[i].mediums, medium_steps[i].n_mediums)) {
+			return (int)medium_steps[i].channel;
+		}
+	}
+	return NO_ANSWER;
 }
 
 /* The built-in steps, in the order docs/enrichment.md gives them. */
@@ -994,11 +991,7 @@ static int (*const steps[])(const struct visit *) = {
 	step_direct,
 	step_click_id,
 	step_paid,
-	step_display,
-	step_email,
-	step_affiliates,
-	step_organic_social,
-	step_organic_search,
+	step_by_medium,
 	step_referral,
 };
 
