@@ -102,7 +102,7 @@ internal_referrer(const char *host, const char *own,
 
 void
 enrich_event(const struct channel_rules *rules, const struct event *ev,
-    const char *user_agent, const char *const *site_hosts,
+    const struct useragent *ua, const char *const *site_hosts,
     size_t n_site_hosts, struct enrichment *out)
 {
 	char own[CHANNEL_HOST_MAX];
@@ -118,5 +118,5 @@ enrich_event(const struct channel_rules *rules, const struct event *ev,
 	}
 	out->channel = channel_classify(rules, &out->campaign,
 	    out->referrer_host);
-	useragent_parse(user_agent, &out->ua);
+	out->ua = *ua;
 }

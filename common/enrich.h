@@ -38,9 +38,10 @@ bool enrich_clock(struct event *ev, const struct enrich_limits *limits,
 
 /* Campaign (the event's explicit campaign fields win over the URL's utm_
  * parameters), referrer host (referrers from site_hosts or the event's own
- * host count as none), channel, and device from user_agent (may be NULL). */
+ * host count as none), channel, and the device ua, classified once per
+ * request by the caller (useragent_parse). */
 void enrich_event(const struct channel_rules *rules, const struct event *ev,
-    const char *user_agent, const char *const *site_hosts,
+    const struct useragent *ua, const char *const *site_hosts,
     size_t n_site_hosts, struct enrichment *out);
 
 #endif

@@ -245,6 +245,9 @@ replay_row(struct api_call *call, const PGresult *res, int i,
 	size_t kept = item->rejected.len;
 	bool ok = false;
 
+	/* The request's user agent was not kept: an unknown device. */
+	useragent_parse(NULL, &ctx.ua);
+
 	n->examined++;
 	n->last_id = atol(id);
 	if (payload == NULL || !pipeline_run(&ctx, payload, 0, item, &out)) {

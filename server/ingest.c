@@ -245,7 +245,6 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 		.site_id = site_id,
 		.request_id = http_request_id(req),
 		.received_us = timeutil_now_us(),
-		.user_agent = http_request_header(req, "User-Agent"),
 		.site_hosts = host_list,
 	};
 	struct pipeline_outcome out;
@@ -259,6 +258,7 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 		channel_url_host(site->allowed_origins[h], hosts[h]);
 		host_list[ctx.n_site_hosts++] = hosts[h];
 	}
+	useragent_parse(http_request_header(req, "User-Agent"), &ctx.ua);
 	ctx.consent_overrides = pipeline_consent_overrides(in->state->cfg,
 	    header_is_1(req, "Sec-GPC"), header_is_1(req, "DNT"));
 	ctx.derived_anonymous_id = derive_visitor(req, app, ctx.received_us,

@@ -283,15 +283,20 @@ done:
 	return ok;
 }
 
-/* The user agent the event came from: a server forwarding events says so
- * in Segment's context.userAgent; otherwise the request's header. */
-static const char *
-user_agent_of(const struct pipeline_context *ctx, const struct event *ev)
+/* The device the event came from: a server forwarding events says so in
+ * Segment's context.userAgent; otherwise the request's. */
+static const struct useragent *
+device_of(const struct pipeline_context *ctx, const struct event *ev,
+    struct useragent *own)
 {
 	const char *ua = json_string_value(json_object_get(ev->context,
 	    "userAgent"));
 
-	return ua != NULL ? ua : ctx->user_agent;
+	if (ua == NULL) {
+		return &ctx->ua;
+	}
+	useragent_parse(ua, own);
+	return own;
 }
 
 static void
@@ -314,6 +319,7 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 		    TIMEUTIL_US_PER_SEC,
 	};
 	const char *derived = NULL;
+	struct useragent own_ua;
 	struct enrichment enr;
 	enum plan_verdict verdict;
 	bool granted, adjusted, ok = false;
@@ -372,8 +378,8 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	ev.url = s.url;
 	ev.referrer = s.referrer;
 	if (verdict == PLAN_PASS) {
-		enrich_event(ctx->state->channel_rules, &ev, user_agent_of(ctx,
-		    &ev), ctx->site_hosts, ctx->n_site_hosts, &enr);
+		enrich_event(ctx->state->channel_rules, &ev, device_of(ctx,
+		    &ev, &own_ua), ctx->site_hosts, ctx->n_site_hosts, &enr);
 		enr.ts_adjusted = adjusted;
 		if (enr.ua.bot && ctx->state->drop_bots) {
 			event_problem_add(&out->warnings, ERR_BOT_TRAFFIC,

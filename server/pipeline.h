@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/event.h"
+#include "common/useragent.h"
 #include "server/app.h"
 #include "server/writer.h"
 
@@ -40,9 +41,10 @@ struct pipeline_context {
 	const char *derived_anonymous_id;
 	/* Replay only: properties redacted when the event was rejected. */
 	const json_t *redacted;
-	/* The request's User-Agent (may be NULL), and the hosts of the
-	 * site's own pages, whose referrers are internal navigation. */
-	const char *user_agent;
+	/* The request's User-Agent, classified once for all its events, and
+	 * the hosts of the site's own pages, whose referrers are internal
+	 * navigation. */
+	struct useragent ua;
 	const char *const *site_hosts;
 	size_t n_site_hosts;
 };

@@ -104,6 +104,16 @@ test_clock(void **state)
 	}
 }
 
+/* What enrich_event is given: the request's user agent, classified. */
+static const struct useragent *
+device(const char *header)
+{
+	static struct useragent ua;
+
+	useragent_parse(header, &ua);
+	return &ua;
+}
+
 static void
 test_explicit_campaign_wins(void **state)
 {
@@ -115,7 +125,7 @@ test_explicit_campaign_wins(void **state)
 	struct enrichment e;
 
 	(void)state;
-	enrich_event(NULL, &ev, NULL, NULL, 0, &e);
+	enrich_event(NULL, &ev, device(NULL), NULL, 0, &e);
 	assert_string_equal(e.campaign.source, "newsletter");
 	assert_string_equal(e.campaign.medium, "cpc");	/* from the URL */
 	assert_string_equal(e.campaign.name, "Spring");
@@ -136,12 +146,12 @@ test_internal_referrers(void **state)
 	struct enrichment e;
 
 	(void)state;
-	enrich_event(NULL, &own, NULL, hosts, 1, &e);
+	enrich_event(NULL, &own, device(NULL), hosts, 1, &e);
 	assert_string_equal(e.referrer_host, "");
 	assert_int_equal(e.channel, CHANNEL_DIRECT);
-	enrich_event(NULL, &site, NULL, hosts, 1, &e);
+	enrich_event(NULL, &site, device(NULL), hosts, 1, &e);
 	assert_string_equal(e.referrer_host, "");
-	enrich_event(NULL, &outside, NULL, hosts, 1, &e);
+	enrich_event(NULL, &outside, device(NULL), hosts, 1, &e);
 	assert_string_equal(e.referrer_host, "news.example");
 	assert_int_equal(e.channel, CHANNEL_REFERRAL);
 }
@@ -153,10 +163,10 @@ test_device(void **state)
 	struct enrichment e;
 
 	(void)state;
-	enrich_event(NULL, &ev, "Mozilla/5.0 (compatible; bingbot/2.0; "
-	    "+http://www.bing.com/bingbot.htm)", NULL, 0, &e);
+	enrich_event(NULL, &ev, device("Mozilla/5.0 (compatible; bingbot/2.0; "
+	    "+http://www.bing.com/bingbot.htm)"), NULL, 0, &e);
 	assert_true(e.ua.bot);
-	enrich_event(NULL, &ev, NULL, NULL, 0, &e);
+	enrich_event(NULL, &ev, device(NULL), NULL, 0, &e);
 	assert_false(e.ua.bot);
 	assert_int_equal(e.ua.device, UA_DEVICE_UNKNOWN);
 }
