@@ -53,6 +53,7 @@ struct config {
 	long max_batch_events;
 	long max_body_bytes;
 	long max_connections;
+	long max_anonymous_ids_per_user;
 	long max_event_age_days;
 	bool migrate_on_start;
 	long partitions_ahead_months;
@@ -62,6 +63,7 @@ struct config {
 	long rejected_retention_days;
 	long retention_days;
 	long retry_after_s;
+	long session_timeout_min;
 	long shutdown_timeout_s;
 	struct config_site *sites;
 	size_t n_sites;

@@ -40,6 +40,7 @@ static const struct {
 	[ERR_TOO_LONG] = { "too_long", 422 },
 	[ERR_TOO_DEEP] = { "too_deep", 422 },
 	[ERR_UNKNOWN_FIELD] = { "unknown_field", 422 },
+	[ERR_PLACEHOLDER_ID] = { "placeholder_id", 422 },
 	[ERR_UNKNOWN_EVENT] = { "unknown_event", 422 },
 	[ERR_MISSING_PROPERTY] = { "missing_property", 422 },
 	[ERR_NOT_IN_ENUM] = { "not_in_enum", 422 },

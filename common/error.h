@@ -42,6 +42,7 @@ enum err_code {
 	ERR_TOO_LONG,
 	ERR_TOO_DEEP,
 	ERR_UNKNOWN_FIELD,
+	ERR_PLACEHOLDER_ID,
 	/* Per-event errors from the tracking plan. */
 	ERR_UNKNOWN_EVENT,
 	ERR_MISSING_PROPERTY,

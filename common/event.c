@@ -8,12 +8,16 @@
 
 #include "common/jsonutil.h"
 #include "common/timeutil.h"
+#include "common/urltext.h"
 
 #define CAMPAIGN_FIELD_MAX 255
 
 enum field_kind {
 	FIELD_EVENT_ID,
+	FIELD_TYPE,
 	FIELD_NAME,
+	FIELD_IDENTITY,	/* a text id that must not be a placeholder */
+	FIELD_USER_ID,	/* the same, and not empty either */
 	FIELD_TEXT,
 	FIELD_TS,
 	FIELD_SENT_AT,
@@ -35,12 +39,13 @@ struct field {
 
 static const struct field fields[] = {
 	{ "event_id", FIELD_EVENT_ID, EVENT_ID_MAX, 0 },
+	{ "type", FIELD_TYPE, 16, 0 },
 	{ "name", FIELD_NAME, EVENT_NAME_MAX, 0 },
 	{ "ts", FIELD_TS, 64, 0 },
 	{ "sent_at", FIELD_SENT_AT, 64, 0 },
-	{ "anonymous_id", FIELD_TEXT, EVENT_ID_MAX, AT(anonymous_id) },
-	{ "user_id", FIELD_TEXT, EVENT_ID_MAX, AT(user_id) },
-	{ "session_id", FIELD_TEXT, EVENT_ID_MAX, AT(session_id) },
+	{ "anonymous_id", FIELD_IDENTITY, EVENT_ID_MAX, AT(anonymous_id) },
+	{ "user_id", FIELD_USER_ID, EVENT_ID_MAX, AT(user_id) },
+	{ "session_id", FIELD_IDENTITY, EVENT_ID_MAX, AT(session_id) },
 	{ "url", FIELD_TEXT, EVENT_URL_MAX, AT(url) },
 	{ "referrer", FIELD_TEXT, EVENT_URL_MAX, AT(referrer) },
 	{ "props", FIELD_PROPS, 0, 0 },
@@ -68,6 +73,40 @@ event_problem_add(struct event_problems *probs, enum err_code code,
 	va_start(ap, fmt);
 	vsnprintf(p->message, sizeof(p->message), fmt, ap);
 	va_end(ap);
+}
+
+/* Compared without case, after trimming blanks. */
+static const char *const placeholder_ids[] = {
+	"", "null", "undefined", "0", "-1", "nil", "none", "nan", "false",
+	"true", "anonymous", "guest", "unknown", "n/a", "[object object]",
+	"00000000-0000-0000-0000-000000000000",
+};
+
+bool
+event_id_is_placeholder(const char *id)
+{
+	char trimmed[40];
+	size_t len;
+
+	while (*id == ' ' || *id == '\t') {
+		id++;
+	}
+	len = strlen(id);
+	while (len > 0 && (id[len - 1] == ' ' || id[len - 1] == '\t')) {
+		len--;
+	}
+	if (len >= sizeof(trimmed)) {
+		return false;	/* longer than any placeholder */
+	}
+	memcpy(trimmed, id, len);
+	trimmed[len] = '\0';
+	for (size_t i = 0; i < sizeof(placeholder_ids) /
+	    sizeof(placeholder_ids[0]); i++) {
+		if (urltext_equal_ci(placeholder_ids[i], trimmed)) {
+			return true;
+		}
+	}
+	return false;
 }
 
 static const struct field *
@@ -243,6 +282,16 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 	}
 	s = json_string_value(v);
 	len = json_string_length(v);
+	/* An empty anonymous or session id is just absent; an empty user
+	 * id is a login that went wrong. */
+	if ((f->kind == FIELD_IDENTITY && len > 0 &&
+	    event_id_is_placeholder(s)) ||
+	    (f->kind == FIELD_USER_ID && event_id_is_placeholder(s))) {
+		event_problem_add(probs, ERR_PLACEHOLDER_ID, path,
+		    "'%.32s' is a placeholder, not an id: leave %s out when "
+		    "there is none", s, f->name);
+		return;
+	}
 	if (len == 0) {
 		return;		/* empty strings count as absent */
 	}
@@ -264,6 +313,14 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 			    c - 'A' + 'a' : c);
 		}
 		break;
+	case FIELD_TYPE:
+		if (strcmp(s, "identify") == 0) {
+			ev->type = EVENT_IDENTIFY;
+		} else if (strcmp(s, "track") != 0) {
+			event_problem_add(probs, ERR_WRONG_TYPE, path,
+			    "type is track (the default) or identify");
+		}
+		break;
 	case FIELD_NAME:
 		/* Its form is the tracking plan's to judge. */
 		ev->name = s;
@@ -277,6 +334,8 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 		ev->has_sent_at = parse_time(v, path, &ev->sent_at_us, probs);
 		break;
 	case FIELD_TEXT:
+	case FIELD_IDENTITY:
+	case FIELD_USER_ID:
 		*(const char **)((char *)ev + f->offset) = s;
 		break;
 	case FIELD_PROPS:
@@ -297,6 +356,27 @@ has_problem_at(const struct event_problems *probs, const char *path)
 		}
 	}
 	return false;
+}
+
+/* An identify call names the user; it is no action, and carries no
+ * traits: a person's profile belongs in the CRM, not here. */
+static void
+check_identify(struct event *ev, struct event_problems *probs)
+{
+	if (ev->name != NULL && strcmp(ev->name, EVENT_IDENTIFY_NAME) != 0) {
+		event_problem_add(probs, ERR_UNKNOWN_FIELD, "$.name",
+		    "an identify call has no name");
+	}
+	ev->name = EVENT_IDENTIFY_NAME;
+	if (ev->user_id == NULL && !has_problem_at(probs, "$.user_id")) {
+		event_problem_add(probs, ERR_MISSING_FIELD, "$.user_id",
+		    "an identify call needs the user_id it links to");
+	}
+	if (ev->props != NULL && json_object_size(ev->props) > 0) {
+		event_problem_add(probs, ERR_UNKNOWN_FIELD, "$.props",
+		    "an identify call carries no properties: Milepost keeps "
+		    "no traits");
+	}
 }
 
 bool
@@ -326,7 +406,9 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 		}
 		field_read(f, value, ev, probs);
 	}
-	if (ev->name == NULL && !has_problem_at(probs, "$.name")) {
+	if (ev->type == EVENT_IDENTIFY) {
+		check_identify(ev, probs);
+	} else if (ev->name == NULL && !has_problem_at(probs, "$.name")) {
 		event_problem_add(probs, ERR_MISSING_FIELD, "$.name",
 		    "name is required");
 	}

@@ -23,6 +23,16 @@
 #define EVENT_MAX_PROBLEMS 16
 #define EVENT_VERSION_MAX 1000000
 
+/* What a native event is: an action (the default), or an identify call
+ * that links its anonymous id to its user id and names no action. */
+enum event_type {
+	EVENT_TRACK = 0,
+	EVENT_IDENTIFY,
+};
+
+/* The name an identify call is stored under. */
+#define EVENT_IDENTIFY_NAME "identify"
+
 struct event_problem {
 	enum err_code code;
 	char path[96];
@@ -40,6 +50,7 @@ struct event_problems {
 struct event {
 	char event_id[UUID7_TEXT_LEN];
 	bool event_id_generated;	/* the client sent none */
+	enum event_type type;
 	const char *name;
 	int64_t version;		/* of the event's schema; 0: current */
 	int64_t ts_us;
@@ -62,6 +73,12 @@ struct event {
 	const char *phase;
 	bool consented;		/* false: stored anonymised */
 };
+
+/* True if id (a user, anonymous or session id as sent) is a value that
+ * buggy clients send for "none": empty, "null", "undefined", "0", ...
+ * (case and surrounding blanks ignored). Linking on one would make every
+ * visitor one person. */
+bool event_id_is_placeholder(const char *id);
 
 /* Reads the native event v (any JSON value) received at received_us into
  * ev. Returns true if it is valid; otherwise false with every problem found

@@ -1,6 +1,7 @@
 /* api_people.c - erasure. The person is the given id and every id seen
  * with it on one event (an anonymous id and the user id it logged in as),
- * followed transitively; everything stored under those ids goes in one
+ * followed transitively; everything stored under those ids, and the
+ * people, sessions and milestones they resolve to, goes in one
  * transaction, and an audit row records who asked, when and how much
  * went, but not the ids. */
 #include "server/api_people.h"
@@ -26,7 +27,34 @@ static const char linked_ids_sql[] =
 
 static const char delete_events_sql[] =
     "DELETE FROM events WHERE site_id = $1"
-    " AND (anonymous_id = ANY($2::text[]) OR user_id = ANY($2::text[]))";
+    " AND (anonymous_id = ANY($2::text[]) OR user_id = ANY($2::text[])"
+    " OR person_id = ANY($3::bigint[]))";
+
+/* The people those ids belong to, and the people merged into them. */
+static const char people_of_ids_sql[] =
+    "WITH p AS (SELECT DISTINCT person_id FROM identities"
+    " WHERE site_id = $1 AND id = ANY($2::text[]))"
+    " SELECT COALESCE(array_agg(x), '{}')::text FROM ("
+    " SELECT person_id AS x FROM p UNION"
+    " SELECT from_person FROM person_merges WHERE site_id = $1"
+    " AND into_person IN (SELECT person_id FROM p)) people";
+
+/* What ingest derived about the people ($2), besides their events; the
+ * ids ($3) for the statements that take n_params 3. */
+static const struct {
+	const char *sql;
+	int n_params;
+} delete_people[] = {
+	{ "DELETE FROM sessions WHERE site_id = $1 AND (person_id = "
+	  "ANY($2::bigint[]) OR anonymous_id = ANY($3::text[]))", 3 },
+	{ "DELETE FROM person_milestones WHERE site_id = $1"
+	  " AND person_id = ANY($2::bigint[])", 2 },
+	{ "DELETE FROM person_merges WHERE site_id = $1"
+	  " AND (from_person = ANY($2::bigint[])"
+	  " OR into_person = ANY($2::bigint[]))", 2 },
+	{ "DELETE FROM identities WHERE site_id = $1 AND (person_id = "
+	  "ANY($2::bigint[]) OR id = ANY($3::text[]))", 3 },
+};
 
 static const char delete_rejected_sql[] =
     "DELETE FROM rejected_events WHERE site_id = $1"
@@ -40,10 +68,10 @@ static const char audit_sql[] =
     " RETURNING id, to_json(requested_at) #>> '{}'";
 
 static bool
-count_deleted(PGconn *pg, const char *sql, const char *const *params,
-    long *n, struct error *err)
+count_deleted(PGconn *pg, const char *sql, int n_params,
+    const char *const *params, long *n, struct error *err)
 {
-	PGresult *res = db_query(pg, sql, 2, params, err);
+	PGresult *res = db_query(pg, sql, n_params, params, err);
 
 	if (res == NULL) {
 		return false;
@@ -57,13 +85,13 @@ static bool
 erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 {
 	const char *person = call->data;
-	const char *params[2] = { call->site_id, person };
+	const char *params[3] = { call->site_id, person, NULL };
 	long n_events = 0, n_rejected = 0;
 	json_t *counts = NULL;
-	char *counts_text = NULL, *ids = NULL;
+	char *counts_text = NULL, *ids = NULL, *people = NULL;
 	PGresult *res;
 	bool ok = false;
-	int n_ids;
+	int n_ids = 0;
 
 	res = db_query(pg, linked_ids_sql, 2, params, err);
 	if (res == NULL) {
@@ -77,10 +105,29 @@ erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 		return false;
 	}
 	params[1] = ids;
-	if (!count_deleted(pg, delete_events_sql, params, &n_events, err) ||
-	    !count_deleted(pg, delete_rejected_sql, params, &n_rejected,
+	res = db_query(pg, people_of_ids_sql, 2, params, err);
+	if (res == NULL) {
+		goto done;
+	}
+	people = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (people == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		goto done;
+	}
+	params[2] = people;
+	if (!count_deleted(pg, delete_events_sql, 3, params, &n_events, err) ||
+	    !count_deleted(pg, delete_rejected_sql, 2, params, &n_rejected,
 	    err)) {
 		goto done;
+	}
+	const char *people_params[] = { call->site_id, people, ids };
+	for (size_t i = 0; i < sizeof(delete_people) /
+	    sizeof(delete_people[0]); i++) {
+		if (!db_exec(pg, delete_people[i].sql,
+		    delete_people[i].n_params, people_params, err)) {
+			goto done;
+		}
 	}
 	counts = json_pack("{s:i, s:I, s:I}", "linked_ids", n_ids, "events",
 	    (json_int_t)n_events, "rejected_events", (json_int_t)n_rejected);
@@ -105,6 +152,7 @@ done:
 	json_decref(counts);
 	free(counts_text);
 	free(ids);
+	free(people);
 	return ok;
 }
 

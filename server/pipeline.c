@@ -202,7 +202,8 @@ emit_event(const struct pipeline_context *ctx, struct event *ev,
 	if (ev->version == 0 && def != NULL) {
 		ev->version = plan_event_version(def);
 	}
-	ev->kind = def != NULL ? plan_event_kind_name(def) : NULL;
+	ev->kind = def != NULL ? plan_event_kind_name(def) :
+	    ev->type == EVENT_IDENTIFY ? EVENT_IDENTIFY_NAME : NULL;
 	ev->phase = def != NULL ? plan_event_phase(def) : NULL;
 	copy_row_event(&item->events, ctx->site_id, ev, enr);
 	/* Only a client's id can come back in a retry. */
@@ -335,7 +336,9 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	if (ev.anonymous_id == NULL && ev.user_id == NULL) {
 		ev.anonymous_id = derived = ctx->derived_anonymous_id;
 	}
-	verdict = plan_check_event(ctx->state->plan, &ev, ctx->redacted, &def,
+	/* An identify call is no action of the plan's. */
+	verdict = ev.type == EVENT_IDENTIFY ? PLAN_PASS :
+	    plan_check_event(ctx->state->plan, &ev, ctx->redacted, &def,
 	    &out->errors, &out->warnings);
 	if (!enrich_clock(&ev, &limits, &adjusted, &out->errors) &&
 	    verdict == PLAN_PASS) {

@@ -146,6 +146,15 @@ store_prune_event_ids(PGconn *pg, long hours, long *deleted,
 	return true;
 }
 
+/* Sessions whose last event, and first times whose event, is past
+ * retention. */
+static const char *const derived_retention_sql[] = {
+	"DELETE FROM sessions WHERE last_at < now() - "
+	"make_interval(days => $1::int)",
+	"DELETE FROM person_milestones WHERE first_at < now() - "
+	"make_interval(days => $1::int)",
+};
+
 bool
 store_apply_retention(PGconn *pg, const struct config *cfg,
     struct store_retention *out, struct error *err)
@@ -168,6 +177,14 @@ store_apply_retention(PGconn *pg, const struct config *cfg,
 		out->dropped_partitions = atol(PQgetvalue(res, 0, 0));
 		out->deleted_events = atol(PQgetvalue(res, 0, 1));
 		PQclear(res);
+		/* What ingest derived from those events goes with them. */
+		for (size_t i = 0; i < sizeof(derived_retention_sql) /
+		    sizeof(derived_retention_sql[0]); i++) {
+			if (!db_exec(pg, derived_retention_sql[i], 1, params,
+			    err)) {
+				return false;
+			}
+		}
 	}
 	if (cfg->rejected_retention_days > 0) {
 		res = db_query(pg, "DELETE FROM rejected_events WHERE "

@@ -35,7 +35,8 @@ struct store_retention {
 	long deleted_rejected;
 };
 
-/* Drops events older than retention_days (whole partitions where it can)
+/* Drops events older than retention_days (whole partitions where it can),
+ * with the sessions and first times (person_milestones) that old,
  * and rejected events older than rejected_retention_days; 0 keeps them
  * for ever. */
 bool store_apply_retention(PGconn *pg, const struct config *cfg,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,22 +23,28 @@
 #define RECONNECT_MAX_MS 2000
 #define MAINTENANCE_INTERVAL_MS (3600 * 1000)
 
-/* ORDER BY event_id makes concurrent writers take the event_ids row locks
- * in one order, so that two batches sharing retried ids cannot deadlock. */
-static const char insert_events_sql[] =
+/* Leaves in events_incoming only the events whose ids are new: the first
+ * of each id in the batch, and none already in event_ids. ORDER BY event_id
+ * makes concurrent writers take the event_ids row locks in one order, so
+ * that two batches sharing retried ids cannot deadlock. */
+static const char dedup_incoming_sql[] =
+    "DELETE FROM events_incoming a USING events_incoming b"
+    " WHERE a.site_id = b.site_id AND a.event_id = b.event_id"
+    " AND a.ctid > b.ctid;"
     "WITH fresh AS ("
     " INSERT INTO event_ids (site_id, event_id, received_at)"
-    " SELECT DISTINCT ON (site_id, event_id) site_id, event_id, received_at"
+    " SELECT site_id, event_id, received_at"
     " FROM events_incoming ORDER BY site_id, event_id"
     " ON CONFLICT DO NOTHING"
     " RETURNING site_id, event_id)"
-    /* events_incoming is LIKE events: the same columns, in order. */
-    " INSERT INTO events"
-    " SELECT DISTINCT ON (i.site_id, i.event_id) i.*"
-    " FROM events_incoming i JOIN fresh f"
-    " ON f.site_id = i.site_id AND f.event_id = i.event_id"
-    /* An id resent after the dedup window forgot it, with its own ts. */
-    " ON CONFLICT DO NOTHING";
+    " DELETE FROM events_incoming i WHERE NOT EXISTS ("
+    " SELECT 1 FROM fresh f"
+    " WHERE f.site_id = i.site_id AND f.event_id = i.event_id)";
+
+/* Resolves people and sessions for the staged events and stores them
+ * (migrations/0004_people.sql); answers one row of link counts. */
+static const char ingest_batch_sql[] =
+    "SELECT linked, merged, refused FROM milepost_ingest_batch()";
 
 /* A replayed event and the mark on its rejected row commit together, so
  * that a replay stores each event once even if it is interrupted. */
@@ -192,6 +199,8 @@ static bool
 conn_open(struct writer_conn *wc, struct error *err)
 {
 	const struct config *cfg = wc->w->cfg;
+	char timeout_s[24], cap[24];
+	const char *settings[] = { timeout_s, cap };
 	int version = 0;
 	PGconn *pg;
 
@@ -208,9 +217,16 @@ conn_open(struct writer_conn *wc, struct error *err)
 		    migrate_latest_version());
 		goto fail;
 	}
-	/* Session-local staging for batches that hold retried ids: the
-	 * dedup statement filters it. Rows vanish at each commit. */
-	if (!db_exec(pg, "CREATE TEMP TABLE events_incoming (LIKE events "
+	/* What milepost_ingest_batch reads from the connection's settings. */
+	snprintf(timeout_s, sizeof(timeout_s), "%ld",
+	    cfg->session_timeout_min * 60);
+	snprintf(cap, sizeof(cap), "%ld", cfg->max_anonymous_ids_per_user);
+	/* Session-local staging of each batch: deduplicated and completed
+	 * with people and sessions there. Rows vanish at each commit. */
+	if (!db_exec(pg, "SELECT set_config('milepost.session_timeout_s', "
+	    "$1, false), set_config('milepost.max_anonymous_ids', $2, false)",
+	    2, settings, err) ||
+	    !db_exec(pg, "CREATE TEMP TABLE events_incoming (LIKE events "
 	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err) ||
 	    !db_exec(pg, "CREATE TEMP TABLE replayed_incoming (site_id text, "
 	    "rejected_id bigint, event_id uuid) ON COMMIT DELETE ROWS", 0,
@@ -325,21 +341,21 @@ transaction_script(const struct writer_item *items, bool dedup,
 		any_replayed = any_replayed || it->replayed.len > 0;
 	}
 	strbuf_append_str(sql, "BEGIN;");
-	if (any_events && dedup) {
-		strbuf_append_str(sql, "COPY events_incoming ("
-		    COPY_ROW_EVENT_COLUMNS ") FROM STDIN;");
-		strbuf_append_str(sql, insert_events_sql);
-		strbuf_append_char(sql, ';');
-		copies[n++] = ROWS_EVENTS;
-	} else if (any_events) {
-		if (any_ids) {
+	if (any_events) {
+		if (any_ids && !dedup) {
 			strbuf_append_str(sql, "COPY event_ids ("
 			    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN;");
 			copies[n++] = ROWS_EVENT_IDS;
 		}
-		strbuf_append_str(sql, "COPY events (" COPY_ROW_EVENT_COLUMNS
-		    ") FROM STDIN;");
+		strbuf_append_str(sql, "COPY events_incoming ("
+		    COPY_ROW_EVENT_COLUMNS ") FROM STDIN;");
 		copies[n++] = ROWS_EVENTS;
+		if (dedup) {
+			strbuf_append_str(sql, dedup_incoming_sql);
+			strbuf_append_char(sql, ';');
+		}
+		strbuf_append_str(sql, ingest_batch_sql);
+		strbuf_append_char(sql, ';');
 	}
 	if (any_rejected) {
 		strbuf_append_str(sql, "COPY rejected_events ("
@@ -357,13 +373,54 @@ transaction_script(const struct writer_item *items, bool dedup,
 	return n;
 }
 
-/* Writes items in one transaction: the event ids and events with plain
- * COPYs, or, with dedup, through the staging table and the statement that
- * skips stored ids. *duplicate tells that it failed only because an event
- * id was already stored (or came twice in the batch). */
+/* Why a transaction failed, when trying again can help. */
+enum write_failure {
+	FAILURE_OTHER,
+	FAILURE_DUPLICATE,	/* an event id was already stored */
+	FAILURE_CONFLICT,	/* deadlock or serialization failure */
+};
+
+static enum write_failure
+failure_of(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (state == NULL) {
+		return FAILURE_OTHER;
+	}
+	if (strcmp(state, "23505") == 0) {
+		return FAILURE_DUPLICATE;
+	}
+	return strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 ?
+	    FAILURE_CONFLICT : FAILURE_OTHER;
+}
+
+/* The link counts milepost_ingest_batch answers: refused links are worth
+ * an operator's attention (a shared device, or an identity explosion the
+ * cap stopped). */
+static void
+note_links(const struct writer_conn *wc, const PGresult *res)
+{
+	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+		return;
+	}
+	long refused = atol(PQgetvalue(res, 0, 2));
+	if (refused > 0) {
+		log_warn("writer %zu: %ld identity link(s) refused (the "
+		    "anonymous id belongs to another user, or the user reached "
+		    "max_anonymous_ids_per_user); %s linked, %s merged",
+		    wc->index, refused, PQgetvalue(res, 0, 0),
+		    PQgetvalue(res, 0, 1));
+	}
+}
+
+/* Writes items in one transaction: the event ids with a plain COPY and the
+ * events through the staging table, or, with dedup, the staging table
+ * first and a statement that drops the ids already stored. *failure says
+ * why it failed. */
 static bool
 write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
-    bool *duplicate, struct error *err)
+    enum write_failure *failure, struct error *err)
 {
 	enum rows copies[MAX_COPIES];
 	struct strbuf sql;
@@ -372,7 +429,7 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 	PGresult *res;
 	bool ok = true;
 
-	*duplicate = false;
+	*failure = FAILURE_OTHER;
 	if (!ensure_partitions(wc, items, err)) {
 		return false;
 	}
@@ -392,8 +449,6 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 	/* Read every result, also after an error, so that the connection is
 	 * idle again before the next command. */
 	while ((res = PQgetResult(wc->pg)) != NULL) {
-		const char *state;
-
 		switch (PQresultStatus(res)) {
 		case PGRES_COPY_IN:
 			if (!ok || next == n_copies ||
@@ -403,14 +458,13 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 			next++;
 			break;
 		case PGRES_COMMAND_OK:
+			break;
 		case PGRES_TUPLES_OK:
+			note_links(wc, res);
 			break;
 		default:
 			if (ok) {
-				state = PQresultErrorField(res,
-				    PG_DIAG_SQLSTATE);
-				*duplicate = state != NULL &&
-				    strcmp(state, "23505") == 0;
+				*failure = failure_of(res);
 				db_error_from_conn(wc->pg, res, err);
 				ok = false;
 			}
@@ -425,6 +479,29 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 	return ok;
 }
 
+/* Writes items, through dedup when an id was stored before, and once more
+ * when another writer's transaction got in the way. */
+static bool
+write_with_retries(struct writer_conn *wc, struct writer_item *items,
+    struct error *err)
+{
+	enum write_failure failure;
+	bool dedup = false;
+
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (write_items(wc, items, dedup, &failure, err)) {
+			return true;
+		}
+		if (PQstatus(wc->pg) != CONNECTION_OK ||
+		    failure == FAILURE_OTHER ||
+		    (failure == FAILURE_DUPLICATE && dedup)) {
+			return false;
+		}
+		dedup = dedup || failure == FAILURE_DUPLICATE;
+	}
+	return false;
+}
+
 /* Writes a batch and completes its items. When PostgreSQL refuses the
  * batch but keeps the connection, the items are retried one by one so that
  * one bad request cannot fail the others. */
@@ -432,10 +509,8 @@ static void
 write_batch(struct writer_conn *wc, struct writer_item *batch)
 {
 	struct error err = { 0 };
-	bool duplicate;
 
-	if (write_items(wc, batch, false, &duplicate, &err) ||
-	    (duplicate && write_items(wc, batch, true, &duplicate, &err))) {
+	if (write_with_retries(wc, batch, &err)) {
 		complete(batch, WRITER_COMMITTED);
 		return;
 	}

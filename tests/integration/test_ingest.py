@@ -127,8 +127,9 @@ class IngestTest(harness.DaemonTestCase):
         self.assertLess(abs(ms / 1000.0 - float(received_at)), 5, "UUIDv7 time vs received_at")
         self.assertLess(abs(float(ts) - float(received_at)), 1, "ts defaults to the receive time")
         self.assertGreater(float(ts), before - 5)
-        self.assertEqual([session_id, url, referrer, user_id], [None] * 4,
-                         "empty strings count as absent")
+        self.assertEqual([url, referrer, user_id], [None] * 3, "empty strings count as absent")
+        # With no session_id given, the event starts a session named after it.
+        self.assertEqual(session_id, event_id, "server-assigned session")
 
     def test_generated_event_ids_differ(self):
         events = [make_event(event_id=None) for _ in range(5)]
