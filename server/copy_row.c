@@ -7,8 +7,8 @@
 #include "common/timeutil.h"
 
 /* COPY text escaping: backslash, and the delimiter and line characters. */
-void
-copy_row_text(struct strbuf *out, const char *s)
+static void
+field_text(struct strbuf *out, const char *s)
 {
 	const char *run = s;
 
@@ -32,8 +32,8 @@ copy_row_text(struct strbuf *out, const char *s)
 	strbuf_append(out, run, (size_t)(s - run));
 }
 
-void
-copy_row_time(struct strbuf *out, int64_t us)
+static void
+field_time(struct strbuf *out, int64_t us)
 {
 	char text[TIMEUTIL_RFC3339_LEN];
 
@@ -55,7 +55,7 @@ field_json(struct strbuf *out, const json_t *v, const char *if_null)
 		out->failed = true;
 		return;
 	}
-	copy_row_text(out, text);
+	field_text(out, text);
 	free(text);
 }
 
@@ -74,7 +74,7 @@ field_positive(struct strbuf *out, int64_t n)
 static void
 fields_key(struct strbuf *out, const char *site_id, const struct event *ev)
 {
-	copy_row_text(out, site_id);
+	field_text(out, site_id);
 	strbuf_append_char(out, '\t');
 	strbuf_append_str(out, ev->event_id);
 	strbuf_append_char(out, '\t');
@@ -85,7 +85,7 @@ static void
 field_optional(struct strbuf *out, const char *s)
 {
 	strbuf_append_char(out, '\t');
-	copy_row_text(out, s[0] != '\0' ? s : NULL);
+	field_text(out, s[0] != '\0' ? s : NULL);
 }
 
 static void
@@ -110,22 +110,22 @@ copy_row_event(struct strbuf *out, const char *site_id,
     const struct event *ev, const struct enrichment *enr)
 {
 	fields_key(out, site_id, ev);
-	copy_row_text(out, ev->name);
+	field_text(out, ev->name);
 	strbuf_append_char(out, '\t');
-	copy_row_time(out, ev->ts_us);
+	field_time(out, ev->ts_us);
 	strbuf_append_char(out, '\t');
-	copy_row_time(out, ev->received_us);
+	field_time(out, ev->received_us);
 	strbuf_append_char(out, '\t');
 	if (ev->has_sent_at) {
-		copy_row_time(out, ev->sent_at_us);
+		field_time(out, ev->sent_at_us);
 	} else {
 		strbuf_append(out, "\\N", 2);
 	}
 	const char *const texts[] = { ev->anonymous_id, ev->user_id,
-		ev->url, ev->referrer };
+		ev->session_id, ev->url, ev->referrer };
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		strbuf_append_char(out, '\t');
-		copy_row_text(out, texts[i]);
+		field_text(out, texts[i]);
 	}
 	strbuf_append_char(out, '\t');
 	field_json(out, ev->props, "{}");
@@ -134,11 +134,12 @@ copy_row_event(struct strbuf *out, const char *site_id,
 	field_positive(out, ev->plan_version);
 	field_positive(out, ev->version);
 	strbuf_append_char(out, '\t');
-	copy_row_text(out, ev->kind);
+	field_text(out, ev->kind);
 	strbuf_append_char(out, '\t');
-	copy_row_text(out, ev->phase);
+	field_text(out, ev->phase);
 	strbuf_append_str(out, ev->consented ? "\tt" : "\tf");
 	fields_enrichment(out, enr);
+	strbuf_append_char(out, '\n');
 }
 
 void
@@ -146,7 +147,7 @@ copy_row_event_id(struct strbuf *out, const char *site_id,
     const struct event *ev)
 {
 	fields_key(out, site_id, ev);
-	copy_row_time(out, ev->received_us);
+	field_time(out, ev->received_us);
 	strbuf_append_char(out, '\n');
 }
 
@@ -154,11 +155,11 @@ void
 copy_row_replayed(struct strbuf *out, const char *site_id,
     const char *rejected_id, const char *event_id)
 {
-	copy_row_text(out, site_id);
+	field_text(out, site_id);
 	strbuf_append_char(out, '\t');
-	copy_row_text(out, rejected_id);
+	field_text(out, rejected_id);
 	strbuf_append_char(out, '\t');
-	copy_row_text(out, event_id);
+	field_text(out, event_id);
 	strbuf_append_char(out, '\n');
 }
 
@@ -224,7 +225,7 @@ field_text_array(struct strbuf *out, const json_t *arr)
 	if (strbuf_failed(&elem)) {
 		out->failed = true;
 	} else {
-		copy_row_text(out, elem.data);
+		field_text(out, elem.data);
 	}
 	strbuf_finish(&elem);
 }
@@ -234,11 +235,11 @@ copy_row_rejected(struct strbuf *out, const struct rejected_row *r)
 {
 	json_t *errors = copy_row_problems_json(r->probs);
 
-	copy_row_text(out, r->site_id);
+	field_text(out, r->site_id);
 	strbuf_append_char(out, '\t');
-	copy_row_time(out, r->received_us);
+	field_time(out, r->received_us);
 	strbuf_append_char(out, '\t');
-	copy_row_text(out, r->request_id);
+	field_text(out, r->request_id);
 	strbuf_appendf(out, "\t%zu\t", r->index);
 	field_json(out, r->payload, "null");
 	strbuf_append_char(out, '\t');
@@ -248,11 +249,11 @@ copy_row_rejected(struct strbuf *out, const struct rejected_row *r)
 		field_json(out, errors, "[]");
 	}
 	strbuf_append_char(out, '\t');
-	copy_row_text(out, r->event_name);
+	field_text(out, r->event_name);
 	strbuf_append_char(out, '\t');
 	field_codes(out, r->probs);
 	strbuf_append_str(out, r->quarantined ? "\tt\t" : "\tf\t");
-	copy_row_text(out, r->derived_anonymous_id);
+	field_text(out, r->derived_anonymous_id);
 	strbuf_append_char(out, '\t');
 	field_json(out, r->consent_overrides, "{}");
 	strbuf_append_char(out, '\t');

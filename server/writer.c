@@ -41,32 +41,10 @@ static const char dedup_incoming_sql[] =
     " SELECT 1 FROM fresh f"
     " WHERE f.site_id = i.site_id AND f.event_id = i.event_id)";
 
-/* After the dedup, what is left of the staged events is new. */
-static const char insert_incoming_sql[] =
-    "INSERT INTO events SELECT * FROM events_incoming"
-    /* An id resent after the dedup window forgot it, with its own ts. */
-    " ON CONFLICT DO NOTHING";
-
-/* The people step's lookup (server/people.h): links, then each looked-up
- * event's person and the stored session its stream may continue. */
-static const char people_lookup_sql[] =
-    "COPY people_incoming (n, site_id, anonymous_id, user_id, session_id,"
-    " ts) FROM STDIN;"
-    "SELECT linked, merged, refused FROM milepost_link_people();"
-    "SELECT n, person_id, anon_person, session_id,"
-    " (extract(epoch FROM started_at) * 1000000)::int8,"
-    " (extract(epoch FROM last_at) * 1000000)::int8, source_key"
-    " FROM milepost_resolve_people()";
-
-/* One row per person and name: the earliest of the batch. */
-static const char store_milestones_sql[] =
-    "SELECT milepost_add_milestones(array_agg(m)) FROM ("
-    " SELECT DISTINCT ON (site_id, person_id, name)"
-    " ROW(site_id, person_id, name, first_at, first_event_id,"
-    " first_session_id)::person_milestones AS m"
-    " FROM milestones_incoming"
-    " ORDER BY site_id, person_id, name, first_at, first_event_id) f"
-    " HAVING count(*) > 0";
+/* Resolves people and sessions for the staged events and stores them
+ * (migrations/0004_people.sql); answers one row of link counts. */
+static const char ingest_batch_sql[] =
+    "SELECT linked, merged, refused FROM milepost_ingest_batch()";
 
 /* A replayed event and the mark on its rejected row commit together, so
  * that a replay stores each event once even if it is interrupted. */
@@ -97,7 +75,6 @@ struct writer {
 	size_t n_connected;
 	bool stopping;
 	/* Fixed after writer_new. */
-	struct people_cache *people;	/* shared by the threads */
 	struct writer_conn *conns;
 	size_t n_conns;
 	size_t n_started;
@@ -111,7 +88,6 @@ writer_item_init(struct writer_item *item)
 	strbuf_init(&item->event_ids);
 	strbuf_init(&item->rejected);
 	strbuf_init(&item->replayed);
-	strbuf_init(&item->people_text);
 }
 
 void
@@ -121,10 +97,6 @@ writer_item_finish(struct writer_item *item)
 	strbuf_finish(&item->event_ids);
 	strbuf_finish(&item->rejected);
 	strbuf_finish(&item->replayed);
-	strbuf_finish(&item->people_text);
-	free(item->people);
-	item->people = NULL;
-	item->n_people = item->cap_people = 0;
 	free(item->months);
 	item->months = NULL;
 	item->n_months = item->cap_months = 0;
@@ -245,28 +217,17 @@ conn_open(struct writer_conn *wc, struct error *err)
 		    migrate_latest_version());
 		goto fail;
 	}
-	/* What the people functions read from the connection's settings. */
+	/* What milepost_ingest_batch reads from the connection's settings. */
 	snprintf(timeout_s, sizeof(timeout_s), "%ld",
 	    cfg->session_timeout_min * 60);
 	snprintf(cap, sizeof(cap), "%ld", cfg->max_anonymous_ids_per_user);
-	/* Session-local staging: of a batch that needs dedup, and of the
-	 * people step's rows (shapes in migrations/0005_people_writer.sql).
-	 * Rows vanish at each commit. */
+	/* Session-local staging of each batch: deduplicated and completed
+	 * with people and sessions there. Rows vanish at each commit. */
 	if (!db_exec(pg, "SELECT set_config('milepost.session_timeout_s', "
 	    "$1, false), set_config('milepost.max_anonymous_ids', $2, false)",
 	    2, settings, err) ||
 	    !db_exec(pg, "CREATE TEMP TABLE events_incoming (LIKE events "
 	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err) ||
-	    !db_exec(pg, "CREATE TEMP TABLE people_incoming (n integer, "
-	    "site_id text, anonymous_id text, user_id text, session_id text, "
-	    "ts timestamptz) ON COMMIT DELETE ROWS", 0, NULL, err) ||
-	    !db_exec(pg, "CREATE TEMP TABLE sessions_incoming (site_id text, "
-	    "session_id text, person_id bigint, anonymous_id text, "
-	    "client_given boolean, started_at timestamptz, "
-	    "last_at timestamptz, events integer, landing_ts timestamptz, "
-	    "landing_event_id uuid) ON COMMIT DELETE ROWS", 0, NULL, err) ||
-	    !db_exec(pg, "CREATE TEMP TABLE milestones_incoming (LIKE "
-	    "person_milestones) ON COMMIT DELETE ROWS", 0, NULL, err) ||
 	    !db_exec(pg, "CREATE TEMP TABLE replayed_incoming (site_id text, "
 	    "rejected_id bigint, event_id uuid) ON COMMIT DELETE ROWS", 0,
 	    NULL, err)) {
@@ -298,61 +259,37 @@ conn_lost(struct writer_conn *wc)
 	complete(orphans, WRITER_UNAVAILABLE);
 }
 
-/* Which rows a COPY sends: the items' own, or the people step's. */
+/* Which rows of the items a COPY sends. */
 enum rows {
+	ROWS_EVENTS,
 	ROWS_EVENT_IDS,
 	ROWS_REJECTED,
 	ROWS_REPLAYED,
-	ROWS_EVENTS,
-	ROWS_PEOPLE,
-	ROWS_SESSIONS,
-	ROWS_MILESTONES,
 };
-#define MAX_COPIES 6
+#define MAX_COPIES 4
 
 static const struct strbuf *
-rows_of_item(const struct writer_item *it, enum rows rows)
+rows_of(const struct writer_item *it, enum rows rows)
 {
 	switch (rows) {
+	case ROWS_EVENTS: return &it->events;
 	case ROWS_EVENT_IDS: return &it->event_ids;
 	case ROWS_REJECTED: return &it->rejected;
-	default: return &it->replayed;
+	case ROWS_REPLAYED: break;
 	}
+	return &it->replayed;
 }
 
-static const struct strbuf *
-rows_of_batch(const struct people_batch *b, enum rows rows)
-{
-	switch (rows) {
-	case ROWS_EVENTS: return people_batch_events(b);
-	case ROWS_PEOPLE: return people_batch_lookup_rows(b);
-	case ROWS_SESSIONS: return people_batch_sessions(b);
-	default: return people_batch_milestones(b);
-	}
-}
-
+/* Streams the chosen rows of every item into the COPY the server asked
+ * for, and ends it. */
 static bool
-copy_put(PGconn *pg, const struct strbuf *sb)
+copy_send(PGconn *pg, const struct writer_item *items, enum rows rows)
 {
-	return sb->len == 0 || PQputCopyData(pg, sb->data, (int)sb->len) == 1;
-}
-
-/* Streams the chosen rows into the COPY the server asked for, and ends
- * it. */
-static bool
-copy_send(PGconn *pg, const struct writer_item *items,
-    const struct people_batch *b, enum rows rows)
-{
-	if (rows >= ROWS_EVENTS) {
-		if (!copy_put(pg, rows_of_batch(b, rows))) {
+	for (const struct writer_item *it = items; it != NULL; it = it->next) {
+		const struct strbuf *sb = rows_of(it, rows);
+		if (sb->len > 0 && PQputCopyData(pg, sb->data,
+		    (int)sb->len) != 1) {
 			return false;
-		}
-	} else {
-		for (const struct writer_item *it = items; it != NULL;
-		    it = it->next) {
-			if (!copy_put(pg, rows_of_item(it, rows))) {
-				return false;
-			}
 		}
 	}
 	return PQputCopyEnd(pg, NULL) == 1;
@@ -385,42 +322,17 @@ ensure_partitions(struct writer_conn *wc, struct writer_item *items,
 	return true;
 }
 
-/* A script of SQL statements, sent as one simple query so that it costs
+/* The transaction for items as one simple-query script, so that it costs
  * one round trip plus the rows rather than one per statement: PostgreSQL
- * asks for each COPY's data in turn. Only constant SQL goes in; values
- * travel as COPY rows. */
-struct script {
-	struct strbuf sql;
-	enum rows copies[MAX_COPIES];	/* the rows each COPY takes, in order */
-	size_t n_copies;
-};
-
-static void
-script_add(struct script *sc, const char *sql)
-{
-	strbuf_append_str(&sc->sql, sql);
-	strbuf_append_char(&sc->sql, ';');
-}
-
-static void
-script_copy(struct script *sc, const char *sql, enum rows rows)
-{
-	script_add(sc, sql);
-	sc->copies[sc->n_copies++] = rows;
-}
-
-/* The rest of the transaction for items, once their people are decided:
- * the sessions and first times it touches, locked in one order; the event
- * ids with a plain COPY and the events with another, or, with dedup,
- * through the staging table and a statement that drops the ids already
- * stored; then the sessions and first times stored, rejected and
- * replayed rows. */
-static void
-transaction_script(const struct writer_item *items,
-    const struct people_batch *b, bool dedup, bool began, struct script *sc)
+ * asks for each COPY's data in turn. copies receives the rows each COPY
+ * takes, in order. Only constant SQL goes in; values travel as COPY rows. */
+static size_t
+transaction_script(const struct writer_item *items, bool dedup,
+    struct strbuf *sql, enum rows copies[MAX_COPIES])
 {
 	bool any_events = false, any_ids = false, any_rejected = false;
 	bool any_replayed = false;
+	size_t n = 0;
 
 	for (const struct writer_item *it = items; it != NULL; it = it->next) {
 		any_events = any_events || it->n_events > 0;
@@ -428,59 +340,37 @@ transaction_script(const struct writer_item *items,
 		any_rejected = any_rejected || it->n_rejected > 0;
 		any_replayed = any_replayed || it->replayed.len > 0;
 	}
-	if (!began) {
-		script_add(sc, "BEGIN");
-	}
+	strbuf_append_str(sql, "BEGIN;");
 	if (any_events) {
-		bool sessions = people_batch_sessions(b)->len > 0;
-		bool milestones = people_batch_milestones(b)->len > 0;
-		if (sessions) {
-			script_copy(sc, "COPY sessions_incoming FROM STDIN",
-			    ROWS_SESSIONS);
+		if (any_ids && !dedup) {
+			strbuf_append_str(sql, "COPY event_ids ("
+			    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN;");
+			copies[n++] = ROWS_EVENT_IDS;
 		}
-		if (milestones) {
-			script_copy(sc, "COPY milestones_incoming FROM STDIN",
-			    ROWS_MILESTONES);
-		}
-		if (sessions || milestones) {
-			script_add(sc, "SELECT milepost_lock_people()");
-		}
+		strbuf_append_str(sql, "COPY events_incoming ("
+		    COPY_ROW_EVENT_COLUMNS ") FROM STDIN;");
+		copies[n++] = ROWS_EVENTS;
 		if (dedup) {
-			script_copy(sc, "COPY events_incoming ("
-			    COPY_ROW_EVENT_COLUMNS ", "
-			    COPY_ROW_EVENT_PEOPLE_COLUMNS ") FROM STDIN",
-			    ROWS_EVENTS);
-			script_add(sc, dedup_incoming_sql);
-			script_add(sc, insert_incoming_sql);
-		} else {
-			if (any_ids) {
-				script_copy(sc, "COPY event_ids ("
-				    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN",
-				    ROWS_EVENT_IDS);
-			}
-			script_copy(sc, "COPY events (" COPY_ROW_EVENT_COLUMNS
-			    ", " COPY_ROW_EVENT_PEOPLE_COLUMNS ") FROM STDIN",
-			    ROWS_EVENTS);
+			strbuf_append_str(sql, dedup_incoming_sql);
+			strbuf_append_char(sql, ';');
 		}
-		/* After the events: a new session takes its landing from
-		 * the stored event. */
-		if (sessions) {
-			script_add(sc, "SELECT milepost_store_sessions()");
-		}
-		if (milestones) {
-			script_add(sc, store_milestones_sql);
-		}
+		strbuf_append_str(sql, ingest_batch_sql);
+		strbuf_append_char(sql, ';');
 	}
 	if (any_rejected) {
-		script_copy(sc, "COPY rejected_events ("
-		    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN", ROWS_REJECTED);
+		strbuf_append_str(sql, "COPY rejected_events ("
+		    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN;");
+		copies[n++] = ROWS_REJECTED;
 	}
 	if (any_replayed) {
-		script_copy(sc, "COPY replayed_incoming ("
-		    COPY_ROW_REPLAYED_COLUMNS ") FROM STDIN", ROWS_REPLAYED);
-		script_add(sc, mark_replayed_sql);
+		strbuf_append_str(sql, "COPY replayed_incoming ("
+		    COPY_ROW_REPLAYED_COLUMNS ") FROM STDIN;");
+		strbuf_append_str(sql, mark_replayed_sql);
+		strbuf_append_char(sql, ';');
+		copies[n++] = ROWS_REPLAYED;
 	}
-	strbuf_append_str(&sc->sql, "COMMIT");
+	strbuf_append_str(sql, "COMMIT");
+	return n;
 }
 
 /* Why a transaction failed, when trying again can help. */
@@ -505,32 +395,64 @@ failure_of(const PGresult *res)
 	    FAILURE_CONFLICT : FAILURE_OTHER;
 }
 
-/* Runs sc, feeding its COPYs, and when it is the people lookup, handing
- * its result rows to the people step. *failure says why it failed. */
+/* The link counts milepost_ingest_batch answers: refused links are worth
+ * an operator's attention (a shared device, or an identity explosion the
+ * cap stopped). */
+static void
+note_links(const struct writer_conn *wc, const PGresult *res)
+{
+	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+		return;
+	}
+	long refused = atol(PQgetvalue(res, 0, 2));
+	if (refused > 0) {
+		log_warn("writer %zu: %ld identity link(s) refused (the "
+		    "anonymous id belongs to another user, or the user reached "
+		    "max_anonymous_ids_per_user); %s linked, %s merged",
+		    wc->index, refused, PQgetvalue(res, 0, 0),
+		    PQgetvalue(res, 0, 1));
+	}
+}
+
+/* Writes items in one transaction: the event ids with a plain COPY and the
+ * events through the staging table, or, with dedup, the staging table
+ * first and a statement that drops the ids already stored. *failure says
+ * why it failed. */
 static bool
-script_run(struct writer_conn *wc, const struct writer_item *items,
-    struct people_batch *b, struct script *sc, bool lookup,
+write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
     enum write_failure *failure, struct error *err)
 {
-	size_t next = 0;
+	enum rows copies[MAX_COPIES];
+	struct strbuf sql;
+	struct error ignored;
+	size_t n_copies, next = 0;
 	PGresult *res;
 	bool ok = true;
 
-	if (strbuf_failed(&sc->sql)) {
+	*failure = FAILURE_OTHER;
+	if (!ensure_partitions(wc, items, err)) {
+		return false;
+	}
+	strbuf_init(&sql);
+	n_copies = transaction_script(items, dedup, &sql, copies);
+	if (strbuf_failed(&sql)) {
+		strbuf_finish(&sql);
 		error_set(err, ERR_NOMEM, "out of memory");
 		return false;
 	}
-	if (PQsendQuery(wc->pg, sc->sql.data) != 1) {
+	if (PQsendQuery(wc->pg, sql.data) != 1) {
+		strbuf_finish(&sql);
 		db_error_from_conn(wc->pg, NULL, err);
 		return false;
 	}
+	strbuf_finish(&sql);
 	/* Read every result, also after an error, so that the connection is
 	 * idle again before the next command. */
 	while ((res = PQgetResult(wc->pg)) != NULL) {
 		switch (PQresultStatus(res)) {
 		case PGRES_COPY_IN:
-			if (!ok || next == sc->n_copies ||
-			    !copy_send(wc->pg, items, b, sc->copies[next])) {
+			if (!ok || next == n_copies ||
+			    !copy_send(wc->pg, items, copies[next])) {
 				PQputCopyEnd(wc->pg, "copy abandoned");
 			}
 			next++;
@@ -538,11 +460,7 @@ script_run(struct writer_conn *wc, const struct writer_item *items,
 		case PGRES_COMMAND_OK:
 			break;
 		case PGRES_TUPLES_OK:
-			if (ok && lookup && !people_batch_take_result(b, res)) {
-				error_set(err, ERR_INTERNAL, "unexpected answer "
-				    "from the people lookup");
-				ok = false;
-			}
+			note_links(wc, res);
 			break;
 		default:
 			if (ok) {
@@ -554,74 +472,10 @@ script_run(struct writer_conn *wc, const struct writer_item *items,
 		}
 		PQclear(res);
 	}
-	return ok;
-}
-
-/* Refused links are worth an operator's attention: a shared device, or an
- * identity explosion the cap stopped. */
-static void
-note_links(const struct writer_conn *wc, const struct people_batch *b)
-{
-	long refused = people_batch_refused(b);
-
-	if (refused > 0) {
-		log_warn("writer %zu: %ld identity link(s) refused (the "
-		    "anonymous id belongs to another user, or the user reached "
-		    "max_anonymous_ids_per_user)", wc->index, refused);
-	}
-}
-
-/* Writes items in one transaction: first, when the people cache does not
- * know every event's person and session, the people lookup; then the
- * rest (transaction_script). */
-static bool
-write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
-    enum write_failure *failure, struct error *err)
-{
-	const struct config *cfg = wc->w->cfg;
-	struct people_batch *b;
-	struct script sc = { 0 };
-	struct error ignored;
-	bool began = false, ok = false;
-
-	*failure = FAILURE_OTHER;
-	if (!ensure_partitions(wc, items, err)) {
-		return false;
-	}
-	b = people_batch_new(items, wc->w->people,
-	    (int64_t)cfg->session_timeout_min * 60 * 1000000);
-	if (b == NULL) {
-		error_set(err, ERR_NOMEM, "out of memory");
-		return false;
-	}
-	strbuf_init(&sc.sql);
-	if (people_batch_needs_lookup(b)) {
-		script_add(&sc, "BEGIN");
-		script_copy(&sc, people_lookup_sql, ROWS_PEOPLE);
-		began = true;
-		if (!script_run(wc, items, b, &sc, true, failure, err)) {
-			goto done;
-		}
-		strbuf_reset(&sc.sql);
-		sc.n_copies = 0;
-	}
-	if (!people_batch_decide(b)) {
-		error_set(err, ERR_NOMEM, "out of memory");
-		goto done;
-	}
-	transaction_script(items, b, dedup, began, &sc);
-	ok = script_run(wc, items, b, &sc, false, failure, err);
-	if (ok) {
-		note_links(wc, b);
-		people_batch_committed(b);
-	}
-done:
 	if (!ok && PQstatus(wc->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(wc->pg) != PQTRANS_IDLE) {
 		db_exec(wc->pg, "ROLLBACK", 0, NULL, &ignored);
 	}
-	strbuf_finish(&sc.sql);
-	people_batch_free(b);
 	return ok;
 }
 
@@ -709,8 +563,6 @@ maintain(struct writer_conn *wc)
 		log_warn("maintenance failed: %s", err.message);
 		return;
 	}
-	/* Retention may have deleted sessions and first times it knows. */
-	writer_forget_people(wc->w);
 	log_info("maintenance: partitions ensured, %ld expired event id(s) "
 	    "forgotten; retention dropped %ld partition(s), %ld event(s), "
 	    "%ld rejected event(s)", deleted, kept.dropped_partitions,
@@ -843,14 +695,13 @@ writer_new(const struct config *cfg, struct error *err)
 	}
 	w->cfg = cfg;
 	pthread_mutex_init(&w->mu, NULL);
-	w->people = people_cache_new();
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->cond, &attr);
 	pthread_condattr_destroy(&attr);
 	w->n_conns = (size_t)cfg->writer_threads;
 	w->conns = calloc(w->n_conns, sizeof(*w->conns));
-	if (w->conns == NULL || w->people == NULL) {
+	if (w->conns == NULL) {
 		error_set(err, ERR_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -937,14 +788,7 @@ writer_free(struct writer *w)
 		free(w->conns[i].known_months);
 	}
 	free(w->conns);
-	people_cache_free(w->people);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
-}
-
-void
-writer_forget_people(struct writer *w)
-{
-	people_cache_clear(w->people);
 }
