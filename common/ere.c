@@ -12,6 +12,7 @@ static const char *
 regex_untamed(const char *src)
 {
 	bool in_bracket = false, after_quantifier = false;
+	const char *first = NULL;	/* the bracket's first member */
 
 	if (strlen(src) > ERE_MAX_LEN) {
 		return "longer than 512 bytes";
@@ -19,15 +20,23 @@ regex_untamed(const char *src)
 	for (const char *p = src; *p != '\0'; p++) {
 		bool quantifier = false;
 		if (in_bracket) {
-			/* ']' right after '[' or '[^' is a member. */
-			in_bracket = *p != ']' || p[-1] == '[' ||
-			    (p[-1] == '^' && p[-2] == '[');
+			const char *close;
+			/* [:class:], [.coll.] and [=equiv=] hold a ']' of
+			 * their own; a ']' first in the bracket is a member. */
+			if (*p == '[' && (p[1] == ':' || p[1] == '.' ||
+			    p[1] == '=') && (close = strchr(p + 2, p[1])) !=
+			    NULL && close[1] == ']') {
+				p = close + 1;
+			} else if (*p == ']' && p != first) {
+				in_bracket = false;
+			}
 			continue;
 		}
 		if (*p == '\\' && p[1] != '\0') {
 			p++;
 		} else if (*p == '[') {
 			in_bracket = true;
+			first = p[1] == '^' ? p + 2 : p + 1;
 		} else if (*p == '*' || *p == '+' || *p == '?') {
 			quantifier = true;
 		} else if (*p == '{') {
