@@ -867,6 +867,8 @@ load_phase_milestones(struct loader *ld, const json_t *ms,
 	}
 }
 
+/* Lower-case words of letters and digits joined by single underscores,
+ * starting with a letter: "consideration", "post_purchase". */
 static bool
 is_snake_case(const char *s)
 {
@@ -874,8 +876,8 @@ is_snake_case(const char *s)
 		return false;
 	}
 	for (; *s != '\0'; s++) {
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		    *s == '_')) {
+		if (*s == '_' ? s[1] == '\0' || s[1] == '_' :
+		    !((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9'))) {
 			return false;
 		}
 	}
@@ -1250,14 +1252,18 @@ check_props(const struct plan *plan, const struct plan_event *def,
 			check_prop_value(p, v, path, probs);
 		}
 	}
+	/* Planned property names passed the naming rule when the plan
+	 * loaded: only the others are matched, per event. */
 	json_object_foreach((json_t *)props, k, v) {
+		if (def != NULL && prop_find(def, k) != NULL) {
+			continue;
+		}
 		snprintf(path, sizeof(path), "$.props.%.80s", k);
 		if (plan->has_prop_re && !regex_matches(&plan->prop_re, k)) {
 			event_problem_add(probs, ERR_NAME_FORMAT, path,
 			    "property name breaks the plan's naming rule");
 		}
-		if (def != NULL && def->reject_additional &&
-		    prop_find(def, k) == NULL) {
+		if (def != NULL && def->reject_additional) {
 			event_problem_add(probs, ERR_UNEXPECTED_PROPERTY, path,
 			    "is not a property of '%s' in the plan",
 			    def->name);
@@ -1317,12 +1323,14 @@ plan_check_event(const struct plan *plan, const struct event *ev,
 	probs->n = 0;
 	warnings->n = 0;
 	*def_out = NULL;
-	if (plan->has_event_re && !regex_matches(&plan->event_re, ev->name)) {
+	def = plan_find_event(plan, ev->name);
+	/* A planned name passed the naming rule when the plan loaded. */
+	if (def == NULL && plan->has_event_re &&
+	    !regex_matches(&plan->event_re, ev->name)) {
 		event_problem_add(probs, ERR_NAME_FORMAT, "$.name",
 		    "'%.64s' breaks the plan's naming rule", ev->name);
 		return PLAN_REJECT;
 	}
-	def = plan_find_event(plan, ev->name);
 	if (def == NULL) {
 		switch (plan->unknown) {
 		case UNKNOWN_REJECT:
