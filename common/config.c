@@ -182,16 +182,61 @@ config_key_name(size_t i)
 }
 
 static void
+strings_free(char **items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(items[i]);
+	}
+	free(items);
+}
+
+/* Copies the strings of the JSON array arr into a new vector. */
+static bool
+strings_from_json(const json_t *arr, char ***out, size_t *n_out,
+    const char *what, const char *where, struct error *err)
+{
+	char **items;
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(arr)) {
+		error_set(err, ERR_CONFIG, "%s: %s must be an array of strings",
+		    where, what);
+		return false;
+	}
+	items = calloc(json_array_size(arr) + 1, sizeof(*items));
+	if (items == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	json_array_foreach((json_t *)arr, i, v) {
+		if (!json_is_string(v) || json_string_length(v) == 0) {
+			error_set(err, ERR_CONFIG, "%s: %s[%zu] must be a "
+			    "non-empty string", where, what, i);
+			strings_free(items, i);
+			return false;
+		}
+		items[i] = strdup(json_string_value(v));
+		if (items[i] == NULL) {
+			error_set(err, ERR_NOMEM, "out of memory");
+			strings_free(items, i);
+			return false;
+		}
+	}
+	*out = items;
+	*n_out = json_array_size(arr);
+	return true;
+}
+
+static void
 sites_free(struct config_site *sites, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(sites[i].id);
 		free(sites[i].name);
 		free(sites[i].write_key);
-		for (size_t j = 0; j < sites[i].n_allowed_origins; j++) {
-			free(sites[i].allowed_origins[j]);
-		}
-		free(sites[i].allowed_origins);
+		strings_free(sites[i].allowed_origins,
+		    sites[i].n_allowed_origins);
 	}
 	free(sites);
 }
@@ -253,31 +298,45 @@ site_key_is_valid(const char *key)
 	return true;
 }
 
+/* The first member of obj not named in names, or NULL. */
+static const char *
+unknown_key(json_t *obj, const char *const *names, size_t n)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(obj, k, v) {
+		size_t j = 0;
+		while (j < n && strcmp(k, names[j]) != 0) {
+			j++;
+		}
+		if (j == n) {
+			return k;
+		}
+	}
+	return NULL;
+}
+
 static bool
 site_parse(json_t *obj, size_t idx, const char *where,
     struct config_site *site, struct error *err)
 {
 	static const char *const allowed[] = { "id", "name", "write_key",
 		"allowed_origins" };
+	char what[48];
 	const char *k;
-	json_t *v, *origins;
-	size_t j;
+	json_t *origins;
 
 	if (!json_is_object(obj)) {
 		error_set(err, ERR_CONFIG, "%s: sites[%zu] must be an object",
 		    where, idx);
 		return false;
 	}
-	json_object_foreach(obj, k, v) {
-		bool known = false;
-		for (j = 0; j < sizeof(allowed) / sizeof(allowed[0]); j++) {
-			known = known || strcmp(k, allowed[j]) == 0;
-		}
-		if (!known) {
-			error_set(err, ERR_CONFIG,
-			    "%s: unknown key 'sites[%zu].%s'", where, idx, k);
-			return false;
-		}
+	k = unknown_key(obj, allowed, sizeof(allowed) / sizeof(allowed[0]));
+	if (k != NULL) {
+		error_set(err, ERR_CONFIG, "%s: unknown key 'sites[%zu].%s'",
+		    where, idx, k);
+		return false;
 	}
 	if (!site_string(obj, "id", 63, &site->id, where, idx, err) ||
 	    !site_string(obj, "name", 200, &site->name, where, idx, err) ||
@@ -299,32 +358,9 @@ site_parse(json_t *obj, size_t idx, const char *where,
 	if (origins == NULL) {
 		return true;
 	}
-	if (!json_is_array(origins)) {
-		error_set(err, ERR_CONFIG, "%s: sites[%zu].allowed_origins must "
-		    "be an array of strings", where, idx);
-		return false;
-	}
-	site->allowed_origins = calloc(json_array_size(origins) + 1,
-	    sizeof(char *));
-	if (site->allowed_origins == NULL) {
-		error_set(err, ERR_NOMEM, "out of memory");
-		return false;
-	}
-	json_array_foreach(origins, j, v) {
-		if (!json_is_string(v)) {
-			error_set(err, ERR_CONFIG, "%s: sites[%zu]."
-			    "allowed_origins[%zu] must be a string", where, idx,
-			    j);
-			return false;
-		}
-		site->allowed_origins[j] = strdup(json_string_value(v));
-		if (site->allowed_origins[j] == NULL) {
-			error_set(err, ERR_NOMEM, "out of memory");
-			return false;
-		}
-		site->n_allowed_origins = j + 1;
-	}
-	return true;
+	snprintf(what, sizeof(what), "sites[%zu].allowed_origins", idx);
+	return strings_from_json(origins, &site->allowed_origins,
+	    &site->n_allowed_origins, what, where, err);
 }
 
 static bool
@@ -357,53 +393,6 @@ sites_set(struct config *cfg, json_t *arr, const char *where,
 	sites_free(cfg->sites, cfg->n_sites);
 	cfg->sites = sites;
 	cfg->n_sites = n;
-	return true;
-}
-
-static void
-strings_free(char **items, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(items[i]);
-	}
-	free(items);
-}
-
-/* Copies the strings of the JSON array arr into a new vector. */
-static bool
-strings_from_json(const json_t *arr, char ***out, size_t *n_out,
-    const char *what, const char *where, struct error *err)
-{
-	char **items;
-	size_t i;
-	json_t *v;
-
-	if (!json_is_array(arr)) {
-		error_set(err, ERR_CONFIG, "%s: %s must be an array of strings",
-		    where, what);
-		return false;
-	}
-	items = calloc(json_array_size(arr) + 1, sizeof(*items));
-	if (items == NULL) {
-		error_set(err, ERR_NOMEM, "out of memory");
-		return false;
-	}
-	json_array_foreach((json_t *)arr, i, v) {
-		if (!json_is_string(v) || json_string_length(v) == 0) {
-			error_set(err, ERR_CONFIG, "%s: %s[%zu] must be a "
-			    "non-empty string", where, what, i);
-			strings_free(items, i);
-			return false;
-		}
-		items[i] = strdup(json_string_value(v));
-		if (items[i] == NULL) {
-			error_set(err, ERR_NOMEM, "out of memory");
-			strings_free(items, i);
-			return false;
-		}
-	}
-	*out = items;
-	*n_out = json_array_size(arr);
 	return true;
 }
 
@@ -440,8 +429,10 @@ list_from_text(const char *text)
 		while (n > 0 && isspace((unsigned char)q[n - 1])) {
 			n--;
 		}
-		if (n > 0) {
-			json_array_append_new(arr, json_stringn(q, n));
+		/* An item that is not UTF-8 must not vanish silently. */
+		if (n > 0 && json_array_append_new(arr, json_stringn(q, n))) {
+			json_decref(arr);
+			return NULL;
 		}
 		p = end != NULL ? end + 1 : p + strlen(p);
 	}
@@ -478,22 +469,17 @@ api_key_parse(json_t *obj, size_t idx, const char *where,
 	const char *k, *scope;
 	char what[64];
 	json_t *v;
-	size_t j;
 
 	if (!json_is_object(obj)) {
 		error_set(err, ERR_CONFIG, "%s: api_keys[%zu] must be an object",
 		    where, idx);
 		return false;
 	}
-	json_object_foreach(obj, k, v) {
-		for (j = 0; j < sizeof(allowed) / sizeof(allowed[0]) &&
-		    strcmp(k, allowed[j]) != 0; j++) {
-		}
-		if (j == sizeof(allowed) / sizeof(allowed[0])) {
-			error_set(err, ERR_CONFIG, "%s: unknown key "
-			    "'api_keys[%zu].%s'", where, idx, k);
-			return false;
-		}
+	k = unknown_key(obj, allowed, sizeof(allowed) / sizeof(allowed[0]));
+	if (k != NULL) {
+		error_set(err, ERR_CONFIG, "%s: unknown key 'api_keys[%zu].%s'",
+		    where, idx, k);
+		return false;
 	}
 	v = json_object_get(obj, "name");
 	scope = json_string_value(json_object_get(obj, "scope"));
