@@ -10,7 +10,6 @@
 #include "common/urltext.h"
 
 #define VISITOR_DIGEST_BYTES 16
-#define SHA256_HEX_CHARS (2 * crypto_hash_sha256_BYTES)
 
 const char *const privacy_click_ids[] = {
 	"gclid", "gbraid", "wbraid", "dclid", "gclsrc", "fbclid", "msclkid",
@@ -124,22 +123,34 @@ privacy_key_sha256_hex(const char *key, char out[PRIVACY_HEX_LEN])
 	sodium_memzero(digest, sizeof(digest));
 }
 
+void
+privacy_hex(const void *buf, size_t len, char *out)
+{
+	sodium_bin2hex(out, 2 * len + 1, buf, len);
+}
+
+bool
+privacy_unhex(const char *text, void *out, size_t len)
+{
+	size_t n = 0;
+
+	/* Without hex_end, any character that is not hex is an error. */
+	return strlen(text) == 2 * len && sodium_hex2bin(out, len, text,
+	    2 * len, NULL, &n, NULL) == 0 && n == len;
+}
+
 bool
 privacy_key_matches(const char *key, const char *expected_hex)
 {
 	unsigned char want[crypto_hash_sha256_BYTES];
 	unsigned char got[crypto_hash_sha256_BYTES];
-	size_t n = 0;
 	bool ok = false;
 
 	/* A missing key must not match the digest of the empty one. */
-	if (key == NULL || expected_hex == NULL ||
-	    strlen(expected_hex) != SHA256_HEX_CHARS) {
+	if (key == NULL || expected_hex == NULL) {
 		return false;
 	}
-	/* Without hex_end, any character that is not hex is an error. */
-	if (sodium_hex2bin(want, sizeof(want), expected_hex, SHA256_HEX_CHARS,
-	    NULL, &n, NULL) != 0 || n != sizeof(want)) {
+	if (!privacy_unhex(expected_hex, want, sizeof(want))) {
 		goto done;
 	}
 	(void)crypto_hash_sha256(got, (const unsigned char *)key, strlen(key));

@@ -27,6 +27,13 @@ bool privacy_init(struct error *err);
 /* Fills buf with len cryptographically secure random bytes. */
 void privacy_random(void *buf, size_t len);
 
+/* The 2 * len hex digits of buf, NUL-terminated, into out. */
+void privacy_hex(const void *buf, size_t len, char *out);
+
+/* The len bytes written as exactly 2 * len hex digits in text; false if
+ * text is anything else. */
+bool privacy_unhex(const char *text, void *out, size_t len);
+
 /* Overwrites len bytes at p with zeros in a way the compiler keeps. */
 void privacy_wipe(void *p, size_t len);
 

@@ -2,7 +2,6 @@
 #include "server/visitor.h"
 
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,23 +75,16 @@ visitor_salt_refresh(struct visitor_salt *vs, PGconn *pg, int64_t now_us,
 	timeutil_format_rfc3339(day * US_PER_DAY, date);
 	date[10] = '\0';
 	privacy_random(fresh, sizeof(fresh));
-	for (size_t i = 0; i < sizeof(fresh); i++) {
-		snprintf(hex + 2 * i, 3, "%02x", fresh[i]);
-	}
+	privacy_hex(fresh, sizeof(fresh), hex);
 	res = db_query(pg, salt_sql, 2, params, err);
 	if (res == NULL) {
 		goto done;
 	}
 	text = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
-	if (strlen(text) != 2 * PRIVACY_SALT_BYTES) {
+	if (!privacy_unhex(text, got, sizeof(got))) {
 		error_set(err, ERR_DATABASE, "visitor_salts holds no salt of "
 		    "32 bytes for %s", date);
 		goto done;
-	}
-	for (size_t i = 0; i < sizeof(got); i++) {
-		unsigned byte;
-		sscanf(text + 2 * i, "%2x", &byte);
-		got[i] = (uint8_t)byte;
 	}
 	if (!db_exec(pg, prune_sql, 1, params, err)) {
 		goto done;
