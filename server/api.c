@@ -1,6 +1,8 @@
 /* api.c - authorisation and plumbing of the query and admin API. */
 #include "server/api.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -241,8 +243,12 @@ api_param_int(struct request *req, const char *name, long min, long max,
 	if (v == NULL || v[0] == '\0') {
 		return true;
 	}
+	errno = 0;
 	n = strtol(v, &end, 10);
-	if (*end != '\0' || n < min || n > max || strlen(v) > 19) {
+	/* Digits only: no blanks or '+', which strtol would take. */
+	if (!(isdigit((unsigned char)v[0]) || (v[0] == '-' &&
+	    isdigit((unsigned char)v[1]))) || *end != '\0' || errno != 0 ||
+	    n < min || n > max) {
 		error_set(err, ERR_INVALID_PARAMETER, "%s must be an integer "
 		    "from %ld to %ld", name, min, max);
 		return false;
@@ -260,12 +266,34 @@ api_param_name(struct request *req, const char *name, const char **out,
 	if (v == NULL || v[0] == '\0') {
 		return true;
 	}
-	if (strlen(v) > API_NAME_MAX) {
-		error_set(err, ERR_INVALID_PARAMETER, "%s is longer than %d "
-		    "bytes", name, API_NAME_MAX);
+	if (!api_text_valid(v, API_NAME_MAX, name, err)) {
 		return false;
 	}
 	*out = v;
+	return true;
+}
+
+bool
+api_text_valid(const char *v, size_t max, const char *name,
+    struct error *err)
+{
+	size_t len = strlen(v);
+	json_t *utf8;
+
+	if (len > max) {
+		error_set(err, ERR_INVALID_PARAMETER, "%s is longer than %zu "
+		    "bytes", name, max);
+		return false;
+	}
+	/* PostgreSQL refuses a text parameter that is not UTF-8; that must
+	 * be the client's 400, not our 500. jansson checks it. */
+	utf8 = json_stringn(v, len);
+	if (utf8 == NULL) {
+		error_set(err, ERR_INVALID_PARAMETER, "%s is not UTF-8 text",
+		    name);
+		return false;
+	}
+	json_decref(utf8);
 	return true;
 }
 

@@ -46,6 +46,11 @@ struct api_call *api_begin(struct request *req, struct app *app,
 void api_run(struct api_call *call,
     bool (*run)(PGconn *pg, struct api_call *call, struct error *err));
 
+/* True if v is UTF-8 text of at most max bytes; else false, with an
+ * invalid_parameter error naming name. */
+bool api_text_valid(const char *v, size_t max, const char *name,
+    struct error *err);
+
 /* Query parameters, checked: each returns false with err set
  * (ERR_INVALID_PARAMETER naming the parameter) when it is present but
  * malformed; absent leaves *out as the caller set it. */

@@ -33,7 +33,8 @@ static const char delete_events_sql[] =
 /* The people those ids belong to, and the people merged into them. */
 static const char people_of_ids_sql[] =
     "WITH p AS (SELECT DISTINCT person_id FROM identities"
-    " WHERE site_id = $1 AND id = ANY($2::text[]))"
+    " WHERE site_id = $1 AND kind IN ('anonymous', 'user')"
+    " AND id = ANY($2::text[]))"
     " SELECT COALESCE(array_agg(x), '{}')::text FROM ("
     " SELECT person_id AS x FROM p UNION"
     " SELECT from_person FROM person_merges WHERE site_id = $1"
@@ -53,7 +54,8 @@ static const struct {
 	  " AND (from_person = ANY($2::bigint[])"
 	  " OR into_person = ANY($2::bigint[]))", 2 },
 	{ "DELETE FROM identities WHERE site_id = $1 AND (person_id = "
-	  "ANY($2::bigint[]) OR id = ANY($3::text[]))", 3 },
+	  "ANY($2::bigint[]) OR (kind IN ('anonymous', 'user')"
+	  " AND id = ANY($3::text[])))", 3 },
 };
 
 static const char delete_rejected_sql[] =
@@ -180,10 +182,14 @@ api_people_erase(struct request *req, struct app *app)
 	struct api_call *call;
 	struct error err = { 0 };
 
-	if (person == NULL || strlen(person) > EVENT_ID_MAX) {
+	if (person == NULL) {
 		error_set(&err, ERR_INVALID_PARAMETER, "give the anonymous or "
 		    "user id to erase as /api/v1/people/{id} (at most %d "
 		    "bytes)", EVENT_ID_MAX);
+		http_respond_error(req, &err);
+		return;
+	}
+	if (!api_text_valid(person, EVENT_ID_MAX, "the id", &err)) {
 		http_respond_error(req, &err);
 		return;
 	}

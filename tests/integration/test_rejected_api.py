@@ -359,7 +359,8 @@ class RejectedListTest(harness.DaemonTestCase):
                        {"limit": "10x"}, {"limit": "99999999999999999999"},
                        {"replayed": "yes"}, {"replayed": "1"}, {"replayed": "TRUE"},
                        {"cursor": "abc"}, {"cursor": "0"}, {"cursor": "-5"},
-                       {"code": "c" * 65}, {"event": "e" * 65}):
+                       {"limit": " 5"}, {"limit": "+5"},
+                       {"code": "c" * 65}, {"event": "e" * 65}, {"code": b"\xff\xfe"}, {"event": b"caf\xe9"}):
             with self.subTest(params=params):
                 self.assertError(list_rejected(self.daemon, READ, site="shop", **params), 400, "invalid_parameter")
 
