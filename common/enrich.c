@@ -120,3 +120,26 @@ enrich_event(const struct channel_rules *rules, const struct event *ev,
 	    out->referrer_host);
 	out->ua = *ua;
 }
+
+void
+enrich_texts(const struct enrichment *enr, const char *out[ENRICH_TEXTS])
+{
+	const struct campaign *c = &enr->campaign;
+
+	out[ENRICH_TEXT_REFERRER_HOST] = enr->referrer_host;
+	out[ENRICH_TEXT_UTM_SOURCE] = c->source;
+	out[ENRICH_TEXT_UTM_MEDIUM] = c->medium;
+	out[ENRICH_TEXT_UTM_CAMPAIGN] = c->name;
+	out[ENRICH_TEXT_UTM_TERM] = c->term;
+	out[ENRICH_TEXT_UTM_CONTENT] = c->content;
+	out[ENRICH_TEXT_CLICK_ID_KIND] = c->click_id_kind;
+	out[ENRICH_TEXT_CHANNEL] = channel_name(enr->channel);
+	out[ENRICH_TEXT_DEVICE] = useragent_device_name(enr->ua.device);
+	out[ENRICH_TEXT_BROWSER] = enr->ua.browser;
+	out[ENRICH_TEXT_OS] = enr->ua.os;
+	for (size_t i = 0; i < ENRICH_TEXTS; i++) {
+		if (out[i] == NULL) {
+			out[i] = "";
+		}
+	}
+}

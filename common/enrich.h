@@ -44,4 +44,25 @@ void enrich_event(const struct channel_rules *rules, const struct event *ev,
     const struct useragent *ua, const char *const *site_hosts,
     size_t n_site_hosts, struct enrichment *out);
 
+/* The enrichment's text columns, as events and sessions store them, in
+ * this order (ENRICH_TEXT_*): referrer_host, utm_source, utm_medium,
+ * utm_campaign, utm_term, utm_content, click_id_kind, channel, device,
+ * browser, os. "" stands for none. The strings are enr's or static. */
+enum {
+	ENRICH_TEXT_REFERRER_HOST,
+	ENRICH_TEXT_UTM_SOURCE,
+	ENRICH_TEXT_UTM_MEDIUM,
+	ENRICH_TEXT_UTM_CAMPAIGN,
+	ENRICH_TEXT_UTM_TERM,
+	ENRICH_TEXT_UTM_CONTENT,
+	ENRICH_TEXT_CLICK_ID_KIND,
+	ENRICH_TEXT_CHANNEL,
+	ENRICH_TEXT_DEVICE,
+	ENRICH_TEXT_BROWSER,
+	ENRICH_TEXT_OS,
+	ENRICH_TEXTS
+};
+void enrich_texts(const struct enrichment *enr,
+    const char *out[ENRICH_TEXTS]);
+
 #endif

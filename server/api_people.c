@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "server/api.h"
 #include "server/db.h"
+#include "server/writer.h"
 
 /* UNION (not UNION ALL) makes the walk stop once no new id turns up. */
 static const char linked_ids_sql[] =
@@ -170,6 +171,8 @@ erase_run(PGconn *pg, struct api_call *call, struct error *err)
 		call->answer = NULL;
 		return false;	/* the pool rolls back */
 	}
+	/* The erased ids must not come back as the people they were. */
+	writer_forget_people(call->app->writer);
 	log_at(LVL_INFO, http_request_id(call->req), "erasure in site %s by "
 	    "'%s' done", call->site_id, call->key->name);
 	return true;

@@ -7,8 +7,8 @@
 #include "common/timeutil.h"
 
 /* COPY text escaping: backslash, and the delimiter and line characters. */
-static void
-field_text(struct strbuf *out, const char *s)
+void
+copy_row_text(struct strbuf *out, const char *s)
 {
 	const char *run = s;
 
@@ -32,8 +32,8 @@ field_text(struct strbuf *out, const char *s)
 	strbuf_append(out, run, (size_t)(s - run));
 }
 
-static void
-field_time(struct strbuf *out, int64_t us)
+void
+copy_row_time(struct strbuf *out, int64_t us)
 {
 	char text[TIMEUTIL_RFC3339_LEN];
 
@@ -55,7 +55,7 @@ field_json(struct strbuf *out, const json_t *v, const char *if_null)
 		out->failed = true;
 		return;
 	}
-	field_text(out, text);
+	copy_row_text(out, text);
 	free(text);
 }
 
@@ -74,7 +74,7 @@ field_positive(struct strbuf *out, int64_t n)
 static void
 fields_key(struct strbuf *out, const char *site_id, const struct event *ev)
 {
-	field_text(out, site_id);
+	copy_row_text(out, site_id);
 	strbuf_append_char(out, '\t');
 	strbuf_append_str(out, ev->event_id);
 	strbuf_append_char(out, '\t');
@@ -85,21 +85,17 @@ static void
 field_optional(struct strbuf *out, const char *s)
 {
 	strbuf_append_char(out, '\t');
-	field_text(out, s[0] != '\0' ? s : NULL);
+	copy_row_text(out, s[0] != '\0' ? s : NULL);
 }
 
 static void
 fields_enrichment(struct strbuf *out, const struct enrichment *enr)
 {
-	const struct campaign *c = &enr->campaign;
-	const char *const texts[] = { enr->referrer_host, c->source, c->medium,
-		c->name, c->term, c->content, c->click_id_kind,
-		channel_name(enr->channel),
-		useragent_device_name(enr->ua.device), enr->ua.browser,
-		enr->ua.os };
+	const char *texts[ENRICH_TEXTS];
 
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-		field_optional(out, texts[i] != NULL ? texts[i] : "");
+	enrich_texts(enr, texts);
+	for (size_t i = 0; i < ENRICH_TEXTS; i++) {
+		field_optional(out, texts[i]);
 	}
 	strbuf_append_str(out, enr->ua.bot ? "\tt" : "\tf");
 	strbuf_append_str(out, enr->ts_adjusted ? "\tt" : "\tf");
@@ -110,22 +106,22 @@ copy_row_event(struct strbuf *out, const char *site_id,
     const struct event *ev, const struct enrichment *enr)
 {
 	fields_key(out, site_id, ev);
-	field_text(out, ev->name);
+	copy_row_text(out, ev->name);
 	strbuf_append_char(out, '\t');
-	field_time(out, ev->ts_us);
+	copy_row_time(out, ev->ts_us);
 	strbuf_append_char(out, '\t');
-	field_time(out, ev->received_us);
+	copy_row_time(out, ev->received_us);
 	strbuf_append_char(out, '\t');
 	if (ev->has_sent_at) {
-		field_time(out, ev->sent_at_us);
+		copy_row_time(out, ev->sent_at_us);
 	} else {
 		strbuf_append(out, "\\N", 2);
 	}
 	const char *const texts[] = { ev->anonymous_id, ev->user_id,
-		ev->session_id, ev->url, ev->referrer };
+		ev->url, ev->referrer };
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		strbuf_append_char(out, '\t');
-		field_text(out, texts[i]);
+		copy_row_text(out, texts[i]);
 	}
 	strbuf_append_char(out, '\t');
 	field_json(out, ev->props, "{}");
@@ -134,12 +130,11 @@ copy_row_event(struct strbuf *out, const char *site_id,
 	field_positive(out, ev->plan_version);
 	field_positive(out, ev->version);
 	strbuf_append_char(out, '\t');
-	field_text(out, ev->kind);
+	copy_row_text(out, ev->kind);
 	strbuf_append_char(out, '\t');
-	field_text(out, ev->phase);
+	copy_row_text(out, ev->phase);
 	strbuf_append_str(out, ev->consented ? "\tt" : "\tf");
 	fields_enrichment(out, enr);
-	strbuf_append_char(out, '\n');
 }
 
 void
@@ -147,7 +142,7 @@ copy_row_event_id(struct strbuf *out, const char *site_id,
     const struct event *ev)
 {
 	fields_key(out, site_id, ev);
-	field_time(out, ev->received_us);
+	copy_row_time(out, ev->received_us);
 	strbuf_append_char(out, '\n');
 }
 
@@ -155,11 +150,11 @@ void
 copy_row_replayed(struct strbuf *out, const char *site_id,
     const char *rejected_id, const char *event_id)
 {
-	field_text(out, site_id);
+	copy_row_text(out, site_id);
 	strbuf_append_char(out, '\t');
-	field_text(out, rejected_id);
+	copy_row_text(out, rejected_id);
 	strbuf_append_char(out, '\t');
-	field_text(out, event_id);
+	copy_row_text(out, event_id);
 	strbuf_append_char(out, '\n');
 }
 
@@ -225,7 +220,7 @@ field_text_array(struct strbuf *out, const json_t *arr)
 	if (strbuf_failed(&elem)) {
 		out->failed = true;
 	} else {
-		field_text(out, elem.data);
+		copy_row_text(out, elem.data);
 	}
 	strbuf_finish(&elem);
 }
@@ -235,11 +230,11 @@ copy_row_rejected(struct strbuf *out, const struct rejected_row *r)
 {
 	json_t *errors = copy_row_problems_json(r->probs);
 
-	field_text(out, r->site_id);
+	copy_row_text(out, r->site_id);
 	strbuf_append_char(out, '\t');
-	field_time(out, r->received_us);
+	copy_row_time(out, r->received_us);
 	strbuf_append_char(out, '\t');
-	field_text(out, r->request_id);
+	copy_row_text(out, r->request_id);
 	strbuf_appendf(out, "\t%zu\t", r->index);
 	field_json(out, r->payload, "null");
 	strbuf_append_char(out, '\t');
@@ -249,11 +244,11 @@ copy_row_rejected(struct strbuf *out, const struct rejected_row *r)
 		field_json(out, errors, "[]");
 	}
 	strbuf_append_char(out, '\t');
-	field_text(out, r->event_name);
+	copy_row_text(out, r->event_name);
 	strbuf_append_char(out, '\t');
 	field_codes(out, r->probs);
 	strbuf_append_str(out, r->quarantined ? "\tt\t" : "\tf\t");
-	field_text(out, r->derived_anonymous_id);
+	copy_row_text(out, r->derived_anonymous_id);
 	strbuf_append_char(out, '\t');
 	field_json(out, r->consent_overrides, "{}");
 	strbuf_append_char(out, '\t');

@@ -14,7 +14,7 @@
 
 #define COPY_ROW_EVENT_COLUMNS                                               \
 	"site_id, event_id, name, ts, received_at, sent_at, anonymous_id, "  \
-	"user_id, session_id, url, referrer, props, consent, plan_version, " \
+	"user_id, url, referrer, props, consent, plan_version, "             \
 	"event_version, kind, phase, consented, referrer_host, utm_source, "  \
 	"utm_medium, utm_campaign, utm_term, utm_content, click_id_kind, "    \
 	"channel, device, browser, os, bot, ts_adjusted"
@@ -28,9 +28,20 @@
 
 #define COPY_ROW_REPLAYED_COLUMNS "site_id, rejected_id, event_id"
 
-/* Appends one events row: the event and what ingest learnt of it. */
+/* The columns the writer completes each events row with (server/people.h):
+ * the event's session and person, known only when its batch is written. */
+#define COPY_ROW_EVENT_PEOPLE_COLUMNS "session_id, person_id"
+
+/* Appends one events row, the event and what ingest learnt of it, without
+ * its COPY_ROW_EVENT_PEOPLE_COLUMNS and without its newline. */
 void copy_row_event(struct strbuf *out, const char *site_id,
     const struct event *ev, const struct enrichment *enr);
+
+/* A text field, escaped; NULL: \N. */
+void copy_row_text(struct strbuf *out, const char *s);
+
+/* A time (microseconds since the epoch) as RFC 3339. */
+void copy_row_time(struct strbuf *out, int64_t us);
 
 /* Appends the event_ids row of the same event. */
 void copy_row_event_id(struct strbuf *out, const char *site_id,

@@ -8,6 +8,7 @@
 #include "common/privacy.h"
 #include "common/timeutil.h"
 #include "server/copy_row.h"
+#include "server/people.h"
 
 static const char *const result_names[] = {
 	[PIPELINE_STORED] = "stored",
@@ -206,6 +207,9 @@ emit_event(const struct pipeline_context *ctx, struct event *ev,
 	    ev->type == EVENT_IDENTIFY ? EVENT_IDENTIFY_NAME : NULL;
 	ev->phase = def != NULL ? plan_event_phase(def) : NULL;
 	copy_row_event(&item->events, ctx->site_id, ev, enr);
+	if (!people_note_event(item, ctx->site_id, ev, enr)) {
+		return false;
+	}
 	/* Only a client's id can come back in a retry. */
 	if (!ev->event_id_generated) {
 		copy_row_event_id(&item->event_ids, ctx->site_id, ev);

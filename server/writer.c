@@ -41,10 +41,47 @@ static const char dedup_incoming_sql[] =
     " SELECT 1 FROM fresh f"
     " WHERE f.site_id = i.site_id AND f.event_id = i.event_id)";
 
-/* Resolves people and sessions for the staged events and stores them
- * (migrations/0004_people.sql); answers one row of link counts. */
-static const char ingest_batch_sql[] =
-    "SELECT linked, merged, refused FROM milepost_ingest_batch()";
+/* After the dedup, what is left of the staged events is new. */
+static const char insert_incoming_sql[] =
+    "INSERT INTO events SELECT * FROM events_incoming"
+    /* An id resent after the dedup window forgot it, with its own ts. */
+    " ON CONFLICT DO NOTHING";
+
+/* The people step (server/people.h): the lookup's links, then each
+ * looked-up event's person and the stored session its stream may
+ * continue; after the events, the sessions and first times. Each takes
+ * the batch's rows as arrays (migrations/0005_people_writer.sql), and is
+ * prepared once per connection. */
+enum people_stmt { PEOPLE_LINK, PEOPLE_RESOLVE, PEOPLE_STORE, PEOPLE_STMTS };
+
+static const struct {
+	const char *name, *sql;
+	int n_params;
+} people_stmts[PEOPLE_STMTS] = {
+	[PEOPLE_LINK] = { "milepost_link",
+	    "SELECT linked, merged, refused"
+	    " FROM milepost_link_people($1, $2, $3, $4, $5, $6)",
+	    PEOPLE_LOOKUP_PARAMS },
+	[PEOPLE_RESOLVE] = { "milepost_resolve",
+	    "SELECT n, person_id, anon_person, session_id,"
+	    " (extract(epoch FROM started_at) * 1000000)::int8,"
+	    " (extract(epoch FROM last_at) * 1000000)::int8, source_key"
+	    " FROM milepost_resolve_people($1, $2, $3, $4, $5, $6)",
+	    PEOPLE_LOOKUP_PARAMS },
+	[PEOPLE_STORE] = { "milepost_store",
+	    "SELECT milepost_store_people($1, $2, $3, $4, $5, $6, $7, $8,"
+	    " $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,"
+	    " $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
+	    PEOPLE_STORE_PARAMS },
+};
+_Static_assert(PEOPLE_LOOKUP_PARAMS == 6, "people_stmts");
+_Static_assert(PEOPLE_STORE_PARAMS == 32, "people_stmts");
+
+/* With dedup, the events the people step leaves out. */
+static const char stored_ids_sql[] =
+    "SELECT x.site_id, x.event_id"
+    " FROM unnest($1::text[], $2::uuid[]) AS u(site_id, event_id)"
+    " JOIN event_ids x ON x.site_id = u.site_id AND x.event_id = u.event_id";
 
 /* A replayed event and the mark on its rejected row commit together, so
  * that a replay stores each event once even if it is interrupted. */
@@ -75,6 +112,7 @@ struct writer {
 	size_t n_connected;
 	bool stopping;
 	/* Fixed after writer_new. */
+	struct people_cache *people;	/* shared by the threads */
 	struct writer_conn *conns;
 	size_t n_conns;
 	size_t n_started;
@@ -88,6 +126,7 @@ writer_item_init(struct writer_item *item)
 	strbuf_init(&item->event_ids);
 	strbuf_init(&item->rejected);
 	strbuf_init(&item->replayed);
+	strbuf_init(&item->people_text);
 }
 
 void
@@ -97,6 +136,10 @@ writer_item_finish(struct writer_item *item)
 	strbuf_finish(&item->event_ids);
 	strbuf_finish(&item->rejected);
 	strbuf_finish(&item->replayed);
+	strbuf_finish(&item->people_text);
+	free(item->people);
+	item->people = NULL;
+	item->n_people = item->cap_people = 0;
 	free(item->months);
 	item->months = NULL;
 	item->n_months = item->cap_months = 0;
@@ -217,12 +260,12 @@ conn_open(struct writer_conn *wc, struct error *err)
 		    migrate_latest_version());
 		goto fail;
 	}
-	/* What milepost_ingest_batch reads from the connection's settings. */
+	/* What the people functions read from the connection's settings. */
 	snprintf(timeout_s, sizeof(timeout_s), "%ld",
 	    cfg->session_timeout_min * 60);
 	snprintf(cap, sizeof(cap), "%ld", cfg->max_anonymous_ids_per_user);
-	/* Session-local staging of each batch: deduplicated and completed
-	 * with people and sessions there. Rows vanish at each commit. */
+	/* Session-local staging of a batch that needs dedup, and of a
+	 * replay's marks. Rows vanish at each commit. */
 	if (!db_exec(pg, "SELECT set_config('milepost.session_timeout_s', "
 	    "$1, false), set_config('milepost.max_anonymous_ids', $2, false)",
 	    2, settings, err) ||
@@ -232,6 +275,18 @@ conn_open(struct writer_conn *wc, struct error *err)
 	    "rejected_id bigint, event_id uuid) ON COMMIT DELETE ROWS", 0,
 	    NULL, err)) {
 		goto fail;
+	}
+	for (size_t i = 0; i < PEOPLE_STMTS; i++) {
+		PGresult *res = PQprepare(pg, people_stmts[i].name,
+		    people_stmts[i].sql, people_stmts[i].n_params, NULL);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok) {
+			db_error_from_conn(pg, res, err);
+		}
+		PQclear(res);
+		if (!ok) {
+			goto fail;
+		}
 	}
 	wc->pg = pg;
 	wc->n_known = 0;
@@ -259,37 +314,47 @@ conn_lost(struct writer_conn *wc)
 	complete(orphans, WRITER_UNAVAILABLE);
 }
 
-/* Which rows of the items a COPY sends. */
+/* Which rows a COPY sends: the items' own, or the people step's events. */
 enum rows {
-	ROWS_EVENTS,
 	ROWS_EVENT_IDS,
 	ROWS_REJECTED,
 	ROWS_REPLAYED,
+	ROWS_EVENTS,
 };
 #define MAX_COPIES 4
 
 static const struct strbuf *
-rows_of(const struct writer_item *it, enum rows rows)
+rows_of_item(const struct writer_item *it, enum rows rows)
 {
 	switch (rows) {
-	case ROWS_EVENTS: return &it->events;
 	case ROWS_EVENT_IDS: return &it->event_ids;
 	case ROWS_REJECTED: return &it->rejected;
-	case ROWS_REPLAYED: break;
+	default: return &it->replayed;
 	}
-	return &it->replayed;
 }
 
-/* Streams the chosen rows of every item into the COPY the server asked
- * for, and ends it. */
 static bool
-copy_send(PGconn *pg, const struct writer_item *items, enum rows rows)
+copy_put(PGconn *pg, const struct strbuf *sb)
 {
-	for (const struct writer_item *it = items; it != NULL; it = it->next) {
-		const struct strbuf *sb = rows_of(it, rows);
-		if (sb->len > 0 && PQputCopyData(pg, sb->data,
-		    (int)sb->len) != 1) {
+	return sb->len == 0 || PQputCopyData(pg, sb->data, (int)sb->len) == 1;
+}
+
+/* Streams the chosen rows into the COPY the server asked for, and ends
+ * it. */
+static bool
+copy_send(PGconn *pg, const struct writer_item *items,
+    const struct people_batch *b, enum rows rows)
+{
+	if (rows == ROWS_EVENTS) {
+		if (!copy_put(pg, people_batch_events(b))) {
 			return false;
+		}
+	} else {
+		for (const struct writer_item *it = items; it != NULL;
+		    it = it->next) {
+			if (!copy_put(pg, rows_of_item(it, rows))) {
+				return false;
+			}
 		}
 	}
 	return PQputCopyEnd(pg, NULL) == 1;
@@ -322,17 +387,41 @@ ensure_partitions(struct writer_conn *wc, struct writer_item *items,
 	return true;
 }
 
-/* The transaction for items as one simple-query script, so that it costs
+/* A script of SQL statements, sent as one simple query so that it costs
  * one round trip plus the rows rather than one per statement: PostgreSQL
- * asks for each COPY's data in turn. copies receives the rows each COPY
- * takes, in order. Only constant SQL goes in; values travel as COPY rows. */
-static size_t
-transaction_script(const struct writer_item *items, bool dedup,
-    struct strbuf *sql, enum rows copies[MAX_COPIES])
+ * asks for each COPY's data in turn. Only constant SQL goes in; values
+ * travel as COPY rows. */
+struct script {
+	struct strbuf sql;
+	enum rows copies[MAX_COPIES];	/* the rows each COPY takes, in order */
+	size_t n_copies;
+};
+
+static void
+script_add(struct script *sc, const char *sql)
+{
+	strbuf_append_str(&sc->sql, sql);
+	strbuf_append_char(&sc->sql, ';');
+}
+
+static void
+script_copy(struct script *sc, const char *sql, enum rows rows)
+{
+	script_add(sc, sql);
+	sc->copies[sc->n_copies++] = rows;
+}
+
+/* The rest of the transaction for items, once their people are decided:
+ * the event ids with a plain COPY and the events with another, or, with
+ * dedup, through the staging table and a statement that drops the ids
+ * already stored; rejected and replayed rows; COMMIT, unless the
+ * sessions and first times follow (store_and_commit). */
+static void
+transaction_script(const struct writer_item *items,
+    const struct people_batch *b, bool dedup, bool began, struct script *sc)
 {
 	bool any_events = false, any_ids = false, any_rejected = false;
 	bool any_replayed = false;
-	size_t n = 0;
 
 	for (const struct writer_item *it = items; it != NULL; it = it->next) {
 		any_events = any_events || it->n_events > 0;
@@ -340,37 +429,36 @@ transaction_script(const struct writer_item *items, bool dedup,
 		any_rejected = any_rejected || it->n_rejected > 0;
 		any_replayed = any_replayed || it->replayed.len > 0;
 	}
-	strbuf_append_str(sql, "BEGIN;");
-	if (any_events) {
-		if (any_ids && !dedup) {
-			strbuf_append_str(sql, "COPY event_ids ("
-			    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN;");
-			copies[n++] = ROWS_EVENT_IDS;
+	if (!began) {
+		script_add(sc, "BEGIN");
+	}
+	if (any_events && dedup) {
+		script_copy(sc, "COPY events_incoming (" COPY_ROW_EVENT_COLUMNS
+		    ", " COPY_ROW_EVENT_PEOPLE_COLUMNS ") FROM STDIN",
+		    ROWS_EVENTS);
+		script_add(sc, dedup_incoming_sql);
+		script_add(sc, insert_incoming_sql);
+	} else if (any_events) {
+		if (any_ids) {
+			script_copy(sc, "COPY event_ids ("
+			    COPY_ROW_EVENT_ID_COLUMNS ") FROM STDIN",
+			    ROWS_EVENT_IDS);
 		}
-		strbuf_append_str(sql, "COPY events_incoming ("
-		    COPY_ROW_EVENT_COLUMNS ") FROM STDIN;");
-		copies[n++] = ROWS_EVENTS;
-		if (dedup) {
-			strbuf_append_str(sql, dedup_incoming_sql);
-			strbuf_append_char(sql, ';');
-		}
-		strbuf_append_str(sql, ingest_batch_sql);
-		strbuf_append_char(sql, ';');
+		script_copy(sc, "COPY events (" COPY_ROW_EVENT_COLUMNS ", "
+		    COPY_ROW_EVENT_PEOPLE_COLUMNS ") FROM STDIN", ROWS_EVENTS);
 	}
 	if (any_rejected) {
-		strbuf_append_str(sql, "COPY rejected_events ("
-		    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN;");
-		copies[n++] = ROWS_REJECTED;
+		script_copy(sc, "COPY rejected_events ("
+		    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN", ROWS_REJECTED);
 	}
 	if (any_replayed) {
-		strbuf_append_str(sql, "COPY replayed_incoming ("
-		    COPY_ROW_REPLAYED_COLUMNS ") FROM STDIN;");
-		strbuf_append_str(sql, mark_replayed_sql);
-		strbuf_append_char(sql, ';');
-		copies[n++] = ROWS_REPLAYED;
+		script_copy(sc, "COPY replayed_incoming ("
+		    COPY_ROW_REPLAYED_COLUMNS ") FROM STDIN", ROWS_REPLAYED);
+		script_add(sc, mark_replayed_sql);
 	}
-	strbuf_append_str(sql, "COMMIT");
-	return n;
+	if (!people_batch_needs_store(b)) {
+		script_add(sc, "COMMIT");
+	}
 }
 
 /* Why a transaction failed, when trying again can help. */
@@ -395,64 +483,24 @@ failure_of(const PGresult *res)
 	    FAILURE_CONFLICT : FAILURE_OTHER;
 }
 
-/* The link counts milepost_ingest_batch answers: refused links are worth
- * an operator's attention (a shared device, or an identity explosion the
- * cap stopped). */
-static void
-note_links(const struct writer_conn *wc, const PGresult *res)
-{
-	if (PQntuples(res) != 1 || PQnfields(res) != 3) {
-		return;
-	}
-	long refused = atol(PQgetvalue(res, 0, 2));
-	if (refused > 0) {
-		log_warn("writer %zu: %ld identity link(s) refused (the "
-		    "anonymous id belongs to another user, or the user reached "
-		    "max_anonymous_ids_per_user); %s linked, %s merged",
-		    wc->index, refused, PQgetvalue(res, 0, 0),
-		    PQgetvalue(res, 0, 1));
-	}
-}
-
-/* Writes items in one transaction: the event ids with a plain COPY and the
- * events through the staging table, or, with dedup, the staging table
- * first and a statement that drops the ids already stored. *failure says
- * why it failed. */
+/* Reads every result of the command sent, also after an error, so that
+ * the connection is idle again before the next one: feeds sc's COPYs
+ * (sc NULL: the command has none) and, for the people lookup, hands its
+ * rows to the people step. *failure says why it failed. */
 static bool
-write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
+take_results(struct writer_conn *wc, const struct writer_item *items,
+    struct people_batch *b, const struct script *sc, bool lookup,
     enum write_failure *failure, struct error *err)
 {
-	enum rows copies[MAX_COPIES];
-	struct strbuf sql;
-	struct error ignored;
-	size_t n_copies, next = 0;
+	size_t next = 0, n_copies = sc != NULL ? sc->n_copies : 0;
 	PGresult *res;
 	bool ok = true;
 
-	*failure = FAILURE_OTHER;
-	if (!ensure_partitions(wc, items, err)) {
-		return false;
-	}
-	strbuf_init(&sql);
-	n_copies = transaction_script(items, dedup, &sql, copies);
-	if (strbuf_failed(&sql)) {
-		strbuf_finish(&sql);
-		error_set(err, ERR_NOMEM, "out of memory");
-		return false;
-	}
-	if (PQsendQuery(wc->pg, sql.data) != 1) {
-		strbuf_finish(&sql);
-		db_error_from_conn(wc->pg, NULL, err);
-		return false;
-	}
-	strbuf_finish(&sql);
-	/* Read every result, also after an error, so that the connection is
-	 * idle again before the next command. */
 	while ((res = PQgetResult(wc->pg)) != NULL) {
 		switch (PQresultStatus(res)) {
 		case PGRES_COPY_IN:
 			if (!ok || next == n_copies ||
-			    !copy_send(wc->pg, items, copies[next])) {
+			    !copy_send(wc->pg, items, b, sc->copies[next])) {
 				PQputCopyEnd(wc->pg, "copy abandoned");
 			}
 			next++;
@@ -460,7 +508,11 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 		case PGRES_COMMAND_OK:
 			break;
 		case PGRES_TUPLES_OK:
-			note_links(wc, res);
+			if (ok && lookup && !people_batch_take_result(b, res)) {
+				error_set(err, ERR_INTERNAL, "unexpected answer "
+				    "from the people lookup");
+				ok = false;
+			}
 			break;
 		default:
 			if (ok) {
@@ -472,10 +524,208 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 		}
 		PQclear(res);
 	}
+	return ok;
+}
+
+/* Runs sc as one simple query, one round trip for all its statements. */
+static bool
+script_run(struct writer_conn *wc, const struct writer_item *items,
+    struct people_batch *b, const struct script *sc,
+    enum write_failure *failure, struct error *err)
+{
+	if (strbuf_failed(&sc->sql)) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	if (PQsendQuery(wc->pg, sc->sql.data) != 1) {
+		db_error_from_conn(wc->pg, NULL, err);
+		return false;
+	}
+	return take_results(wc, items, b, sc, false, failure, err);
+}
+
+/* Runs one statement of the people step with its array parameters
+ * (NULL values: out of memory building them). */
+static bool
+people_run(struct writer_conn *wc, struct people_batch *b,
+    enum people_stmt stmt, const char *const *values,
+    enum write_failure *failure, struct error *err)
+{
+	int n = people_stmts[stmt].n_params;
+
+	for (int i = 0; i < n; i++) {
+		if (values[i] == NULL) {
+			error_set(err, ERR_NOMEM, "out of memory");
+			return false;
+		}
+	}
+	if (PQsendQueryPrepared(wc->pg, people_stmts[stmt].name, n, values,
+	    NULL, NULL, 0) != 1) {
+		db_error_from_conn(wc->pg, NULL, err);
+		return false;
+	}
+	return take_results(wc, NULL, b, NULL, stmt != PEOPLE_STORE, failure,
+	    err);
+}
+
+/* Stores the batch's sessions and first times and commits, in one round
+ * trip (libpq's pipeline mode): the session rows it updates stay locked
+ * until the commit, so no other writer should wait on a round trip. */
+static bool
+store_and_commit(struct writer_conn *wc, struct people_batch *b,
+    enum write_failure *failure, struct error *err)
+{
+	const char *values[PEOPLE_STORE_PARAMS] = { 0 };
+	PGconn *pg = wc->pg;
+	bool ok;
+
+	if (!people_batch_store_params(b, values)) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	if (PQenterPipelineMode(pg) != 1) {
+		db_error_from_conn(pg, NULL, err);
+		return false;
+	}
+	ok = PQsendQueryPrepared(pg, people_stmts[PEOPLE_STORE].name,
+	    PEOPLE_STORE_PARAMS, values, NULL, NULL, 0) == 1 &&
+	    PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
+	if (!ok) {
+		db_error_from_conn(pg, NULL, err);
+	}
+	/* Even after a failed send, so that what was queued is answered and
+	 * the connection leaves pipeline mode idle. */
+	if (PQpipelineSync(pg) != 1) {
+		db_error_from_conn(pg, NULL, err);
+		return false;
+	}
+	ok = ok && take_results(wc, NULL, b, NULL, false, failure, err) &&
+	    take_results(wc, NULL, b, NULL, false, failure, err);
+	/* Up to the sync point, the results not read above (NULL ends
+	 * each statement's). */
+	for (;;) {
+		PGresult *res = PQgetResult(pg);
+		if (res == NULL) {
+			if (PQstatus(pg) != CONNECTION_OK) {
+				return false;
+			}
+			continue;
+		}
+		bool synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+		PQclear(res);
+		if (synced) {
+			break;
+		}
+	}
+	if (PQexitPipelineMode(pg) != 1) {
+		db_error_from_conn(pg, NULL, err);
+		return false;
+	}
+	return ok;
+}
+
+/* Refused links are worth an operator's attention: a shared device, or an
+ * identity explosion the cap stopped. */
+static void
+note_links(const struct writer_conn *wc, const struct people_batch *b)
+{
+	long refused = people_batch_refused(b);
+
+	if (refused > 0) {
+		log_warn("writer %zu: %ld identity link(s) refused (the "
+		    "anonymous id belongs to another user, or the user reached "
+		    "max_anonymous_ids_per_user)", wc->index, refused);
+	}
+}
+
+/* With dedup: which of the items' events are stored already (*out, rows
+ * of site_id and event_id, for people_batch_new). */
+static bool
+stored_event_ids(struct writer_conn *wc, const struct writer_item *items,
+    PGresult **out, struct error *err)
+{
+	struct pgarray cols[2];
+	bool ok = false;
+
+	pgarray_init(&cols[0]);
+	pgarray_init(&cols[1]);
+	if (!people_event_ids(items, cols)) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	const char *values[] = { pgarray_value(&cols[0]),
+		pgarray_value(&cols[1]) };
+	*out = db_query(wc->pg, stored_ids_sql, 2, values, err);
+	ok = *out != NULL;
+done:
+	pgarray_finish(&cols[0]);
+	pgarray_finish(&cols[1]);
+	return ok;
+}
+
+/* Writes items in one transaction: first, when the people cache does not
+ * know every event's person and session, the people lookup; then the
+ * rest (transaction_script), and the sessions and first times. */
+static bool
+write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
+    enum write_failure *failure, struct error *err)
+{
+	const struct config *cfg = wc->w->cfg;
+	struct people_batch *b;
+	struct script sc = { 0 };
+	struct error ignored;
+	const char *lookup[PEOPLE_LOOKUP_PARAMS] = { 0 };
+	PGresult *stored = NULL;
+	bool began = false, ok = false;
+
+	*failure = FAILURE_OTHER;
+	if (!ensure_partitions(wc, items, err)) {
+		return false;
+	}
+	if (dedup && !stored_event_ids(wc, items, &stored, err)) {
+		return false;
+	}
+	b = people_batch_new(items, wc->w->people,
+	    (int64_t)cfg->session_timeout_min * 60 * 1000000, stored);
+	PQclear(stored);
+	if (b == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	strbuf_init(&sc.sql);
+	if (people_batch_needs_lookup(b)) {
+		people_batch_lookup_params(b, lookup);
+		script_add(&sc, "BEGIN");
+		began = true;
+		if (!script_run(wc, items, b, &sc, failure, err) ||
+		    !people_run(wc, b, PEOPLE_LINK, lookup, failure, err) ||
+		    !people_run(wc, b, PEOPLE_RESOLVE, lookup, failure, err)) {
+			goto done;
+		}
+		strbuf_reset(&sc.sql);
+	}
+	if (!people_batch_decide(b)) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	transaction_script(items, b, dedup, began, &sc);
+	if (sc.sql.len > 0 && !script_run(wc, items, b, &sc, failure, err)) {
+		goto done;
+	}
+	if (people_batch_needs_store(b) &&
+	    !store_and_commit(wc, b, failure, err)) {
+		goto done;
+	}
+	ok = true;
+	note_links(wc, b);
+	people_batch_committed(b);
+done:
 	if (!ok && PQstatus(wc->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(wc->pg) != PQTRANS_IDLE) {
 		db_exec(wc->pg, "ROLLBACK", 0, NULL, &ignored);
 	}
+	strbuf_finish(&sc.sql);
+	people_batch_free(b);
 	return ok;
 }
 
@@ -563,6 +813,8 @@ maintain(struct writer_conn *wc)
 		log_warn("maintenance failed: %s", err.message);
 		return;
 	}
+	/* Retention may have deleted sessions and first times it knows. */
+	writer_forget_people(wc->w);
 	log_info("maintenance: partitions ensured, %ld expired event id(s) "
 	    "forgotten; retention dropped %ld partition(s), %ld event(s), "
 	    "%ld rejected event(s)", deleted, kept.dropped_partitions,
@@ -695,13 +947,14 @@ writer_new(const struct config *cfg, struct error *err)
 	}
 	w->cfg = cfg;
 	pthread_mutex_init(&w->mu, NULL);
+	w->people = people_cache_new();
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->cond, &attr);
 	pthread_condattr_destroy(&attr);
 	w->n_conns = (size_t)cfg->writer_threads;
 	w->conns = calloc(w->n_conns, sizeof(*w->conns));
-	if (w->conns == NULL) {
+	if (w->conns == NULL || w->people == NULL) {
 		error_set(err, ERR_NOMEM, "out of memory");
 		goto fail;
 	}
@@ -788,7 +1041,14 @@ writer_free(struct writer *w)
 		free(w->conns[i].known_months);
 	}
 	free(w->conns);
+	people_cache_free(w->people);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
+}
+
+void
+writer_forget_people(struct writer *w)
+{
+	people_cache_clear(w->people);
 }

@@ -5,13 +5,16 @@
  * A batch closes at writer_batch_max_events events or when its oldest item
  * has waited writer_batch_max_wait_ms. A client-given event id already in
  * event_ids is not stored again, so a retried event is stored once;
- * generated ids cannot be retried and are not recorded there. Every item's done callback
- * runs exactly once, after its transaction committed or failed.
+ * generated ids cannot be retried and are not recorded there. Every item's
+ * done callback runs exactly once, after its transaction committed or
+ * failed.
  *
- * Retries are rare, so a batch is first written optimistically with two
- * plain COPYs (event_ids, then events); only when event_ids reports a
- * duplicate is it rolled back and written through the staging table and a
- * statement that skips the ids already stored. */
+ * Each event's person and session are decided in the batch's transaction
+ * (server/people.h), from the writer's people cache and, for what it does
+ * not know, one lookup. Retries are rare, so a batch is then written
+ * optimistically with plain COPYs (event_ids, then events); only when
+ * event_ids reports a duplicate is it rolled back and written through the
+ * staging table and a statement that skips the ids already stored. */
 #ifndef MILEPOST_SERVER_WRITER_H
 #define MILEPOST_SERVER_WRITER_H
 
@@ -22,6 +25,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/strbuf.h"
+#include "server/people.h"
 
 enum writer_status {
 	WRITER_PENDING = 0,
@@ -35,7 +39,11 @@ enum writer_status {
  * (COPY rows, see copy_row.h), enqueues it, and must keep it alive until
  * done has been called; the writer only borrows it. */
 struct writer_item {
-	struct strbuf events;	/* events rows */
+	struct strbuf events;	/* events rows, see copy_row_event */
+	/* What the writer needs to complete them (people_note_event). */
+	struct people_event *people;
+	size_t n_people, cap_people;
+	struct strbuf people_text;
 	struct strbuf event_ids; /* event_ids rows of the client-given ids */
 	size_t n_events;
 	struct strbuf rejected;
@@ -77,6 +85,10 @@ bool writer_enqueue(struct writer *w, struct writer_item *item,
 /* True when at least one thread is connected to a database whose schema
  * is current. */
 bool writer_is_ready(struct writer *w);
+
+/* Drops what the writer remembers of people (server/people_cache.h), after
+ * something else changed them: an erasure. */
+void writer_forget_people(struct writer *w);
 
 /* Commits what is queued (if the database is there), completes every item,
  * stops the threads and frees w. NULL is fine. */

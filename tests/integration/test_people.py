@@ -503,6 +503,24 @@ class PeopleTest(PeopleCase):
                          ("t", self.anon_person(a), a, ts_of(events[0]), ts_of(events[2]), 3, "/welcome"))
         self.assertEqual([x["session_id"] for x in self.sessions_of_anon(a)], [sid])
 
+    def test_ids_with_array_syntax_round_trip(self):
+        """Sessions and ids reach PostgreSQL as array literals: quotes,
+        backslashes, commas, braces, spaces and the word NULL in them are
+        data, not syntax."""
+        tricky = '{"a\\b", c} NULL \u00e9'
+        a, sid = uid("anon " + tricky), uid("sess " + tricky)
+        t = base_time()
+        events = [event("page_viewed", anon=a, ts=t, session_id=sid,
+                        url="https://shop.example/p?utm_source=%22q%22%2C%7Bx%7D"),
+                  event("product_viewed", anon=a, ts=t + timedelta(minutes=1), session_id=sid)]
+        self.send([events[0]])
+        self.send([events[1]])
+        rows = self.events(events)
+        self.assertEqual({r["session_id"] for r in rows.values()}, {sid})
+        s = self.session(sid)
+        self.assertEqual((s["anonymous_id"], s["person_id"], int(s["events"]), s["utm_source"]),
+                         (a, self.anon_person(a), 2, '"q",{x}'))
+
     # -- milestones
 
     def test_bots_are_stored_but_not_counted(self):
