@@ -12,8 +12,9 @@
  *   people_batch_decide(b)
  *   COPY events <- people_batch_events(b)
  *   if (people_batch_needs_store(b)):        people_batch_store_params
- *       SELECT milepost_store_people($1..$16)
- *   COMMIT, then people_batch_committed(b)
+ *       SELECT milepost_store_people($1..$32)
+ *   COMMIT (with the store, in one round trip), then
+ *   people_batch_committed(b)
  *   people_batch_free(b)
  * Rows travel as parameters, one array per column, so that no statement
  * depends on the batch's size or on a staging table.
