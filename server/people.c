@@ -99,28 +99,33 @@ text_add(struct strbuf *text, const char *s)
 	return off;
 }
 
-/* What milepost_source_key() answers for the event's enrichment, which
- * the stored sessions' source_key was computed with. */
-static void
-source_key(const struct enrichment *enr, struct strbuf *out)
+/* Appends to text what milepost_source_key() answers for an event's
+ * enrichment texts (which the stored sessions' source_key was computed
+ * with), answering its offset + 1 (0 for none), as text_add does. */
+static size_t
+source_key_add(struct strbuf *text, const char *const texts[ENRICH_TEXTS])
 {
-	const struct campaign *c = &enr->campaign;
-	const char *const parts[] = { c->source, c->medium, c->name,
-		c->click_id_kind, enr->referrer_host };
+	static const int parts[] = { ENRICH_TEXT_UTM_SOURCE,
+		ENRICH_TEXT_UTM_MEDIUM, ENRICH_TEXT_UTM_CAMPAIGN,
+		ENRICH_TEXT_CLICK_ID_KIND, ENRICH_TEXT_REFERRER_HOST };
+	const size_t n = sizeof(parts) / sizeof(parts[0]);
+	size_t off = text->len + 1;
 	bool any = false;
 
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		any = any || parts[i][0] != '\0';
+	for (size_t i = 0; i < n; i++) {
+		any = any || texts[parts[i]][0] != '\0';
 	}
 	if (!any) {
-		return;
+		return 0;
 	}
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (i > 0) {
-			strbuf_append_char(out, KEY_SEP);
+			strbuf_append_char(text, KEY_SEP);
 		}
-		strbuf_append_str(out, parts[i]);
+		strbuf_append_str(text, texts[parts[i]]);
 	}
+	strbuf_append_char(text, '\0');
+	return off;
 }
 
 bool
@@ -129,7 +134,6 @@ people_note_event(struct writer_item *item, const char *site_id,
 {
 	struct people_event *pe;
 	const char *texts[ENRICH_TEXTS];
-	struct strbuf src;
 
 	if (item->n_people == item->cap_people) {
 		size_t cap = item->cap_people > 0 ? item->cap_people * 2 : 8;
@@ -148,22 +152,19 @@ people_note_event(struct writer_item *item, const char *site_id,
 		    !enr->ua.bot,
 	};
 	memcpy(pe->event_id, ev->event_id, sizeof(pe->event_id));
-	strbuf_init(&src);
-	source_key(enr, &src);
+	enrich_texts(enr, texts);
 	pe->site_id = text_add(&item->people_text, site_id);
 	pe->anonymous_id = text_add(&item->people_text, ev->anonymous_id);
 	pe->user_id = text_add(&item->people_text, ev->user_id);
 	pe->session_id = text_add(&item->people_text, ev->session_id);
-	pe->source_key = text_add(&item->people_text, src.data);
+	pe->source_key = source_key_add(&item->people_text, texts);
 	pe->name = text_add(&item->people_text, ev->name);
 	pe->url = text_add(&item->people_text, ev->url);
-	enrich_texts(enr, texts);
 	for (size_t i = 0; i < ENRICH_TEXTS; i++) {
 		pe->landing[i] = text_add(&item->people_text, texts[i]);
 	}
 	pe->bot = enr->ua.bot;
-	strbuf_finish(&src);
-	if (src.failed || strbuf_failed(&item->people_text)) {
+	if (strbuf_failed(&item->people_text)) {
 		return false;
 	}
 	item->n_people++;

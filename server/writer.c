@@ -544,28 +544,19 @@ script_run(struct writer_conn *wc, const struct writer_item *items,
 	return take_results(wc, items, b, sc, false, failure, err);
 }
 
-/* Runs one statement of the people step with its array parameters
- * (NULL values: out of memory building them). */
+/* Runs one statement of the people lookup with the lookup's parameters,
+ * handing its rows to the people step. */
 static bool
-people_run(struct writer_conn *wc, struct people_batch *b,
+lookup_run(struct writer_conn *wc, struct people_batch *b,
     enum people_stmt stmt, const char *const *values,
     enum write_failure *failure, struct error *err)
 {
-	int n = people_stmts[stmt].n_params;
-
-	for (int i = 0; i < n; i++) {
-		if (values[i] == NULL) {
-			error_set(err, ERR_NOMEM, "out of memory");
-			return false;
-		}
-	}
-	if (PQsendQueryPrepared(wc->pg, people_stmts[stmt].name, n, values,
-	    NULL, NULL, 0) != 1) {
+	if (PQsendQueryPrepared(wc->pg, people_stmts[stmt].name,
+	    people_stmts[stmt].n_params, values, NULL, NULL, 0) != 1) {
 		db_error_from_conn(wc->pg, NULL, err);
 		return false;
 	}
-	return take_results(wc, NULL, b, NULL, stmt != PEOPLE_STORE, failure,
-	    err);
+	return take_results(wc, NULL, b, NULL, true, failure, err);
 }
 
 /* Stores the batch's sessions and first times and commits, in one round
@@ -694,12 +685,15 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 	}
 	strbuf_init(&sc.sql);
 	if (people_batch_needs_lookup(b)) {
-		people_batch_lookup_params(b, lookup);
+		if (!people_batch_lookup_params(b, lookup)) {
+			error_set(err, ERR_NOMEM, "out of memory");
+			goto done;
+		}
 		script_add(&sc, "BEGIN");
 		began = true;
 		if (!script_run(wc, items, b, &sc, failure, err) ||
-		    !people_run(wc, b, PEOPLE_LINK, lookup, failure, err) ||
-		    !people_run(wc, b, PEOPLE_RESOLVE, lookup, failure, err)) {
+		    !lookup_run(wc, b, PEOPLE_LINK, lookup, failure, err) ||
+		    !lookup_run(wc, b, PEOPLE_RESOLVE, lookup, failure, err)) {
 			goto done;
 		}
 		strbuf_reset(&sc.sql);
