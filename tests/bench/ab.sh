@@ -16,6 +16,7 @@
 #   ROUNDS=4      rounds of each load
 #   DURATION=10   seconds of each measured load
 #   WARMUP=2      seconds of unmeasured load before each
+#   NO_CHECKPOINT=1  no CHECKPOINT before each load (ingest.sh takes one)
 # The summary is printed and written to build/bench/ab.md. Exit status: 0 when
 # the run completed, 1 when it failed or a daemon answered with an error.
 set -euo pipefail
@@ -43,7 +44,7 @@ mkdir -p "$ROOT/build"
 exec 9>"$ROOT/build/.bench.lock"   # shared with ingest.sh: one run at a time
 flock -n 9 || { log "another benchmark is running; waiting for it to end"; flock 9; }
 
-WORK=$(mktemp -d /tmp/mpab.XXXXXX)
+WORK=$(mktemp -d /tmp/mpab.XXXXXX)   # builds, logs, the cluster; removed at exit
 chmod 755 "$WORK"
 PIDS=() PG_STARTED=''
 cleanup() {
