@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/origin.h"
 
 enum key_type {
 	KEY_STRING,
@@ -359,8 +360,20 @@ site_parse(json_t *obj, size_t idx, const char *where,
 		return true;
 	}
 	snprintf(what, sizeof(what), "sites[%zu].allowed_origins", idx);
-	return strings_from_json(origins, &site->allowed_origins,
-	    &site->n_allowed_origins, what, where, err);
+	if (!strings_from_json(origins, &site->allowed_origins,
+	    &site->n_allowed_origins, what, where, err)) {
+		return false;
+	}
+	for (size_t i = 0; i < site->n_allowed_origins; i++) {
+		char why[160];
+		if (!origin_pattern_is_valid(site->allowed_origins[i], why,
+		    sizeof(why))) {
+			error_set(err, ERR_CONFIG, "%s: %s[%zu] '%.100s' %s",
+			    where, what, i, site->allowed_origins[i], why);
+			return false;
+		}
+	}
+	return true;
 }
 
 static bool

@@ -29,6 +29,7 @@ enum err_code {
 	ERR_MISSING_API_KEY,
 	ERR_INVALID_API_KEY,
 	ERR_FORBIDDEN,
+	ERR_ORIGIN_NOT_ALLOWED,
 	ERR_INVALID_PARAMETER,
 	ERR_REPLAY_IN_PROGRESS,
 	/* Per-event errors, reported inside a 202 answer. */
@@ -43,6 +44,7 @@ enum err_code {
 	ERR_TOO_DEEP,
 	ERR_UNKNOWN_FIELD,
 	ERR_PLACEHOLDER_ID,
+	ERR_UNSUPPORTED_CALL,
 	/* Per-event errors from the tracking plan. */
 	ERR_UNKNOWN_EVENT,
 	ERR_MISSING_PROPERTY,

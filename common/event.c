@@ -316,6 +316,12 @@ field_read(const struct field *f, json_t *v, struct event *ev,
 	case FIELD_TYPE:
 		if (strcmp(s, "identify") == 0) {
 			ev->type = EVENT_IDENTIFY;
+		} else if (strcmp(s, "group") == 0) {
+			/* Kept aside, so that it can be replayed if
+			 * accounts ever come. */
+			event_problem_add(probs, ERR_UNSUPPORTED_CALL, path,
+			    "group calls are not supported: Milepost keeps "
+			    "no groups or accounts");
 		} else if (strcmp(s, "track") != 0) {
 			event_problem_add(probs, ERR_WRONG_TYPE, path,
 			    "type is track (the default) or identify");
@@ -408,7 +414,8 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 	}
 	if (ev->type == EVENT_IDENTIFY) {
 		check_identify(ev, probs);
-	} else if (ev->name == NULL && !has_problem_at(probs, "$.name")) {
+	} else if (ev->name == NULL && !has_problem_at(probs, "$.name") &&
+	    !has_problem_at(probs, "$.type")) {
 		event_problem_add(probs, ERR_MISSING_FIELD, "$.name",
 		    "name is required");
 	}

@@ -1133,6 +1133,17 @@ plan_find_event(const struct plan *plan, const char *name)
 }
 
 const char *
+plan_page_event(const struct plan *plan)
+{
+	for (size_t i = 0; i < plan->n_events; i++) {
+		if (plan->events[i].kind == PLAN_KIND_PAGE) {
+			return plan->events[i].name;
+		}
+	}
+	return NULL;
+}
+
+const char *
 plan_event_kind_name(const struct plan_event *def)
 {
 	return kind_names[def->kind];

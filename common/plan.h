@@ -77,6 +77,10 @@ const json_t *plan_document(const struct plan *plan);
 /* The definition of the event named name, NULL if the plan lacks it. */
 const struct plan_event *plan_find_event(const struct plan *plan,
     const char *name);
+/* The event page views are stored under when a sender does not name it
+ * (Segment's page and screen calls): the plan's event of kind page, the
+ * first by name if it has several; NULL if it has none. Borrowed. */
+const char *plan_page_event(const struct plan *plan);
 const char *plan_event_kind_name(const struct plan_event *def);
 const char *plan_event_phase(const struct plan_event *def);   /* or NULL */
 const char *plan_event_consent(const struct plan_event *def); /* or NULL */

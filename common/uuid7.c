@@ -7,6 +7,8 @@
 #include <sys/random.h>
 #include <sys/types.h>
 
+#include <sodium.h>
+
 /* Random bytes for ids come from the kernel in blocks, one syscall per
  * ~400 ids rather than one per id; each thread has its own block. */
 static _Thread_local unsigned char pool[4096];
@@ -28,6 +30,20 @@ random_bytes(unsigned char *out, size_t n)
 	return true;
 }
 
+/* Writes the 16 bytes b as UUID text of the given version (its high
+ * nibble), with RFC 9562's variant. */
+static void
+format_uuid(unsigned char b[16], unsigned version, char out[UUID7_TEXT_LEN])
+{
+	b[6] = (unsigned char)(version | (b[6] & 0x0f));
+	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+	snprintf(out, UUID7_TEXT_LEN,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x",
+	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+	    b[11], b[12], b[13], b[14], b[15]);
+}
+
 bool
 uuid7_generate(int64_t unix_ms, char out[UUID7_TEXT_LEN])
 {
@@ -40,13 +56,23 @@ uuid7_generate(int64_t unix_ms, char out[UUID7_TEXT_LEN])
 	for (int i = 0; i < 6; i++) {
 		b[i] = (unsigned char)(ms >> (40 - 8 * i));
 	}
-	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
-	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
-	snprintf(out, UUID7_TEXT_LEN,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x",
-	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-	    b[11], b[12], b[13], b[14], b[15]);
+	format_uuid(b, 0x70, out);
+	return true;
+}
+
+bool
+uuid7_from_name(const char *name, size_t len, char out[UUID7_TEXT_LEN])
+{
+	static const unsigned char domain[] = "milepost event id v1";
+	unsigned char b[16];
+
+	/* Keyed by a fixed domain string, so that these ids cannot be
+	 * mistaken for hashes of the same names made elsewhere. */
+	if (crypto_generichash(b, sizeof(b), (const unsigned char *)name, len,
+	    domain, sizeof(domain) - 1) != 0) {
+		return false;
+	}
+	format_uuid(b, 0x80, out);
 	return true;
 }
 

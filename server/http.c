@@ -51,6 +51,8 @@ struct request {
 	/* The answer, once decided. */
 	struct MHD_Response *response;
 	unsigned status;
+	bool origin_allowed;	/* answer the Origin with CORS headers */
+	bool preflight;		/* ... and those of a preflight */
 };
 
 const char *
@@ -140,6 +142,36 @@ http_request_context(struct request *req)
 
 #define JSON_TYPE "application/json; charset=utf-8"
 
+void
+http_request_allow_origin(struct request *req, bool preflight)
+{
+	req->origin_allowed = true;
+	req->preflight = preflight;
+}
+
+/* The browser may read the answer; no credentials, so no cookies. */
+static void
+add_cors_headers(struct request *req)
+{
+	const char *origin = http_request_header(req, "Origin");
+
+	if (origin == NULL) {
+		return;
+	}
+	MHD_add_response_header(req->response,
+	    "Access-Control-Allow-Origin", origin);
+	MHD_add_response_header(req->response, "Vary", "Origin");
+	if (req->preflight) {
+		MHD_add_response_header(req->response,
+		    "Access-Control-Allow-Methods", "GET, POST");
+		MHD_add_response_header(req->response,
+		    "Access-Control-Allow-Headers", "Content-Type, "
+		    "Content-Encoding, Authorization, X-Milepost-Key");
+		MHD_add_response_header(req->response,
+		    "Access-Control-Max-Age", "86400");
+	}
+}
+
 /* Sets the answer from a malloc'ed body that the response takes over. */
 static void
 respond_raw(struct request *req, unsigned status, const char *type,
@@ -158,8 +190,10 @@ respond_raw(struct request *req, unsigned status, const char *type,
 		return;
 	}
 	req->status = status;
-	MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    type);
+	if (type != NULL) {
+		MHD_add_response_header(req->response,
+		    MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	}
 	MHD_add_response_header(req->response, "X-Request-Id", req->id);
 	MHD_add_response_header(req->response, "Cache-Control", "no-store");
 	if (status == 503) {
@@ -171,6 +205,9 @@ respond_raw(struct request *req, unsigned status, const char *type,
 	if (status == 405) {
 		MHD_add_response_header(req->response, MHD_HTTP_HEADER_ALLOW,
 		    req->allow);
+	}
+	if (req->origin_allowed) {
+		add_cors_headers(req);
 	}
 	if (atomic_load(&req->http->quiescing)) {
 		/* Let clients reconnect to a collector that stays. */
@@ -190,6 +227,12 @@ http_respond_json(struct request *req, unsigned status, json_t *body)
 		return;		/* on_request answers 500 */
 	}
 	respond_raw(req, status, JSON_TYPE, text, strlen(text));
+}
+
+void
+http_respond_empty(struct request *req, unsigned status)
+{
+	respond_raw(req, status, NULL, NULL, 0);
 }
 
 void

@@ -57,6 +57,15 @@ void http_request_set_context(struct request *req, void *ctx,
 void *http_request_context(struct request *req);
 
 /* Answers with status and body (a new reference the call steals). */
+/* Lets the browser of the request's Origin read the answer (CORS
+ * headers echo that origin); with preflight, the answer to an OPTIONS
+ * preflight also names the methods and headers allowed. Call before
+ * responding. */
+void http_request_allow_origin(struct request *req, bool preflight);
+
+/* Answers status with no body (204, for instance). */
+void http_respond_empty(struct request *req, unsigned status);
+
 void http_respond_json(struct request *req, unsigned status, json_t *body);
 
 /* Answers with status and the text in body (e.g. Prometheus metrics),

@@ -2,6 +2,7 @@
 #include "server/ingest.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,10 +12,13 @@
 #include "common/channel.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
+#include "common/plan.h"
 #include "common/privacy.h"
+#include "common/segment.h"
 #include "common/timeutil.h"
 #include "server/auth.h"
 #include "server/copy_row.h"
+#include "server/cors.h"
 #include "server/http.h"
 #include "server/pipeline.h"
 
@@ -29,7 +33,8 @@
 struct ingest {
 	struct writer_item item;
 	struct app_state *state;	/* the rules in force for it */
-	json_t *answer;		/* the 202 body, sent once committed */
+	json_t *answer;		/* the body sent once committed */
+	unsigned status;	/* and its status */
 };
 
 static void
@@ -63,7 +68,7 @@ on_resume(struct request *req)
 
 	switch (in->item.status) {
 	case WRITER_COMMITTED:
-		http_respond_json(req, 202, in->answer);
+		http_respond_json(req, in->status, in->answer);
 		in->answer = NULL;
 		return;
 	case WRITER_UNAVAILABLE:
@@ -306,45 +311,42 @@ write_key_of(struct request *req)
 	return key != NULL && key[0] != '\0' ? key : NULL;
 }
 
-void
-ingest_native(struct request *req, struct app *app)
+/* Queues the native events of a request of site for the writer; the
+ * answer goes out once they are committed: the native one, or with
+ * segment what Segment's clients expect. Takes over state. */
+static void
+ingest_events(struct request *req, struct app *app, struct app_state *state,
+    const struct config_site *site, json_t *events, bool segment)
 {
-	const struct config_site *site;
-	struct app_state *state = app_state_get(app);
-	struct ingest *in = NULL;
-	json_t *root = NULL, *events = NULL;
+	struct ingest *in = calloc(1, sizeof(*in));
 	struct error err = { 0 };
-	const char *key = write_key_of(req);
-	bool gzip;
 
-	if (key == NULL) {
-		error_set(&err, ERR_MISSING_WRITE_KEY, "send the site's write "
-		    "key in X-Milepost-Key or ?key=");
-		goto fail;
-	}
-	site = auth_find_site(state->cfg, key);
-	if (site == NULL) {
-		error_set(&err, ERR_INVALID_WRITE_KEY, "no active site has "
-		    "this write key");
-		goto fail;
-	}
-	if (!check_encoding(req, &gzip, &err) ||
-	    (root = decode_body(req, app->cfg, gzip, &err)) == NULL ||
-	    (events = events_of(root, state->cfg, &err)) == NULL) {
-		goto fail;
-	}
-	in = calloc(1, sizeof(*in));
 	if (in == NULL) {
+		app_state_put(state);
 		error_set(&err, ERR_INTERNAL, "out of memory");
-		goto fail;
+		http_respond_error(req, &err);
+		return;
 	}
 	writer_item_init(&in->item);
 	in->state = state;
-	state = NULL;
+	in->status = 202;
 	http_request_set_context(req, in, ingest_free);
 	if (!take_events(in, req, app, events, site)) {
 		error_set(&err, ERR_INTERNAL, "out of memory");
-		goto fail;
+		http_respond_error(req, &err);
+		return;
+	}
+	if (segment) {
+		/* Rejected messages are kept aside as usual; Segment's
+		 * clients only retry or not. */
+		json_decref(in->answer);
+		in->answer = json_pack("{s:b}", "success", 1);
+		in->status = 200;
+		if (in->answer == NULL) {
+			error_set(&err, ERR_INTERNAL, "out of memory");
+			http_respond_error(req, &err);
+			return;
+		}
 	}
 	in->item.done = on_written;
 	in->item.arg = req;
@@ -355,12 +357,195 @@ ingest_native(struct request *req, struct app *app)
 		    WRITER_SHUTTING_DOWN : WRITER_UNAVAILABLE;
 		http_request_resume(req);
 	}
+}
+
+/* The site of key, if the request's origin may act for it. */
+static const struct config_site *
+site_of_key(struct request *req, const struct config *cfg, const char *key,
+    struct error *err)
+{
+	const struct config_site *site;
+
+	if (key == NULL) {
+		error_set(err, ERR_MISSING_WRITE_KEY, "send the site's write "
+		    "key in X-Milepost-Key or ?key=");
+		return NULL;
+	}
+	site = auth_find_site(cfg, key);
+	if (site == NULL) {
+		error_set(err, ERR_INVALID_WRITE_KEY, "no active site has "
+		    "this write key");
+		return NULL;
+	}
+	return cors_admit(req, site, err) ? site : NULL;
+}
+
+void
+ingest_native(struct request *req, struct app *app)
+{
+	const struct config_site *site;
+	struct app_state *state = app_state_get(app);
+	json_t *root = NULL, *events = NULL;
+	struct error err = { 0 };
+	bool gzip;
+
+	if ((site = site_of_key(req, state->cfg, write_key_of(req),
+	    &err)) == NULL ||
+	    !check_encoding(req, &gzip, &err) ||
+	    (root = decode_body(req, app->cfg, gzip, &err)) == NULL ||
+	    (events = events_of(root, state->cfg, &err)) == NULL) {
+		app_state_put(state);
+		http_respond_error(req, &err);
+	} else {
+		ingest_events(req, app, state, site, events, false);
+	}
 	json_decref(events);
 	json_decref(root);
-	return;
-fail:
-	app_state_put(state);
+}
+
+/* The user name of HTTP Basic credentials, which Segment's clients send
+ * the write key as, into out; NULL if there are none. */
+static const char *
+basic_user(struct request *req, char *out, size_t size)
+{
+	const char *h = http_request_header(req, "Authorization");
+	size_t len = 0;
+
+	if (h == NULL || strncasecmp(h, "Basic ", 6) != 0 ||
+	    sodium_base642bin((unsigned char *)out, size - 1, h + 6,
+	    strlen(h + 6), " ", &len, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) != 0) {
+		return NULL;
+	}
+	out[len] = '\0';
+	out[strcspn(out, ":")] = '\0';
+	return out[0] != '\0' ? out : NULL;
+}
+
+/* The native events of a Segment body: the message of call, or with
+ * batch the messages of its batch array. New reference. */
+static json_t *
+segment_events(json_t *root, bool batch, enum segment_call call,
+    const struct app_state *state, struct error *err)
+{
+	struct segment_defaults d = {
+		.page_event = plan_page_event(state->plan),
+	};
+	json_t *msgs = root, *events, *m;
+	size_t i;
+
+	if (batch) {
+		msgs = json_object_get(root, "batch");
+		if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+			error_set(err, ERR_INVALID_BATCH, "batch must be a "
+			    "non-empty array");
+			return NULL;
+		}
+		if (json_array_size(msgs) > (size_t)state->cfg->max_batch_events) {
+			error_set(err, ERR_TOO_MANY_EVENTS, "a request holds at "
+			    "most %ld events, this one %zu",
+			    state->cfg->max_batch_events, json_array_size(msgs));
+			return NULL;
+		}
+		d.context = json_object_get(root, "context");
+		d.sent_at = json_object_get(root, "sentAt");
+	}
+	events = json_array();
+	if (!batch) {
+		if (json_array_append_new(events, segment_to_native(root, call,
+		    &d)) != 0) {
+			goto nomem;
+		}
+		return events;
+	}
+	json_array_foreach(msgs, i, m) {
+		if (!segment_call_of_type(json_string_value(json_object_get(m,
+		    "type")), &call)) {
+			call = SEGMENT_CALLS_;
+		}
+		if (json_array_append_new(events, segment_to_native(m, call,
+		    &d)) != 0) {
+			goto nomem;
+		}
+	}
+	return events;
+nomem:
+	json_decref(events);
+	error_set(err, ERR_INTERNAL, "out of memory");
+	return NULL;
+}
+
+/* A Segment endpoint: the key comes in the Basic credentials, in the body
+ * (writeKey) or as for native events. */
+static void
+ingest_segment(struct request *req, struct app *app, bool batch,
+    enum segment_call call)
+{
+	const struct config_site *site = NULL;
+	struct app_state *state = app_state_get(app);
+	json_t *root = NULL, *events = NULL;
+	struct error err = { 0 };
+	char user[256];
+	const char *key;
+	bool gzip;
+
+	if (check_encoding(req, &gzip, &err) &&
+	    (root = decode_body(req, app->cfg, gzip, &err)) != NULL) {
+		key = write_key_of(req);
+		key = key != NULL ? key : basic_user(req, user, sizeof(user));
+		key = key != NULL ? key : json_string_value(json_object_get(
+		    root, "writeKey"));
+		site = site_of_key(req, state->cfg, key, &err);
+	}
+	if (site == NULL || (events = segment_events(root, batch, call, state,
+	    &err)) == NULL) {
+		app_state_put(state);
+		http_respond_error(req, &err);
+	} else {
+		ingest_events(req, app, state, site, events, true);
+	}
 	json_decref(events);
 	json_decref(root);
-	http_respond_error(req, &err);
+}
+
+void
+ingest_segment_batch(struct request *req, struct app *app)
+{
+	ingest_segment(req, app, true, SEGMENT_TRACK);
+}
+
+void
+ingest_segment_track(struct request *req, struct app *app)
+{
+	ingest_segment(req, app, false, SEGMENT_TRACK);
+}
+
+void
+ingest_segment_page(struct request *req, struct app *app)
+{
+	ingest_segment(req, app, false, SEGMENT_PAGE);
+}
+
+void
+ingest_segment_screen(struct request *req, struct app *app)
+{
+	ingest_segment(req, app, false, SEGMENT_SCREEN);
+}
+
+void
+ingest_segment_identify(struct request *req, struct app *app)
+{
+	ingest_segment(req, app, false, SEGMENT_IDENTIFY);
+}
+
+void
+ingest_segment_alias(struct request *req, struct app *app)
+{
+	ingest_segment(req, app, false, SEGMENT_ALIAS);
+}
+
+void
+ingest_segment_group(struct request *req, struct app *app)
+{
+	ingest_segment(req, app, false, SEGMENT_GROUP);
 }

@@ -7,16 +7,37 @@
 #include "server/api_metrics.h"
 #include "server/api_people.h"
 #include "server/api_rejected.h"
+#include "server/cors.h"
 #include "server/ingest.h"
+#include "server/segment_settings.h"
 
+/* Browser-facing routes (true) take CORS preflights (server/cors.h). */
 static const struct route routes[] = {
-	{ "POST", "/v1/events", ingest_native },
-	{ "GET", "/healthz", api_healthz },
-	{ "GET", "/readyz", api_readyz },
-	{ "GET", "/metrics", api_metrics },
-	{ "GET", "/api/v1/rejected", api_rejected_list },
-	{ "POST", "/api/v1/rejected/replay", api_rejected_replay },
-	{ "DELETE", "/api/v1/people/", api_people_erase },
+	{ "POST", "/v1/events", ingest_native, true },
+	/* Segment's HTTP API, and the short paths its browser library
+	 * posts to (the type's first letter; b for batches). */
+	{ "POST", "/v1/track", ingest_segment_track, true },
+	{ "POST", "/v1/t", ingest_segment_track, true },
+	{ "POST", "/v1/page", ingest_segment_page, true },
+	{ "POST", "/v1/p", ingest_segment_page, true },
+	{ "POST", "/v1/screen", ingest_segment_screen, true },
+	{ "POST", "/v1/s", ingest_segment_screen, true },
+	{ "POST", "/v1/identify", ingest_segment_identify, true },
+	{ "POST", "/v1/i", ingest_segment_identify, true },
+	{ "POST", "/v1/alias", ingest_segment_alias, true },
+	{ "POST", "/v1/a", ingest_segment_alias, true },
+	{ "POST", "/v1/group", ingest_segment_group, true },
+	{ "POST", "/v1/g", ingest_segment_group, true },
+	{ "POST", "/v1/batch", ingest_segment_batch, true },
+	{ "POST", "/v1/b", ingest_segment_batch, true },
+	{ "POST", "/v1/import", ingest_segment_batch, true },
+	{ "GET", "/v1/projects/", segment_settings, true },
+	{ "GET", "/healthz", api_healthz, false },
+	{ "GET", "/readyz", api_readyz, false },
+	{ "GET", "/metrics", api_metrics, false },
+	{ "GET", "/api/v1/rejected", api_rejected_list, false },
+	{ "POST", "/api/v1/rejected/replay", api_rejected_replay, false },
+	{ "DELETE", "/api/v1/people/", api_people_erase, false },
 };
 
 /* The parameter of path under route r, "" for an exact match, NULL if r
@@ -33,6 +54,9 @@ route_match(const struct route *r, const char *path)
 	return strcmp(r->path, path) == 0 ? "" : NULL;
 }
 
+static const struct route preflight = { "OPTIONS", "", cors_preflight,
+	true };
+
 const struct route *
 routes_find(const char *method, const char *path, char *allow,
     size_t allow_size, const char **param)
@@ -43,6 +67,9 @@ routes_find(const char *method, const char *path, char *allow,
 		const char *rest = route_match(&routes[i], path);
 		if (rest == NULL) {
 			continue;
+		}
+		if (routes[i].browser && strcmp(method, "OPTIONS") == 0) {
+			return &preflight;
 		}
 		if (strcmp(routes[i].method, method) == 0) {
 			*param = rest[0] != '\0' ? rest : NULL;

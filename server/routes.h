@@ -13,6 +13,7 @@ struct route {
 	const char *method;
 	const char *path;	/* ending in '/': a prefix, the rest a parameter */
 	void (*handle)(struct request *req, struct app *app);
+	bool browser;		/* posted to by web pages: CORS applies */
 };
 
 /* The route for method and path, or NULL. allow receives the methods the

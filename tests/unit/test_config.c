@@ -132,6 +132,9 @@ test_file_errors_name_the_key(void **state)
 	    "\"write_key\":\"short\"}]}", "sites[0].write_key");
 	expect_file_error("{\"sites\":[{\"id\":\"shop\",\"name\":\"n\","
 	    "\"write_key\":\"wk_12345678\",\"color\":1}]}", "sites[0].color");
+	expect_file_error("{\"sites\":[{\"id\":\"shop\",\"name\":\"n\","
+	    "\"write_key\":\"wk_12345678\",\"allowed_origins\":["
+	    "\"https://shop.example/\"]}]}", "sites[0].allowed_origins[0]");
 	expect_file_error("{\"listen\":", "");
 	expect_file_error("[1]", "JSON object");
 }
