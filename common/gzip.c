@@ -63,3 +63,26 @@ gzip_inflate_bounded(const void *in, size_t in_len, size_t limit,
 	}
 	return true;
 }
+
+bool
+gzip_compress(const void *in, size_t in_len, struct strbuf *out)
+{
+	unsigned char chunk[16384];
+	z_stream zs = { 0 };
+	int rc;
+
+	if (in_len > UINT_MAX || deflateInit2(&zs, Z_BEST_COMPRESSION,
+	    Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
+		return false;
+	}
+	zs.next_in = (unsigned char *)(uintptr_t)in;
+	zs.avail_in = (unsigned)in_len;
+	do {
+		zs.next_out = chunk;
+		zs.avail_out = sizeof(chunk);
+		rc = deflate(&zs, Z_FINISH);
+		strbuf_append(out, chunk, sizeof(chunk) - zs.avail_out);
+	} while (rc == Z_OK);
+	deflateEnd(&zs);
+	return rc == Z_STREAM_END && !strbuf_failed(out);
+}

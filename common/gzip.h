@@ -1,4 +1,5 @@
-/* gzip.h - bounded gzip decompression of request bodies.
+/* gzip.h - bounded gzip decompression of request bodies, and compression
+ * of the files the daemon serves.
  *
  * The bound is checked while inflating, so a small "gzip bomb" costs at
  * most limit bytes of memory. */
@@ -16,5 +17,9 @@
  * on corrupt or truncated input. */
 bool gzip_inflate_bounded(const void *in, size_t in_len, size_t limit,
     struct strbuf *out, struct error *err);
+
+/* Appends in, compressed at the best level as one gzip member, to out.
+ * False out of memory (out is then failed or incomplete). */
+bool gzip_compress(const void *in, size_t in_len, struct strbuf *out);
 
 #endif

@@ -14,4 +14,8 @@ struct embedded_file {
 extern const struct embedded_file migrations_embedded[];
 extern const size_t migrations_embedded_count;
 
+/* The static files GET serves (server/static_files.h), in name order. */
+extern const struct embedded_file static_embedded[];
+extern const size_t static_embedded_count;
+
 #endif

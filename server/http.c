@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,21 +173,27 @@ add_cors_headers(struct request *req)
 	}
 }
 
-/* Sets the answer from a malloc'ed body that the response takes over. */
+/* Sets the answer: body, len bytes, which mode says whether the response
+ * frees it (MUST_FREE, malloc'ed) or only points at it (PERSISTENT, for
+ * data that outlives the daemon); cache is the Cache-Control value. */
 static void
-respond_raw(struct request *req, unsigned status, const char *type,
-    char *body, size_t len)
+respond_with(struct request *req, unsigned status, const char *type,
+    void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+    const char *cache)
 {
 	char retry[16];
 
 	if (req->response != NULL) {
-		free(body);
+		if (mode == MHD_RESPMEM_MUST_FREE) {
+			free(body);
+		}
 		return;
 	}
-	req->response = MHD_create_response_from_buffer(len, body,
-	    MHD_RESPMEM_MUST_FREE);
+	req->response = MHD_create_response_from_buffer(len, body, mode);
 	if (req->response == NULL) {
-		free(body);
+		if (mode == MHD_RESPMEM_MUST_FREE) {
+			free(body);
+		}
 		return;
 	}
 	req->status = status;
@@ -195,7 +202,7 @@ respond_raw(struct request *req, unsigned status, const char *type,
 		    MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	}
 	MHD_add_response_header(req->response, "X-Request-Id", req->id);
-	MHD_add_response_header(req->response, "Cache-Control", "no-store");
+	MHD_add_response_header(req->response, "Cache-Control", cache);
 	if (status == 503) {
 		snprintf(retry, sizeof(retry), "%ld",
 		    req->http->app->cfg->retry_after_s);
@@ -213,6 +220,34 @@ respond_raw(struct request *req, unsigned status, const char *type,
 		/* Let clients reconnect to a collector that stays. */
 		MHD_add_response_header(req->response,
 		    MHD_HTTP_HEADER_CONNECTION, "close");
+	}
+}
+
+/* Sets the answer from a malloc'ed body that the response takes over. */
+static void
+respond_raw(struct request *req, unsigned status, const char *type,
+    char *body, size_t len)
+{
+	respond_with(req, status, type, body, len, MHD_RESPMEM_MUST_FREE,
+	    "no-store");
+}
+
+void
+http_respond_static(struct request *req, unsigned status,
+    const struct http_static *f)
+{
+	respond_with(req, status, status == 304 ? NULL : f->type,
+	    status == 304 ? NULL : (void *)(uintptr_t)f->data,
+	    status == 304 ? 0 : f->len, MHD_RESPMEM_PERSISTENT, f->cache);
+	if (req->response == NULL) {
+		return;
+	}
+	MHD_add_response_header(req->response, MHD_HTTP_HEADER_ETAG, f->etag);
+	MHD_add_response_header(req->response, MHD_HTTP_HEADER_VARY,
+	    "Accept-Encoding");
+	if (f->encoding != NULL && status != 304) {
+		MHD_add_response_header(req->response,
+		    MHD_HTTP_HEADER_CONTENT_ENCODING, f->encoding);
 	}
 }
 

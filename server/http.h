@@ -63,6 +63,21 @@ void *http_request_context(struct request *req);
  * responding. */
 void http_request_allow_origin(struct request *req, bool preflight);
 
+/* A file served as it is, with caching headers. */
+struct http_static {
+	const void *data;	/* lives as long as the daemon */
+	size_t len;
+	const char *type;	/* Content-Type */
+	const char *encoding;	/* Content-Encoding, or NULL */
+	const char *etag;	/* quoted */
+	const char *cache;	/* Cache-Control */
+};
+
+/* Answers 200 with f, or 304 (no body) when status is 304; both carry f's
+ * ETag, Cache-Control and Vary: Accept-Encoding. */
+void http_respond_static(struct request *req, unsigned status,
+    const struct http_static *f);
+
 /* Answers status with no body (204, for instance). */
 void http_respond_empty(struct request *req, unsigned status);
 

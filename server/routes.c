@@ -10,6 +10,7 @@
 #include "server/cors.h"
 #include "server/ingest.h"
 #include "server/segment_settings.h"
+#include "server/static_files.h"
 
 /* Browser-facing routes (true) take CORS preflights (server/cors.h). */
 static const struct route routes[] = {
@@ -32,6 +33,7 @@ static const struct route routes[] = {
 	{ "POST", "/v1/b", ingest_segment_batch, true },
 	{ "POST", "/v1/import", ingest_segment_batch, true },
 	{ "GET", "/v1/projects/", segment_settings, true },
+	{ "GET", "/js/", static_files_serve, false },
 	{ "GET", "/healthz", api_healthz, false },
 	{ "GET", "/readyz", api_readyz, false },
 	{ "GET", "/metrics", api_metrics, false },
@@ -71,7 +73,10 @@ routes_find(const char *method, const char *path, char *allow,
 		if (routes[i].browser && strcmp(method, "OPTIONS") == 0) {
 			return &preflight;
 		}
-		if (strcmp(routes[i].method, method) == 0) {
+		/* libmicrohttpd sends a HEAD answer without its body. */
+		if (strcmp(routes[i].method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 &&
+		    strcmp(routes[i].method, "GET") == 0)) {
 			*param = rest[0] != '\0' ? rest : NULL;
 			return &routes[i];
 		}

@@ -48,12 +48,13 @@ mp_pkg_installed() {
 
 # mp_build_packages: the Debian packages needed to build Milepost and run its
 # tests, one a line. gcc's ASan/UBSan runtimes (libasan8, libubsan1) come with
-# gcc through libgcc-12-dev on Debian 12; they are named anyway.
+# gcc through libgcc-12-dev on Debian 12; they are named anyway. esbuild
+# minifies the JavaScript snippet the binary serves (server/js/).
 mp_build_packages() {
   printf '%s\n' \
     meson ninja-build pkg-config gcc libc6-dev libasan8 libubsan1 \
     libmicrohttpd-dev libjansson-dev libpq-dev zlib1g-dev libsodium-dev libcmocka-dev \
-    python3 "postgresql-$MP_PG_MAJOR" "postgresql-client-$MP_PG_MAJOR" \
+    python3 esbuild "postgresql-$MP_PG_MAJOR" "postgresql-client-$MP_PG_MAJOR" \
     util-linux
 }
 

@@ -1,0 +1,15 @@
+/* static_files.h - GET /js/{name}: files compiled into the binary (today the
+ * snippet websites load, server/js/milepost.js minified at build time),
+ * served with an ETag and Cache-Control, gzip-compressed when the client
+ * accepts it, 304 when its copy is current. Each file's ETag and gzip form
+ * are made once, at the first request. */
+#ifndef MILEPOST_SERVER_STATIC_FILES_H
+#define MILEPOST_SERVER_STATIC_FILES_H
+
+#include "server/app.h"
+
+struct request;
+
+void static_files_serve(struct request *req, struct app *app);
+
+#endif
