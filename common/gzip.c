@@ -72,7 +72,7 @@ gzip_compress(const void *in, size_t in_len, struct strbuf *out)
 	int rc;
 
 	if (in_len > UINT_MAX || deflateInit2(&zs, Z_BEST_COMPRESSION,
-	    Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
+	    Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
 		return false;
 	}
 	zs.next_in = (unsigned char *)(uintptr_t)in;

@@ -575,8 +575,8 @@ class Daemon:
                     continue  # another program took our port in the meantime
                 raise
 
-    def _start(self):
-        self.port = free_port()
+    def _start(self, port=None):
+        self.port = port or free_port()
         self.config_path = write_config(self.database_url, listen="127.0.0.1:%d" % self.port,
                                         **self.config_overrides)
         self.log_path = self.config_path[:-len(".json")] + ".log"
@@ -618,6 +618,13 @@ class Daemon:
         hdrs = {"X-Milepost-Key": key} if key is not None else {}
         hdrs.update(headers or {})
         return http_request("POST", self.url(path), body=payload, headers=hdrs, **kw)
+
+    def restart(self):
+        """Stop (SIGTERM) and start again on the same port and config
+        overrides, waiting for /readyz; for clients that must find it again."""
+        self.stop()
+        self._start(self.port)
+        self.wait_for("/readyz")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
