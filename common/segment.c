@@ -17,9 +17,10 @@ static const char *const type_names[SEGMENT_CALLS_] = {
 };
 
 /* Properties of a page call that say where the page is: the native url
- * and referrer carry that, and a plan should not have to list them. */
+ * and referrer carry that, and a plan should not have to list them. (The
+ * title stays: it says what the page is, and plans list it.) */
 static const char *const page_address_keys[] = {
-	"url", "referrer", "path", "search", "title",
+	"url", "referrer", "path", "search",
 };
 
 bool

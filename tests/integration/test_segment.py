@@ -120,7 +120,7 @@ class SegmentCase(harness.DaemonTestCase):
                 r = self.row(derived_event_id(m))
                 self.assertEqual((r["name"], r["kind"], r["url"], r["referrer"], r["props"]),
                                  ("page_viewed", "page", "https://shop.example/p/1",
-                                  "https://blog.example/x", {"page_type": "product"}))
+                                  "https://blog.example/x", {"title": "Shoe", "page_type": "product"}))
 
     def test_identify_and_alias_link_ids(self):
         for path in ("/v1/identify", "/v1/i", "/v1/alias", "/v1/a"):

@@ -154,7 +154,8 @@ test_page_and_screen(void **state)
 	    "\"https://shop.example/other\"}}}";
 	static const char want[] = "{\"name\":\"page_viewed\",\"url\":"
 	    "\"https://shop.example/p\",\"referrer\":\"https://blog.example/\","
-	    "\"props\":{\"page_type\":\"product\"},\"context\":{\"page\":{"
+	    "\"props\":{\"title\":\"P\",\"page_type\":\"product\"},"
+	    "\"context\":{\"page\":{"
 	    "\"url\":\"https://shop.example/other\"}}}";
 	struct segment_defaults planless = { 0 };
 
