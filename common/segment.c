@@ -35,11 +35,12 @@ segment_call_of_type(const char *type, enum segment_call *out)
 	return false;
 }
 
-/* Sets key of o to v (borrowed) unless v is NULL. */
+/* Sets key of o to v (borrowed) unless v is NULL or JSON null: Segment's
+ * libraries send null for what is not set (a visitor's userId). */
 static bool
 set_borrowed(json_t *o, const char *key, json_t *v)
 {
-	return v == NULL || json_object_set(o, key, v) == 0;
+	return v == NULL || json_is_null(v) || json_object_set(o, key, v) == 0;
 }
 
 /* Sets key of o to v (a new reference, taken) unless v is NULL. */

@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""Segment's own Node library (@segment/analytics-node, from npm), pointed at
-the collector, sends track, page, identify, alias and a large batch: the rows
-in PostgreSQL have the right names, people, properties and times."""
+"""Segment's own libraries against the collector. The Node library
+(@segment/analytics-node) sends track, page, identify, alias and a large
+batch: the rows in PostgreSQL have the right names, people, properties and
+times. The browser library (@segment/analytics-next), loaded in Debian's
+chromium with cdnURL at the collector, takes its settings from the collector
+and sends a page and a track there, and asks no other host for anything."""
 
 import json
 import os
 import secrets
 import subprocess
 import sys
+import time
+import urllib.parse
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
 from harness import SHOP_KEY, psql, psql_value  # noqa: E402
+from test_snippet import Browser, Pages  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLAN = harness.read_example_plan()
@@ -109,6 +115,54 @@ class SegmentNodeCase(harness.DaemonTestCase):
         self.assertEqual(sorted(r[0] for r in got), sorted("%s-%d" % (run, i) for i in range(n)))
         self.assertEqual(int(psql_value(self.db, "SELECT count(DISTINCT request_id) FROM rejected_events"
                                                  " WHERE payload::text LIKE :'p'", p="%" + run + "%")), 0)
+
+
+class SegmentBrowserCase(harness.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pages = Pages()
+        cls.db = harness.fresh_database()
+        sites = [dict(harness.SITES[0], allowed_origins=[cls.pages.origin()]), harness.SITES[1]]
+        cls.daemon = harness.Daemon(cls.db, sites=sites, plan=harness.write_plan(PLAN),
+                                    pii_hash_key="segment-web-pii-key-0123456789ab",
+                                    consent_mode="anonymous")
+        cls.daemons_to_watch = (cls.daemon,)
+        umd = os.path.join(HERE, "node_modules", "@segment", "analytics-next", "dist", "umd", "index.js")
+        with open(umd, "rb") as f:
+            cls.pages.add_file("/ajs.js", f.read(), "text/javascript")
+        cls.browser = Browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.pages.server.shutdown()
+        if cls.daemon.stop() != 0:
+            raise AssertionError("milepost exited badly on SIGTERM")
+
+    def test_analytics_next_sends_only_to_the_collector(self):
+        token = secrets.token_hex(6)
+        collector = self.daemon.url("").rstrip("/")
+        path = self.pages.add_html(
+            "<!doctype html><html><head><title>ajs</title><script src=\"/ajs.js\"></script>"
+            "<script>window.done = AnalyticsNext.AnalyticsBrowser.load({writeKey: %s, cdnURL: %s})"
+            ".then(([a]) => Promise.all([a.page(), a.track('cart_viewed', {cart_id: %s})]))"
+            ".then(() => 'sent', (e) => 'failed: ' + e);</script></head><body></body></html>"
+            % (json.dumps(SHOP_KEY), json.dumps(collector), json.dumps(token)))
+        self.browser.do("open")
+        self.browser.do("goto", url="%s%s?t=%s" % (self.pages.origin(), path, token))
+        self.assertEqual(self.browser.do("eval", js="window.done"), "sent")
+        deadline = time.monotonic() + 20
+        while True:
+            rows = psql(self.db, "SELECT name, props::text FROM events WHERE site_id = 'shop'"
+                                 " AND url LIKE :'p' ORDER BY name", p="%t=" + token + "%")
+            if len(rows) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual([r[0] for r in rows], ["cart_viewed", "page_viewed"])
+        self.assertEqual(json.loads(rows[0][1]), {"cart_id": token})
+        hosts = {urllib.parse.urlsplit(u).netloc for u in self.browser.do("requests")}
+        self.assertEqual(hosts, {"127.0.0.1:%d" % self.pages.port, "127.0.0.1:%d" % self.daemon.port},
+                         "requests went elsewhere: %r" % (self.browser.do("requests"),))
 
 
 if __name__ == "__main__":

@@ -45,9 +45,12 @@ class Pages:
                 if body is None:
                     self.send_error(404)
                     return
-                data = body.encode()
+                kind = "text/html; charset=utf-8"
+                if isinstance(body, tuple):
+                    kind, body = body
+                data = body.encode() if isinstance(body, str) else body
                 self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -61,6 +64,16 @@ class Pages:
 
     def origin(self, host="127.0.0.1"):
         return "http://%s:%d" % (host, self.port)
+
+    def add_file(self, path, data, kind):
+        """Serves data (bytes) at path with Content-Type kind."""
+        self.pages[path] = (kind, data)
+
+    def add_html(self, body):
+        """A page of its own; returns its path."""
+        path = "/h%s" % secrets.token_hex(4)
+        self.pages[path] = body
+        return path
 
     def add(self, collector, before="", attrs=""):
         """A page loading the snippet; before: script run first (the stub

@@ -177,6 +177,13 @@ test_identify_alias_group(void **state)
 	expect_native(SEGMENT_ALIAS, "{\"userId\":\"u1\",\"previousId\":\"a9\","
 	    "\"anonymousId\":\"a1\"}", &no_defaults,
 	    "{\"type\":\"identify\",\"user_id\":\"u1\",\"anonymous_id\":\"a9\"}");
+	/* null is what Segment's libraries send for an id not set. */
+	expect_native(SEGMENT_IDENTIFY, "{\"userId\":\"u1\",\"anonymousId\":"
+	    "null,\"timestamp\":null}", &no_defaults,
+	    "{\"type\":\"identify\",\"user_id\":\"u1\"}");
+	expect_native(SEGMENT_TRACK, "{\"event\":\"a_b\",\"userId\":null,"
+	    "\"properties\":null,\"context\":null}", &no_defaults,
+	    "{\"name\":\"a_b\"}");
 	expect_native(SEGMENT_GROUP, "{\"groupId\":\"g\",\"userId\":\"u1\"}",
 	    &no_defaults, "{\"type\":\"group\",\"user_id\":\"u1\"}");
 	expect_native(SEGMENT_CALLS_, "{\"type\":\"merge\"}", &no_defaults,
