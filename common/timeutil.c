@@ -196,3 +196,28 @@ timeutil_month_start_us(int32_t month_index)
 
 	return days_from_civil(y, m, 1) * 86400 * TIMEUTIL_US_PER_SEC;
 }
+
+bool
+timeutil_parse_duration(const char *s, int64_t max_us, int64_t *us)
+{
+	int64_t n = 0, unit;
+	size_t i = 0;
+
+	/* Six digits are more than any bound the API sets (180 days). */
+	while (s[i] >= '0' && s[i] <= '9' && i < 6) {
+		n = n * 10 + (s[i++] - '0');
+	}
+	if (i == 0 || n == 0 || s[i + (s[i] != '\0')] != '\0') {
+		return false;
+	}
+	switch (s[i]) {
+	case 'd': unit = 86400 * TIMEUTIL_US_PER_SEC; break;
+	case 'h': unit = 3600 * TIMEUTIL_US_PER_SEC; break;
+	default: return false;
+	}
+	if (n > max_us / unit) {
+		return false;
+	}
+	*us = n * unit;
+	return true;
+}

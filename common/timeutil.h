@@ -21,6 +21,11 @@ bool timeutil_parse_rfc3339(const char *s, int64_t *us);
 /* Writes us as UTC with microseconds into out. */
 void timeutil_format_rfc3339(int64_t us, char out[TIMEUTIL_RFC3339_LEN]);
 
+/* Parses a duration the query API takes, a positive whole number of days
+ * or hours ("30d", "12h"), into *us. False if s has another form, is zero,
+ * or is longer than max_us. */
+bool timeutil_parse_duration(const char *s, int64_t max_us, int64_t *us);
+
 /* Microseconds since the epoch, wall clock. */
 int64_t timeutil_now_us(void);
 

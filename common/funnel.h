@@ -1,0 +1,35 @@
+/* funnel.h - what a funnel query asks for, read from the API's text
+ * parameters (the computation itself is SQL, in server/api_funnel.c).
+ *
+ * Steps are a comma list of 2..FUNNEL_STEPS_MAX event names, each with at
+ * most one property filter in brackets: cart_added[category=shoes]. A
+ * filter's value runs to the closing bracket, so it may hold commas; it
+ * may not hold ']'. No I/O. */
+#ifndef MILEPOST_COMMON_FUNNEL_H
+#define MILEPOST_COMMON_FUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/event.h"
+
+#define FUNNEL_STEPS_MIN 2
+#define FUNNEL_STEPS_MAX 10
+#define FUNNEL_KEY_MAX 64
+#define FUNNEL_VALUE_MAX 200
+
+struct funnel_step {
+	char name[EVENT_NAME_MAX + 1];
+	char key[FUNNEL_KEY_MAX + 1];		/* "" when no filter */
+	char value[FUNNEL_VALUE_MAX + 1];	/* compared as text */
+};
+
+/* Reads text into steps[0..*n). False with a sentence in why (for the
+ * API's invalid_parameter message) when it is not 2..FUNNEL_STEPS_MAX
+ * well-formed steps. Names are checked for their characters only
+ * (lower-case letters, digits, '_'); whether the plan knows them is the
+ * caller's to judge. */
+bool funnel_parse_steps(const char *text, struct funnel_step *steps,
+    size_t *n, char *why, size_t why_size);
+
+#endif
