@@ -75,6 +75,8 @@ static const struct key keys[] = {
 	  36500, NULL, true },
 	{ "migrate_on_start", KEY_BOOL, FIELD(migrate_on_start), "true", 0, 0,
 	  NULL, false },
+	{ "min_volume", KEY_INT, FIELD(min_volume), "100", 1, 100000000, NULL,
+	  true },
 	{ "partitions_ahead_months", KEY_INT, FIELD(partitions_ahead_months),
 	  "2", 1, 24, NULL, false },
 	{ "pii_hash_key", KEY_STRING, FIELD(pii_hash_key), "", 0, 0, NULL,

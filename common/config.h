@@ -56,6 +56,7 @@ struct config {
 	long max_anonymous_ids_per_user;
 	long max_event_age_days;
 	bool migrate_on_start;
+	long min_volume;
 	long partitions_ahead_months;
 	char *pii_hash_key;
 	char *plan;

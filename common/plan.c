@@ -1132,6 +1132,30 @@ plan_find_event(const struct plan *plan, const char *name)
 	    sizeof(*plan->events), event_cmp);
 }
 
+size_t
+plan_funnel(const struct plan *plan, const char **names, size_t max)
+{
+	const json_t *phases = json_object_get(plan->doc, "phases");
+	const char *macro = json_string_value(json_object_get(plan->doc,
+	    "macro_conversion"));
+	const json_t *phase, *m;
+	size_t i, j, n = 0;
+
+	json_array_foreach((json_t *)phases, i, phase) {
+		json_array_foreach(json_object_get(phase, "milestones"), j, m) {
+			if (n < max) {
+				names[n] = json_string_value(m);
+			}
+			n++;
+			if (macro != NULL && strcmp(json_string_value(m),
+			    macro) == 0) {
+				return n;
+			}
+		}
+	}
+	return n;
+}
+
 const char *
 plan_page_event(const struct plan *plan)
 {

@@ -77,6 +77,12 @@ const json_t *plan_document(const struct plan *plan);
 /* The definition of the event named name, NULL if the plan lacks it. */
 const struct plan_event *plan_find_event(const struct plan *plan,
     const char *name);
+/* The plan's funnel: its milestones in phase order, up to and including
+ * the macro conversion. Stores the first max names (borrowed) in names
+ * and returns how many there are (which may be more than max; 0 for a
+ * plan without phases, such as the default one). */
+size_t plan_funnel(const struct plan *plan, const char **names, size_t max);
+
 /* The event page views are stored under when a sender does not name it
  * (Segment's page and screen calls): the plan's event of kind page, the
  * first by name if it has several; NULL if it has none. Borrowed. */

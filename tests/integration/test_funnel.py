@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""GET /api/v1/funnel against a small fixture whose answers are worked out
+by hand below: people P1..P11 of the example shop, steps product_viewed ->
+cart_added -> purchase_completed, a one-day window, entries in
+[T - 1h, T + 1h).
+
+  P1   pv T, ca T+1h, pc T+2h                   3 steps (ordered and strict)
+  P2   pv T, ca T+1h (currency USD)             2
+  P3   pv T, pc T+1h, ca T+2h                   ordered 2 (pc before ca does not
+                                                count); strict 1 (pc between)
+  P4   pv T, ca T+1d exactly, pc T+1d+1s        2: the window end is inclusive,
+                                                one second past is out
+  P5   pv T as a5; identify a5=u5 T+10m;        3, one person across the login
+       ca T+20m and pc T+30m as u5 only
+  P6   pv, ca, pc from Googlebot                nothing: bots are left out
+  P7   pv T, cart_viewed T+30m, ca T+1h,        ordered 3; strict 1 (cart_viewed
+       pc T+2h                                  is a planned event between);
+                                                gone with exclude=cart_viewed
+  P9   ca T only                                never entered
+  P10  pv T-1h-1s, ca T                         entered before from: not counted
+  P11  pv T-1h exactly                          entered (from is inclusive), 1 step
+
+ordered: entered 7, 6, 3. Times from the previous step, step 2: 20m, 1h,
+1h, 1h, 2h, 24h -> median 3600 s, p90 (PostgreSQL's percentile_cont,
+linear) 7200 + 0.5 * 79200 = 46800 s; step 3: 10m, 1h, 1h -> median and
+p90 3600 s; from the first, step 3: 30m, 2h, 2h -> 7200 s.
+strict: 7, 4 (P1 P2 P4 P5: an identify call is no action), 2 (P1 P5).   exclude=cart_viewed: 6, 5, 2.
+cart_added[currency=USD] as step 2: 7, 1 (P2).
+The Wilson intervals are computed here from the formula, independently of
+the daemon's C."""
+
+import math
+import secrets
+from datetime import timedelta
+
+import harness
+from admin_api import api_call, key_entry, new_api_key
+from harness import rfc3339, utcnow
+
+PLAN = harness.read_example_plan()
+READ = new_api_key("rk_funnel")
+CONSENT = {"analytics": True}
+CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/126.0.0.0 Safari/537.36")
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+PROPS = {
+    "product_viewed": {"product_id": "P-1", "price": 10.0, "currency": "EUR"},
+    "cart_added": {"product_id": "P-1", "quantity": 1, "currency": "EUR"},
+    "purchase_completed": {"order_id": "O-1", "revenue": 10.0, "currency": "EUR", "item_count": 1},
+    "cart_viewed": {"cart_id": "C-1"},
+}
+STEPS = "product_viewed,cart_added,purchase_completed"
+Z = 1.959963984540054
+
+
+def wilson(x, n):
+    p = x / n
+    d = 1 + Z * Z / n
+    c = (p + Z * Z / (2 * n)) / d
+    h = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+class FunnelCase(harness.DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon_config = {"plan": harness.write_plan(PLAN),
+                             "pii_hash_key": "funnel-test-pii-key-0123456789ab",
+                             "api_keys": [key_entry("read", "read", READ)]}
+        super().setUpClass()
+        t = utcnow().replace(microsecond=0) - timedelta(days=5)
+        cls.T = t
+        run = secrets.token_hex(4)
+        h = timedelta(hours=1)
+
+        def e(name, who, at, props=None, user=None):
+            ev = {"event_id": harness.new_id(), "name": name, "ts": rfc3339(at), "consent": CONSENT,
+                  "props": dict(props or PROPS.get(name, {}))}
+            if who:
+                ev["anonymous_id"] = "%s-%s" % (who, run)
+            if user:
+                ev["user_id"] = "%s-%s" % (user, run)
+            return ev
+
+        usd = dict(PROPS["cart_added"], currency="USD")
+        people = [
+            [e("product_viewed", "a1", t), e("cart_added", "a1", t + h), e("purchase_completed", "a1", t + 2 * h)],
+            [e("product_viewed", "a2", t), e("cart_added", "a2", t + h, usd)],
+            [e("product_viewed", "a3", t), e("purchase_completed", "a3", t + h), e("cart_added", "a3", t + 2 * h)],
+            [e("product_viewed", "a4", t), e("cart_added", "a4", t + timedelta(days=1)),
+             e("purchase_completed", "a4", t + timedelta(days=1, seconds=1))],
+            [e("product_viewed", "a5", t),
+             {"type": "identify", "event_id": harness.new_id(), "anonymous_id": "a5-" + run,
+              "user_id": "u5-" + run, "ts": rfc3339(t + timedelta(minutes=10)), "consent": CONSENT},
+             e("cart_added", None, t + timedelta(minutes=20), user="u5"),
+             e("purchase_completed", None, t + timedelta(minutes=30), user="u5")],
+            [e("product_viewed", "a7", t), e("cart_viewed", "a7", t + h / 2), e("cart_added", "a7", t + h),
+             e("purchase_completed", "a7", t + 2 * h)],
+            [e("cart_added", "a9", t)],
+            [e("product_viewed", "a10", t - h - timedelta(seconds=1)), e("cart_added", "a10", t)],
+            [e("product_viewed", "a11", t - h)],
+        ]
+        for events in people:
+            resp = cls.daemon.post_events({"batch": events}, headers={"User-Agent": CHROME})
+            assert resp.status == 202 and resp.body["accepted"] == len(events), resp
+        bots = [e("product_viewed", "a6", t), e("cart_added", "a6", t + h), e("purchase_completed", "a6", t + 2 * h)]
+        resp = cls.daemon.post_events({"batch": bots}, headers={"User-Agent": GOOGLEBOT})
+        assert resp.status == 202, resp
+
+    def funnel(self, **params):
+        base = {"site": "shop", "steps": STEPS, "window": "1d",
+                "from": rfc3339(self.T - timedelta(hours=1)), "to": rfc3339(self.T + timedelta(hours=1))}
+        base.update(params)
+        return api_call(self.daemon, "GET", "/api/v1/funnel", key=READ,
+                        params={k: v for k, v in base.items() if v is not None})
+
+    def entered(self, resp):
+        self.assertEqual(resp.status, 200, "%r" % (resp,))
+        return [s["entered"] for s in resp.body["steps"]]
+
+    def test_ordered(self):
+        resp = self.funnel()
+        self.assertEqual(self.entered(resp), [7, 6, 3])
+        s = resp.body["steps"]
+        self.assertEqual([x["name"] for x in s], STEPS.split(","))
+        self.assertEqual([x["drop_off"] for x in s], [1, 3, 0])
+        self.assertIsNone(s[0]["conversion_from_previous"])
+        for step, (x, prev, first) in zip(s[1:], [(6, 7, 7), (3, 6, 7)]):
+            for key, n in (("conversion_from_previous", prev), ("conversion_from_first", first)):
+                lo, hi = wilson(x, n)
+                got = step[key]
+                self.assertAlmostEqual(got["rate"], x / n, places=9)
+                self.assertAlmostEqual(got["lo"], lo, places=9)
+                self.assertAlmostEqual(got["hi"], hi, places=9)
+        self.assertEqual(s[1]["seconds_from_previous"], {"median": 3600, "p90": 46800})
+        self.assertEqual(s[2]["seconds_from_previous"], {"median": 3600, "p90": 3600})
+        self.assertEqual(s[2]["seconds_from_first"], {"median": 7200, "p90": 7200})
+        self.assertTrue(resp.body["low_volume"], "7 entrants is below min_volume 100")
+        q = resp.body["query"]
+        self.assertEqual((q["window"], q["order"], q["steps_from"], q["exclude"], q["min_volume"]),
+                         ("1d", "ordered", "request", [], 100))
+
+    def test_strict(self):
+        self.assertEqual(self.entered(self.funnel(order="strict")), [7, 4, 2])
+
+    def test_exclude(self):
+        resp = self.funnel(exclude="cart_viewed")
+        self.assertEqual(self.entered(resp), [6, 5, 2])
+        self.assertEqual(resp.body["query"]["exclude"], ["cart_viewed"])
+
+    def test_step_filter(self):
+        resp = self.funnel(steps="product_viewed,cart_added[currency=USD]")
+        self.assertEqual(self.entered(resp), [7, 1])
+        self.assertEqual(resp.body["steps"][1]["filter"], {"property": "currency", "value": "USD"})
+
+    def test_window_edge(self):
+        # A window one second short of a day drops P4's cart_added.
+        self.assertEqual(self.entered(self.funnel(window="23h")), [7, 5, 3])
+
+    def test_plan_funnel_by_default(self):
+        resp = self.funnel(steps=None)
+        names = [s["name"] for s in resp.body["steps"]]
+        self.assertEqual(names, ["search_performed", "product_viewed", "cart_added", "cart_viewed",
+                                 "checkout_started", "shipping_added", "payment_added",
+                                 "purchase_completed"])
+        self.assertEqual(resp.body["query"]["steps_from"], "plan")
+        self.assertEqual(self.entered(resp)[0], 0, "nobody searched")
+
+    def test_parameters_are_checked(self):
+        for params, needle in (({"steps": "product_viewed"}, "at least"),
+                               ({"steps": "a_b,c_d[x]"}, "filter"),
+                               ({"window": "181d"}, "window"),
+                               ({"window": "5m"}, "window"),
+                               ({"order": "sideways"}, "order"),
+                               ({"from": "yesterday"}, "from"),
+                               ({"from": "2026-11-02", "to": "2026-11-01"}, "before"),
+                               ({"exclude": "Bad Name"}, "exclude")):
+            with self.subTest(params=params):
+                resp = self.funnel(**params)
+                self.assertError(resp, 400, "invalid_parameter")
+                self.assertIn(needle, resp.body["error"]["message"])
+        self.assertError(api_call(self.daemon, "GET", "/api/v1/funnel", params={"site": "shop"}),
+                         401, "missing_api_key")
+
+
+class MinVolumeCase(harness.DaemonTestCase):
+    daemon_config = {"api_keys": [key_entry("read", "read", READ)], "min_volume": 1}
+
+    def test_low_volume_follows_the_setting(self):
+        ev = harness.make_event(name="product_viewed")
+        self.assertEqual(self.daemon.post_events(ev).status, 202)
+        resp = api_call(self.daemon, "GET", "/api/v1/funnel", key=READ,
+                        params={"site": "shop", "steps": "product_viewed,cart_added"})
+        self.assertEqual(resp.status, 200, "%r" % (resp,))
+        self.assertEqual([s["entered"] for s in resp.body["steps"]], [1, 0])
+        self.assertFalse(resp.body["low_volume"])
+        self.assertEqual(resp.body["query"]["min_volume"], 1)
+
+
+if __name__ == "__main__":
+    harness.main()
