@@ -1,12 +1,11 @@
-/* api_funnel.c - GET /api/v1/funnel: how many people went through each
- * step, in order, within the conversion window.
+/* api_funnel.c - GET /api/v1/funnel: how many people (or sessions) went
+ * through each step, within the conversion window, overall and per
+ * breakdown value or cohort.
  *
- * A person enters at their first event of step 1 in [from, to); each later
- * step is their earliest event of it at or after the previous step and
- * within the window from entry (strict order: and no other planned action,
- * a milestone, macro or secondary event, in between). People are stitched (person_merges), bots left out. The
- * counting is one SQL statement built for the number of steps; the rates,
- * intervals and flags are worked out here. */
+ * The counting is one SQL statement, built for the number of steps and
+ * the options asked for (every value is a parameter); the rates,
+ * intervals and flags are worked out here. docs/api.md defines what is
+ * counted. */
 #include "server/api_funnel.h"
 
 #include <stdio.h>
@@ -25,23 +24,74 @@
 #define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
 #define WINDOW_MAX_US (180 * DAY_US)
 #define RANGE_DEFAULT_US (30 * DAY_US)
-#define EXCLUDE_MAX 10
+#define EXCLUDE_MAX 5
+#define FILTERS_MAX 5
+#define TOP_DEFAULT 10
+#define TOP_MAX 50
+/* $1..$9 are fixed (build_sql); filters and a prop: breakdown add more. */
+#define FIXED_PARAMS 9
+#define PARAMS_MAX (FIXED_PARAMS + FILTERS_MAX + 1)
 
-enum funnel_order { ORDER_ORDERED, ORDER_STRICT };
+enum funnel_order { ORDER_ORDERED, ORDER_STRICT, ORDER_ANY };
+static const char *const order_names[] = { "ordered", "strict", "any" };
 
-static const char *const order_names[] = { "ordered", "strict" };
+/* What an entry can be broken down or filtered by: the entry's session
+ * (where the visit came from), its device, or a property of the entry
+ * event. */
+enum dimension {
+	DIM_NONE,
+	DIM_CHANNEL,
+	DIM_UTM_SOURCE,
+	DIM_UTM_MEDIUM,
+	DIM_UTM_CAMPAIGN,
+	DIM_DEVICE,
+	DIM_BROWSER,
+	DIM_LANDING_PATH,
+	DIM_PROP,
+};
+
+static const struct {
+	const char *name;
+	const char *sql;	/* x: the entry event, ss: its session */
+} dimensions[] = {
+	[DIM_CHANNEL] = { "channel", "ss.channel" },
+	[DIM_UTM_SOURCE] = { "utm_source", "ss.utm_source" },
+	[DIM_UTM_MEDIUM] = { "utm_medium", "ss.utm_medium" },
+	[DIM_UTM_CAMPAIGN] = { "utm_campaign", "ss.utm_campaign" },
+	[DIM_DEVICE] = { "device", "x.device" },
+	[DIM_BROWSER] = { "browser", "x.browser" },
+	[DIM_LANDING_PATH] = { "landing_path", "ss.landing_path" },
+	[DIM_PROP] = { "prop:", "x.props->>" },
+};
+#define N_DIMENSIONS (sizeof(dimensions) / sizeof(dimensions[0]))
+
+struct dim_ref {
+	enum dimension dim;
+	char key[FUNNEL_KEY_MAX + 1];		/* DIM_PROP's property */
+	char value[FUNNEL_VALUE_MAX + 1];	/* a filter's value */
+};
 
 struct funnel_query {
 	struct funnel_step steps[FUNNEL_STEPS_MAX];
 	size_t n_steps;
 	bool plan_steps;		/* steps came from the plan */
-	struct funnel_step exclude[EXCLUDE_MAX];
+	struct funnel_step exclude[2 * EXCLUDE_MAX];
 	size_t n_exclude;
 	enum funnel_order order;
+	bool sessions;			/* unit=sessions */
 	int64_t from_us, to_us, window_us;
 	char window_text[16];		/* as asked, e.g. "30d" */
 	char window_seconds[24];
+	struct dim_ref breakdown;	/* DIM_NONE: none */
+	const char *cohort;		/* "week", "month" or NULL */
+	long top;
+	char top_text[24];
+	struct dim_ref filters[FILTERS_MAX];
+	size_t n_filters;
 	long min_volume;
+	/* Parameters from $10 on, in the order build_sql numbers them. */
+	const char *extra[PARAMS_MAX - FIXED_PARAMS];
+	size_t n_extra;
 	struct strbuf sql;
 };
 
@@ -55,6 +105,8 @@ funnel_query_free(void *p)
 		free(q);
 	}
 }
+
+/* ---------------------------------------------------------- parameters */
 
 /* A time parameter: RFC 3339, or a date (YYYY-MM-DD) meaning its start
  * (end_of_day: the start of the next day, for an inclusive `to`). */
@@ -80,6 +132,94 @@ param_day_or_time(struct request *req, const char *name, bool end_of_day,
 	error_set(err, ERR_INVALID_PARAMETER, "%s must be a date (2026-11-23) "
 	    "or an RFC 3339 date-time (2026-11-23T08:00:00Z)", name);
 	return false;
+}
+
+/* One of the words of names (n of them) as its index, or the default d
+ * when the parameter is absent; false with err naming the choices. */
+static bool
+param_choice(struct request *req, const char *name,
+    const char *const *names, size_t n, int d, int *out, struct error *err)
+{
+	const char *v = http_request_query(req, name);
+	struct strbuf choices;
+
+	*out = d;
+	if (v == NULL || v[0] == '\0') {
+		return true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] != NULL && strcmp(v, names[i]) == 0) {
+			*out = (int)i;
+			return true;
+		}
+	}
+	strbuf_init(&choices);
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] != NULL) {
+			strbuf_append_str(&choices, choices.len > 0 ? ", " : "");
+			strbuf_append_str(&choices, names[i]);
+		}
+	}
+	error_set(err, ERR_INVALID_PARAMETER, "%s must be one of %s", name,
+	    choices.data != NULL ? choices.data : "");
+	strbuf_finish(&choices);
+	return false;
+}
+
+/* A dimension named by text (len bytes): "channel", ..., "prop:KEY". */
+static bool
+dim_parse(const char *text, size_t len, struct dim_ref *out)
+{
+	static const char key_chars[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+	size_t plen = strlen(dimensions[DIM_PROP].name);
+
+	memset(out, 0, sizeof(*out));
+	if (len > plen && strncmp(text, dimensions[DIM_PROP].name, plen) == 0) {
+		size_t klen = len - plen;
+		if (klen > FUNNEL_KEY_MAX ||
+		    strspn(text + plen, key_chars) < klen) {
+			return false;
+		}
+		out->dim = DIM_PROP;
+		memcpy(out->key, text + plen, klen);
+		return true;
+	}
+	for (size_t i = DIM_CHANNEL; i < DIM_PROP; i++) {
+		if (strlen(dimensions[i].name) == len &&
+		    strncmp(text, dimensions[i].name, len) == 0) {
+			out->dim = (enum dimension)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+#define DIM_CHOICES "channel, utm_source, utm_medium, utm_campaign, device, " \
+	"browser, landing_path or prop:KEY"
+
+/* filter=dim=value,dim=value: ANDed, on the entry. */
+static bool
+read_filters(struct request *req, struct funnel_query *q, struct error *err)
+{
+	const char *p = http_request_query(req, "filter");
+
+	while (p != NULL && *p != '\0') {
+		struct dim_ref *f = &q->filters[q->n_filters];
+		size_t len = strcspn(p, ","), name = strcspn(p, "=,");
+		if (q->n_filters == FILTERS_MAX || name == len ||
+		    !dim_parse(p, name, f) || len - name - 1 == 0 ||
+		    len - name - 1 > FUNNEL_VALUE_MAX) {
+			error_set(err, ERR_INVALID_PARAMETER, "filter is 1 to %d "
+			    "comma-separated dimension=value pairs; a dimension "
+			    "is " DIM_CHOICES, FILTERS_MAX);
+			return false;
+		}
+		memcpy(f->value, p + name + 1, len - name - 1);
+		q->n_filters++;
+		p += len + (p[len] == ',');
+	}
+	return true;
 }
 
 /* The steps: the parameter, else the plan's funnel. */
@@ -121,18 +261,19 @@ static bool
 read_exclude(struct request *req, struct funnel_query *q, struct error *err)
 {
 	const char *v = http_request_query(req, "exclude");
-	char list[FUNNEL_STEPS_MAX * (EVENT_NAME_MAX + 2)], why[200];
+	char list[2 * EXCLUDE_MAX * (EVENT_NAME_MAX + 2)], why[200];
 
 	if (v == NULL || v[0] == '\0') {
 		return true;
 	}
-	/* One list syntax for both: an exclusion is a step that disqualifies
-	 * (a single one is padded so that the two-step minimum holds). */
+	/* The steps' syntax, given twice so that one name makes the two-step
+	 * minimum; filters make no sense here. */
 	if (snprintf(list, sizeof(list), "%s,%s", v, v) >= (int)sizeof(list) ||
 	    !funnel_parse_steps(list, q->exclude, &q->n_exclude, why,
-	    sizeof(why)) || q->n_exclude / 2 > EXCLUDE_MAX / 2) {
+	    sizeof(why)) || q->n_exclude > 2 * EXCLUDE_MAX ||
+	    strchr(v, '[') != NULL) {
 		error_set(err, ERR_INVALID_PARAMETER, "exclude must be 1 to %d "
-		    "event names, comma-separated", EXCLUDE_MAX / 2);
+		    "event names, comma-separated", EXCLUDE_MAX);
 		return false;
 	}
 	q->n_exclude /= 2;
@@ -140,20 +281,54 @@ read_exclude(struct request *req, struct funnel_query *q, struct error *err)
 }
 
 static bool
+read_grouping(struct request *req, struct funnel_query *q, struct error *err)
+{
+	static const char *const cohorts[] = { NULL, "week", "month" };
+	const char *b = http_request_query(req, "breakdown");
+	int cohort;
+
+	q->top = TOP_DEFAULT;
+	if (!param_choice(req, "cohort", cohorts, 3, 0, &cohort, err) ||
+	    !api_param_int(req, "top", 1, TOP_MAX, &q->top, err)) {
+		return false;
+	}
+	q->cohort = cohorts[cohort];
+	if (b != NULL && b[0] != '\0' && !dim_parse(b, strlen(b),
+	    &q->breakdown)) {
+		error_set(err, ERR_INVALID_PARAMETER, "breakdown must be "
+		    DIM_CHOICES);
+		return false;
+	}
+	if (q->cohort != NULL && q->breakdown.dim != DIM_NONE) {
+		error_set(err, ERR_INVALID_PARAMETER, "breakdown and cohort "
+		    "cannot be combined: ask for one, then filter");
+		return false;
+	}
+	snprintf(q->top_text, sizeof(q->top_text), "%ld", q->top);
+	return true;
+}
+
+static bool
 read_query(struct request *req, const struct app_state *state,
     struct funnel_query *q, struct error *err)
 {
-	const char *order = http_request_query(req, "order");
+	static const char *const units[] = { "people", "sessions" };
 	const char *window = http_request_query(req, "window");
-	size_t i;
+	int order, unit;
 
 	q->to_us = timeutil_now_us();
 	q->min_volume = state->cfg->min_volume;
 	if (!read_steps(req, state->plan, q, err) ||
-	    !read_exclude(req, q, err) ||
+	    !read_exclude(req, q, err) || !read_filters(req, q, err) ||
+	    !read_grouping(req, q, err) ||
+	    !param_choice(req, "order", order_names, 3, ORDER_ORDERED, &order,
+	    err) ||
+	    !param_choice(req, "unit", units, 2, 0, &unit, err) ||
 	    !param_day_or_time(req, "to", true, &q->to_us, err)) {
 		return false;
 	}
+	q->order = (enum funnel_order)order;
+	q->sessions = unit == 1;
 	q->from_us = q->to_us - RANGE_DEFAULT_US;
 	if (!param_day_or_time(req, "from", false, &q->from_us, err)) {
 		return false;
@@ -173,52 +348,57 @@ read_query(struct request *req, const struct app_state *state,
 	snprintf(q->window_text, sizeof(q->window_text), "%s", window);
 	snprintf(q->window_seconds, sizeof(q->window_seconds), "%lld",
 	    (long long)(q->window_us / TIMEUTIL_US_PER_SEC));
-	for (i = 0; order != NULL && order[0] != '\0' &&
-	    i < sizeof(order_names) / sizeof(order_names[0]); i++) {
-		if (strcmp(order, order_names[i]) == 0) {
-			break;
-		}
-	}
-	if (i == sizeof(order_names) / sizeof(order_names[0])) {
-		error_set(err, ERR_INVALID_PARAMETER, "order must be ordered or "
-		    "strict");
-		return false;
-	}
-	q->order = order != NULL && order[0] != '\0' ?
-	    (enum funnel_order)i : ORDER_ORDERED;
 	return true;
 }
 
-/* The statement for n steps. Parameters: $1 site, $2 names, $3 filter
- * keys, $4 filter values, $5 from, $6 to, $7 window in seconds, $8
- * excluded names. One row per step: its number, people who reached it,
- * and the median and 90th percentile of seconds from the step before and
- * from the first. */
+/* ----------------------------------------------------------------- SQL */
+
+/* The next extra parameter's number, for value. */
+static size_t
+param_add(struct funnel_query *q, const char *value)
+{
+	q->extra[q->n_extra++] = value;
+	return FIXED_PARAMS + q->n_extra;
+}
+
+/* A dimension's SQL over the entry (x) and its session (ss). */
 static void
-build_sql(struct funnel_query *q)
+dim_sql(struct funnel_query *q, const struct dim_ref *d)
+{
+	strbuf_append_str(&q->sql, dimensions[d->dim].sql);
+	if (d->dim == DIM_PROP) {
+		strbuf_appendf(&q->sql, "$%zu", param_add(q, d->key));
+	}
+}
+
+/* Per person (or session): t1..tn, when each step was reached (NULL:
+ * not), and g, the group (breakdown value or cohort). */
+static void
+sql_steps(struct funnel_query *q)
 {
 	struct strbuf *sb = &q->sql;
 	size_t n = q->n_steps;
 
-	strbuf_append_str(sb,
-	    "WITH st AS (SELECT * FROM unnest($2::text[], $3::text[],"
-	    " $4::text[]) WITH ORDINALITY AS s(name, key, val, idx)),"
-	    " span AS (SELECT $5::timestamptz AS lo, $6::timestamptz"
-	    " + $7::bigint * interval '1 second' AS hi,"
-	    " $7::bigint * interval '1 second' AS w),"
-	    " seen AS (SELECT COALESCE(m.into_person, e.person_id) AS person,"
-	    " e.ts, e.name, e.props, e.kind FROM events e CROSS JOIN span"
-	    " LEFT JOIN person_merges m ON m.site_id = e.site_id"
-	    " AND m.from_person = e.person_id"
-	    " WHERE e.site_id = $1 AND e.ts >= span.lo AND e.ts < span.hi"
-	    " AND NOT e.bot AND e.person_id IS NOT NULL),"
-	    " ev AS (SELECT seen.person, seen.ts, st.idx FROM seen JOIN st"
-	    " ON st.name = seen.name AND (st.key IS NULL"
-	    " OR seen.props->>st.key = st.val)),"
-	    " s1 AS (SELECT person, min(ts) AS t1 FROM ev WHERE idx = 1"
-	    " AND ts < $6 GROUP BY person)");
+	if (q->order == ORDER_ANY) {
+		/* Reaching step k is doing k of the steps, any of them, in
+		 * the window from the first. */
+		strbuf_append_str(sb, ", fa AS (SELECT e1.person, e1.g, ev.idx,"
+		    " min(ev.ts) AS t FROM e1 CROSS JOIN span JOIN ev"
+		    " ON ev.person = e1.person AND ev.ts >= e1.t1"
+		    " AND ev.ts <= e1.t1 + span.w GROUP BY 1, 2, 3),"
+		    " fr AS (SELECT person, g, t, row_number() OVER"
+		    " (PARTITION BY person ORDER BY t, idx) AS k FROM fa),"
+		    " s AS (SELECT person, g");
+		for (size_t k = 1; k <= n; k++) {
+			strbuf_appendf(sb, ", max(t) FILTER (WHERE k = %zu)"
+			    " AS t%zu", k, k);
+		}
+		strbuf_append_str(sb, " FROM fr GROUP BY person, g)");
+		return;
+	}
+	strbuf_append_str(sb, ", s1 AS (SELECT person, g, t1 FROM e1)");
 	for (size_t k = 2; k <= n; k++) {
-		strbuf_appendf(sb, ", s%zu AS (SELECT s.person", k);
+		strbuf_appendf(sb, ", s%zu AS (SELECT s.person, s.g", k);
 		for (size_t j = 1; j < k; j++) {
 			strbuf_appendf(sb, ", s.t%zu", j);
 		}
@@ -234,57 +414,113 @@ build_sql(struct funnel_query *q)
 			    " 'macro', 'secondary') AND p.ts > s.t%zu"
 			    " AND p.ts < ev.ts)", k - 1);
 		}
-		strbuf_append_str(sb, " GROUP BY s.person");
+		strbuf_append_str(sb, " GROUP BY s.person, s.g");
 		for (size_t j = 1; j < k; j++) {
 			strbuf_appendf(sb, ", s.t%zu", j);
 		}
 		strbuf_append_char(sb, ')');
 	}
-	/* Excluded: an excluded event between entry and the last step
-	 * reached. */
-	strbuf_appendf(sb, ", f AS (SELECT * FROM s%zu s WHERE NOT EXISTS"
-	    " (SELECT 1 FROM seen x WHERE x.person = s.person"
-	    " AND x.name = ANY ($8::text[]) AND x.ts > s.t1 AND x.ts < COALESCE(",
-	    n);
-	for (size_t k = n; k >= 1; k--) {
-		strbuf_appendf(sb, "s.t%zu%s", k, k > 1 ? ", " : "))) ");
+	strbuf_appendf(sb, ", s AS (SELECT * FROM s%zu)", n);
+}
+
+/* Parameters: $1 site, $2 step names, $3 filter keys, $4 filter values,
+ * $5 from, $6 to, $7 window in seconds, $8 excluded names, $9 how many
+ * breakdown values (NULL: all), then the extra ones. One row per group
+ * (overall first: is_total true) and step: the group, the step's number,
+ * how many reached it, and the median and 90th percentile of seconds from
+ * the step before and from the first. */
+static void
+build_sql(struct funnel_query *q)
+{
+	struct strbuf *sb = &q->sql;
+	size_t n = q->n_steps;
+	bool grouped = q->breakdown.dim != DIM_NONE || q->cohort != NULL;
+
+	strbuf_appendf(sb,
+	    "WITH st AS (SELECT * FROM unnest($2::text[], $3::text[],"
+	    " $4::text[]) WITH ORDINALITY AS s(name, key, val, idx)),"
+	    " span AS (SELECT $5::timestamptz AS lo, $6::timestamptz"
+	    " + $7::bigint * interval '1 second' AS hi,"
+	    " $7::bigint * interval '1 second' AS w),"
+	    " seen AS (SELECT %s AS person, e.ts, e.name, e.props, e.kind,"
+	    " e.session_id, e.device, e.browser FROM events e CROSS JOIN span"
+	    " LEFT JOIN person_merges m ON m.site_id = e.site_id"
+	    " AND m.from_person = e.person_id"
+	    " WHERE e.site_id = $1 AND e.ts >= span.lo AND e.ts < span.hi"
+	    " AND NOT e.bot AND e.person_id IS NOT NULL%s%s),",
+	    q->sessions ? "e.session_id" : "COALESCE(m.into_person, e.person_id)",
+	    q->sessions ? " AND e.session_id IS NOT NULL" : "",
+	    q->order == ORDER_STRICT ? "" :
+	    " AND (e.name = ANY ($2::text[]) OR e.name = ANY ($8::text[]))");
+	strbuf_append_str(sb,
+	    " ev AS (SELECT seen.person, seen.ts, st.idx FROM seen JOIN st"
+	    " ON st.name = seen.name AND (st.key IS NULL"
+	    " OR seen.props->>st.key = st.val)),");
+	/* The entry: the first event of step 1 (any: of any step) before to;
+	 * what it is broken down and filtered by. */
+	strbuf_appendf(sb,
+	    " entry AS (SELECT DISTINCT ON (seen.person) seen.* FROM seen"
+	    " JOIN st ON st.name = seen.name AND (st.key IS NULL"
+	    " OR seen.props->>st.key = st.val)%s WHERE seen.ts < $6"
+	    " ORDER BY seen.person, seen.ts),"
+	    " e1 AS (SELECT x.person, x.ts AS t1, ",
+	    q->order == ORDER_ANY ? "" : " AND st.idx = 1");
+	if (q->cohort != NULL) {
+		strbuf_appendf(sb, "to_char(date_trunc('%s', x.ts AT TIME ZONE"
+		    " 'UTC'), 'YYYY-MM-DD')", q->cohort);
+	} else if (q->breakdown.dim != DIM_NONE) {
+		dim_sql(q, &q->breakdown);
+	} else {
+		strbuf_append_str(sb, "NULL::text");
 	}
+	strbuf_append_str(sb, " AS g FROM entry x LEFT JOIN sessions ss"
+	    " ON ss.site_id = $1 AND ss.session_id = x.session_id WHERE true");
+	for (size_t i = 0; i < q->n_filters; i++) {
+		strbuf_append_str(sb, " AND ");
+		dim_sql(q, &q->filters[i]);
+		strbuf_appendf(sb, " = $%zu", param_add(q, q->filters[i].value));
+	}
+	strbuf_append_char(sb, ')');
+	sql_steps(q);
+	/* Left out: an excluded event between entry and the last step
+	 * reached. */
+	strbuf_append_str(sb, ", f0 AS (SELECT * FROM s WHERE NOT EXISTS"
+	    " (SELECT 1 FROM seen x WHERE x.person = s.person"
+	    " AND x.name = ANY ($8::text[]) AND x.ts > s.t1 AND x.ts < COALESCE(");
+	for (size_t k = n; k >= 1; k--) {
+		strbuf_appendf(sb, "s.t%zu%s", k, k > 1 ? ", " : ")))");
+	}
+	/* The top values by entrants keep their name; the rest is
+	 * (other), no value (none). */
+	strbuf_append_str(sb, ", top AS (SELECT g FROM f0 WHERE g IS NOT NULL"
+	    " GROUP BY g ORDER BY count(*) DESC, g LIMIT $9::bigint),"
+	    " f AS (SELECT f0.*, CASE WHEN g IS NULL THEN '(none)'"
+	    " WHEN g IN (SELECT g FROM top) THEN g ELSE '(other)' END AS grp"
+	    " FROM f0)");
 	for (size_t k = 1; k <= n; k++) {
-		if (k > 1) {
-			strbuf_append_str(sb, " UNION ALL ");
-		}
-		if (k == 1) {
-			strbuf_append_str(sb, "SELECT 1, count(t1), NULL::float8,"
-			    " NULL::float8, NULL::float8, NULL::float8 FROM f");
-			continue;
-		}
-		strbuf_appendf(sb, "SELECT %zu, count(t%zu)", k, k);
+		strbuf_append_str(sb, k > 1 ? " UNION ALL " : " ");
+		strbuf_appendf(sb, "SELECT %s, %zu, count(t%zu)", grouped ?
+		    "GROUPING(grp) = 1, grp" : "true, NULL::text", k, k);
 		for (int from_first = 0; from_first < 2; from_first++) {
 			for (int p90 = 0; p90 < 2; p90++) {
+				if (k == 1) {
+					strbuf_append_str(sb, ", NULL::float8");
+					continue;
+				}
 				strbuf_appendf(sb, ", percentile_cont(%s) WITHIN GROUP"
 				    " (ORDER BY extract(epoch FROM t%zu - t%zu))",
 				    p90 ? "0.9" : "0.5", k, from_first ? (size_t)1 :
 				    k - 1);
 			}
 		}
-		strbuf_append_str(sb, " FROM f");
+		/* The grand total row comes even when nobody entered. */
+		strbuf_append_str(sb, grouped ?
+		    " FROM f GROUP BY GROUPING SETS ((), (grp))" : " FROM f");
 	}
-	strbuf_append_str(sb, " ORDER BY 1");
+	strbuf_append_str(sb, " ORDER BY 1 DESC, 2, 3");
 }
 
-/* The steps' names, filter keys and values as PostgreSQL arrays in
- * cols[0..2] (no filter: NULL key and value). */
-static void
-steps_arrays(struct pgarray cols[3], const struct funnel_step *steps,
-    size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		bool filtered = steps[i].key[0] != '\0';
-		pgarray_add_text(&cols[0], steps[i].name);
-		pgarray_add_text(&cols[1], filtered ? steps[i].key : NULL);
-		pgarray_add_text(&cols[2], filtered ? steps[i].value : NULL);
-	}
-}
+/* -------------------------------------------------------------- answer */
 
 static json_t *
 rate_json(long x, long n)
@@ -305,26 +541,42 @@ seconds_json(const PGresult *res, int row, int col)
 	    json_real(atof(PQgetvalue(res, row, col)));
 }
 
-static json_t *
-step_json(const struct funnel_step *st, const PGresult *res, int row,
-    long first, long prev, long next, bool last)
-{
-	long entered = atol(PQgetvalue(res, row, 1));
-	json_t *filter = st->key[0] != '\0' ? json_pack("{s:s, s:s}",
-	    "property", st->key, "value", st->value) : json_null();
+/* Columns of the statement's rows. */
+enum { COL_TOTAL, COL_GROUP, COL_STEP, COL_ENTERED, COL_SECONDS };
 
-	return json_pack("{s:s, s:o, s:I, s:o, s:o, s:I, s:{s:o, s:o},"
-	    " s:{s:o, s:o}}",
-	    "name", st->name, "filter", filter, "entered", (json_int_t)entered,
-	    "conversion_from_previous", row == 0 ? json_null() :
-	    rate_json(entered, prev),
-	    "conversion_from_first", row == 0 ? json_null() :
-	    rate_json(entered, first),
-	    "drop_off", (json_int_t)(last ? 0 : entered - next),
-	    "seconds_from_previous", "median", seconds_json(res, row, 2),
-	    "p90", seconds_json(res, row, 3),
-	    "seconds_from_first", "median", seconds_json(res, row, 4),
-	    "p90", seconds_json(res, row, 5));
+/* The steps of the group whose n rows start at row. */
+static json_t *
+steps_json(const struct funnel_query *q, const PGresult *res, int row)
+{
+	json_t *steps = json_array();
+	long first = atol(PQgetvalue(res, row, COL_ENTERED)), prev = first;
+
+	for (int i = 0; steps != NULL && i < (int)q->n_steps; i++) {
+		const struct funnel_step *st = &q->steps[i];
+		int r = row + i;
+		long entered = atol(PQgetvalue(res, r, COL_ENTERED));
+		long next = i + 1 < (int)q->n_steps ?
+		    atol(PQgetvalue(res, r + 1, COL_ENTERED)) : entered;
+		json_array_append_new(steps, json_pack("{s:s, s:o, s:I, s:o, s:o,"
+		    " s:I, s:{s:o, s:o}, s:{s:o, s:o}}",
+		    "name", st->name, "filter", st->key[0] != '\0' ?
+		    json_pack("{s:s, s:s}", "property", st->key, "value",
+		    st->value) : json_null(),
+		    "entered", (json_int_t)entered,
+		    "conversion_from_previous", i == 0 ? json_null() :
+		    rate_json(entered, prev),
+		    "conversion_from_first", i == 0 ? json_null() :
+		    rate_json(entered, first),
+		    "drop_off", (json_int_t)(entered - next),
+		    "seconds_from_previous",
+		    "median", seconds_json(res, r, COL_SECONDS),
+		    "p90", seconds_json(res, r, COL_SECONDS + 1),
+		    "seconds_from_first",
+		    "median", seconds_json(res, r, COL_SECONDS + 2),
+		    "p90", seconds_json(res, r, COL_SECONDS + 3)));
+		prev = entered;
+	}
+	return steps;
 }
 
 static json_t *
@@ -336,27 +588,149 @@ time_json(int64_t us)
 	return json_string(text);
 }
 
+static const char *
+dim_name(const struct dim_ref *d, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s", dimensions[d->dim].name, d->key);
+	return buf;
+}
+
+static json_t *
+query_json(const struct funnel_query *q)
+{
+	json_t *exclude = json_array(), *filters = json_object();
+	char name[FUNNEL_KEY_MAX + 8];
+
+	for (size_t i = 0; exclude != NULL && i < q->n_exclude; i++) {
+		json_array_append_new(exclude, json_string(q->exclude[i].name));
+	}
+	for (size_t i = 0; filters != NULL && i < q->n_filters; i++) {
+		json_object_set_new(filters, dim_name(&q->filters[i], name,
+		    sizeof(name)), json_string(q->filters[i].value));
+	}
+	return json_pack("{s:o, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s,"
+	    " s:I}",
+	    "from", time_json(q->from_us), "to", time_json(q->to_us),
+	    "window", q->window_text, "order", order_names[q->order],
+	    "unit", q->sessions ? "sessions" : "people", "exclude", exclude,
+	    "filter", filters,
+	    "breakdown", q->breakdown.dim != DIM_NONE ?
+	    json_string(dim_name(&q->breakdown, name, sizeof(name))) :
+	    json_null(),
+	    "cohort", q->cohort != NULL ? json_string(q->cohort) : json_null(),
+	    "steps_from", q->plan_steps ? "plan" : "request",
+	    "min_volume", (json_int_t)q->min_volume);
+}
+
+static json_int_t
+group_entrants(const json_t *group)
+{
+	return json_integer_value(json_object_get(json_array_get(
+	    json_object_get(group, "steps"), 0), "entered"));
+}
+
+/* Breakdown values by entrants, then by name; (other) and (none) last. */
+static int
+compare_groups(const void *pa, const void *pb)
+{
+	const json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+	const char *va = json_string_value(json_object_get(a, "value"));
+	const char *vb = json_string_value(json_object_get(b, "value"));
+	bool special_a = va[0] == '(', special_b = vb[0] == '(';
+	json_int_t ea = group_entrants(a), eb = group_entrants(b);
+
+	if (special_a != special_b) {
+		return special_a ? 1 : -1;
+	}
+	if (ea != eb) {
+		return ea > eb ? -1 : 1;
+	}
+	return strcmp(va, vb);
+}
+
+/* Sorts the breakdown values of groups (cohorts come in time order
+ * already). */
+static void
+sort_groups(json_t *groups)
+{
+	size_t n = json_array_size(groups);
+	json_t **sorted = n > 0 ? malloc(n * sizeof(*sorted)) : NULL;
+
+	if (sorted == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sorted[i] = json_incref(json_array_get(groups, i));
+	}
+	qsort(sorted, n, sizeof(*sorted), compare_groups);
+	json_array_clear(groups);
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(groups, sorted[i]);
+	}
+	free(sorted);
+}
+
+static bool
+answer(struct api_call *call, const PGresult *res, int64_t as_of,
+    struct error *err)
+{
+	struct funnel_query *q = call->data;
+	int rows = PQntuples(res), n = (int)q->n_steps;
+	bool grouped = q->breakdown.dim != DIM_NONE || q->cohort != NULL;
+	json_t *groups = grouped ? json_array() : json_null(), *overall = NULL;
+
+	if (rows == 0 || rows % n != 0 || PQnfields(res) != COL_SECONDS + 4 ||
+	    PQgetvalue(res, 0, COL_TOTAL)[0] != 't') {
+		error_set(err, ERR_INTERNAL, "the funnel query answered %d rows",
+		    rows);
+		json_decref(groups);
+		return false;
+	}
+	overall = steps_json(q, res, 0);
+	for (int r = n; grouped && r < rows; r += n) {
+		long entered = atol(PQgetvalue(res, r, COL_ENTERED));
+		json_array_append_new(groups, json_pack("{s:s, s:b, s:o}",
+		    "value", PQgetvalue(res, r, COL_GROUP),
+		    "low_volume", entered < q->min_volume,
+		    "steps", steps_json(q, res, r)));
+	}
+	if (q->breakdown.dim != DIM_NONE) {
+		sort_groups(groups);
+	}
+	call->answer = json_pack("{s:s, s:o, s:b, s:o, s:o, s:o}",
+	    "site", call->site_id, "query", query_json(q),
+	    "low_volume", atol(PQgetvalue(res, 0, COL_ENTERED)) < q->min_volume,
+	    "steps", overall, "groups", groups, "as_of", time_json(as_of));
+	if (call->answer == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
 static bool
 funnel_run(PGconn *pg, struct api_call *call, struct error *err)
 {
 	struct funnel_query *q = call->data;
 	struct pgarray cols[4];
 	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
-	const char *params[8];
+	const char *params[PARAMS_MAX];
 	PGresult *res = NULL;
-	json_t *steps = json_array(), *excluded = json_array();
 	/* The statement sees every event committed before it started. */
 	int64_t as_of = timeutil_now_us();
-	long first, prev;
 	bool ok = false;
 
 	for (int i = 0; i < 4; i++) {
 		pgarray_init(&cols[i]);
 	}
-	steps_arrays(cols, q->steps, q->n_steps);
+	for (size_t i = 0; i < q->n_steps; i++) {
+		bool filtered = q->steps[i].key[0] != '\0';
+		pgarray_add_text(&cols[0], q->steps[i].name);
+		pgarray_add_text(&cols[1], filtered ? q->steps[i].key : NULL);
+		pgarray_add_text(&cols[2], filtered ? q->steps[i].value : NULL);
+	}
 	for (size_t i = 0; i < q->n_exclude; i++) {
 		pgarray_add_text(&cols[3], q->exclude[i].name);
-		json_array_append_new(excluded, json_string(q->exclude[i].name));
 	}
 	timeutil_format_rfc3339(q->from_us, from);
 	timeutil_format_rfc3339(q->to_us, to);
@@ -368,45 +742,19 @@ funnel_run(PGconn *pg, struct api_call *call, struct error *err)
 	params[5] = to;
 	params[6] = q->window_seconds;
 	params[7] = pgarray_value(&cols[3]);
+	params[8] = q->cohort == NULL ? q->top_text : NULL;
+	for (size_t i = 0; i < q->n_extra; i++) {
+		params[FIXED_PARAMS + i] = q->extra[i];
+	}
 	if (params[1] == NULL || params[2] == NULL || params[3] == NULL ||
-	    params[7] == NULL || strbuf_failed(&q->sql) || steps == NULL ||
-	    excluded == NULL) {
+	    params[7] == NULL || strbuf_failed(&q->sql)) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto done;
 	}
-	res = db_query(pg, q->sql.data, 8, params, err);
-	if (res == NULL) {
-		goto done;
-	}
-	if (PQntuples(res) != (int)q->n_steps || PQnfields(res) != 6) {
-		error_set(err, ERR_INTERNAL, "the funnel query answered %d rows",
-		    PQntuples(res));
-		goto done;
-	}
-	first = prev = atol(PQgetvalue(res, 0, 1));
-	for (int i = 0; i < (int)q->n_steps; i++) {
-		bool last = i + 1 == (int)q->n_steps;
-		long next = last ? 0 : atol(PQgetvalue(res, i + 1, 1));
-		json_array_append_new(steps, step_json(&q->steps[i], res, i,
-		    first, prev, next, last));
-		prev = atol(PQgetvalue(res, i, 1));
-	}
-	call->answer = json_pack("{s:s, s:{s:o, s:o, s:s, s:s, s:O, s:s, s:I},"
-	    " s:b, s:O, s:o}",
-	    "site", call->site_id,
-	    "query", "from", time_json(q->from_us), "to", time_json(q->to_us),
-	    "window", q->window_text, "order", order_names[q->order],
-	    "exclude", excluded, "steps_from", q->plan_steps ? "plan" :
-	    "request", "min_volume", (json_int_t)q->min_volume,
-	    "low_volume", first < q->min_volume, "steps", steps,
-	    "as_of", time_json(as_of));
-	ok = call->answer != NULL;
-	if (!ok) {
-		error_set(err, ERR_INTERNAL, "out of memory");
-	}
+	res = db_query(pg, q->sql.data, (int)(FIXED_PARAMS + q->n_extra),
+	    params, err);
+	ok = res != NULL && answer(call, res, as_of, err);
 done:
-	json_decref(steps);
-	json_decref(excluded);
 	PQclear(res);
 	for (int i = 0; i < 4; i++) {
 		pgarray_finish(&cols[i]);

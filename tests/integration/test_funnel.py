@@ -26,6 +26,12 @@ linear) 7200 + 0.5 * 79200 = 46800 s; step 3: 10m, 1h, 1h -> median and
 p90 3600 s; from the first, step 3: 30m, 2h, 2h -> 7200 s.
 strict: 7, 4 (P1 P2 P4 P5: an identify call is no action), 2 (P1 P5).   exclude=cart_viewed: 6, 5, 2.
 cart_added[currency=USD] as step 2: 7, 1 (P2).
+Channels of the entry's visit: P1 and P3 land from an email campaign, P2
+from Google (and views in USD), the rest come direct: Direct 4, 3, 2;
+Email 2, 2, 1; Organic Search 1, 1, 0; top=1 leaves Direct and (other)
+3, 3, 1. order=any enters people at their first event of any step (P9 and
+P10 too: 9 entrants) and counts k distinct steps in the window: 9, 6, 4.
+unit=sessions: 7, 1, 0 (see test_sessions).
 The Wilson intervals are computed here from the formula, independently of
 the daemon's C."""
 
@@ -68,14 +74,16 @@ class FunnelCase(harness.DaemonTestCase):
                              "pii_hash_key": "funnel-test-pii-key-0123456789ab",
                              "api_keys": [key_entry("read", "read", READ)]}
         super().setUpClass()
-        t = utcnow().replace(microsecond=0) - timedelta(days=5)
+        # Noon, so that the whole fixture falls in one week and month.
+        t = (utcnow() - timedelta(days=5)).replace(hour=12, minute=0, second=0, microsecond=0)
         cls.T = t
         run = secrets.token_hex(4)
         h = timedelta(hours=1)
 
-        def e(name, who, at, props=None, user=None):
+        def e(name, who, at, props=None, user=None, **fields):
             ev = {"event_id": harness.new_id(), "name": name, "ts": rfc3339(at), "consent": CONSENT,
                   "props": dict(props or PROPS.get(name, {}))}
+            ev.update(fields)
             if who:
                 ev["anonymous_id"] = "%s-%s" % (who, run)
             if user:
@@ -83,10 +91,15 @@ class FunnelCase(harness.DaemonTestCase):
             return ev
 
         usd = dict(PROPS["cart_added"], currency="USD")
+        email = "https://shop.example/p/1?utm_source=news&utm_medium=email&utm_campaign=nov"
         people = [
-            [e("product_viewed", "a1", t), e("cart_added", "a1", t + h), e("purchase_completed", "a1", t + 2 * h)],
-            [e("product_viewed", "a2", t), e("cart_added", "a2", t + h, usd)],
-            [e("product_viewed", "a3", t), e("purchase_completed", "a3", t + h), e("cart_added", "a3", t + 2 * h)],
+            [e("product_viewed", "a1", t, url=email), e("cart_added", "a1", t + h),
+             e("purchase_completed", "a1", t + 2 * h)],
+            [e("product_viewed", "a2", t, dict(PROPS["product_viewed"], currency="USD"),
+               url="https://shop.example/p/1", referrer="https://www.google.com/"),
+             e("cart_added", "a2", t + h, usd)],
+            [e("product_viewed", "a3", t, url=email), e("purchase_completed", "a3", t + h),
+             e("cart_added", "a3", t + 2 * h)],
             [e("product_viewed", "a4", t), e("cart_added", "a4", t + timedelta(days=1)),
              e("purchase_completed", "a4", t + timedelta(days=1, seconds=1))],
             [e("product_viewed", "a5", t),
@@ -153,6 +166,60 @@ class FunnelCase(harness.DaemonTestCase):
         self.assertEqual(self.entered(resp), [7, 1])
         self.assertEqual(resp.body["steps"][1]["filter"], {"property": "currency", "value": "USD"})
 
+    def group(self, resp, value):
+        for g in resp.body["groups"]:
+            if g["value"] == value:
+                return [s["entered"] for s in g["steps"]]
+        self.fail("no group %r in %r" % (value, resp.body["groups"]))
+
+    def test_breakdown_by_channel(self):
+        # Email: P1 P3; Organic Search: P2; Direct: P4 P5 P7 P11.
+        resp = self.funnel(breakdown="channel")
+        self.assertEqual(self.entered(resp), [7, 6, 3], "the overall funnel stays")
+        self.assertEqual([g["value"] for g in resp.body["groups"]], ["Direct", "Email", "Organic Search"])
+        self.assertEqual(self.group(resp, "Direct"), [4, 3, 2])
+        self.assertEqual(self.group(resp, "Email"), [2, 2, 1])
+        self.assertEqual(self.group(resp, "Organic Search"), [1, 1, 0])
+        self.assertTrue(all(g["low_volume"] for g in resp.body["groups"]))
+        top1 = self.funnel(breakdown="channel", top="1")
+        self.assertEqual([g["value"] for g in top1.body["groups"]], ["Direct", "(other)"])
+        self.assertEqual(self.group(top1, "(other)"), [3, 3, 1])
+
+    def test_breakdown_by_property_of_the_first_step(self):
+        resp = self.funnel(breakdown="prop:currency")
+        self.assertEqual(self.group(resp, "EUR"), [6, 5, 3])
+        self.assertEqual(self.group(resp, "USD"), [1, 1, 0])
+        self.assertEqual(resp.body["query"]["breakdown"], "prop:currency")
+
+    def test_filters(self):
+        self.assertEqual(self.entered(self.funnel(filter="channel=Email")), [2, 2, 1])
+        self.assertEqual(self.entered(self.funnel(filter="prop:currency=USD")), [1, 1, 0])
+        resp = self.funnel(filter="channel=Direct,utm_source=nope")
+        self.assertEqual(self.entered(resp), [0, 0, 0])
+        self.assertEqual(resp.body["query"]["filter"], {"channel": "Direct", "utm_source": "nope"})
+
+    def test_cohorts(self):
+        monday = (self.T - timedelta(days=self.T.weekday())).date().isoformat()
+        resp = self.funnel(cohort="week")
+        self.assertEqual([g["value"] for g in resp.body["groups"]], [monday])
+        self.assertEqual(self.group(resp, monday), [7, 6, 3])
+        month = self.funnel(cohort="month")
+        self.assertEqual([g["value"] for g in month.body["groups"]], [self.T.date().replace(day=1).isoformat()])
+
+    def test_sessions(self):
+        # Steps an hour apart fall in different visits (30 minute timeout):
+        # only P7, whose events came 30 minutes apart, goes on within one
+        # session. P5's cart and purchase carried only a user id (sent by
+        # a server): a visit of their own, not the browser's.
+        resp = self.funnel(unit="sessions")
+        self.assertEqual(self.entered(resp), [7, 1, 0])
+        self.assertEqual(resp.body["query"]["unit"], "sessions")
+
+    def test_any_order(self):
+        # Entry at the first event of any step: P9 and P10 enter with
+        # cart_added. Step k: k of the steps within the window.
+        self.assertEqual(self.entered(self.funnel(order="any")), [9, 6, 4])
+
     def test_window_edge(self):
         # A window one second short of a day drops P4's cart_added.
         self.assertEqual(self.entered(self.funnel(window="23h")), [7, 5, 3])
@@ -174,7 +241,15 @@ class FunnelCase(harness.DaemonTestCase):
                                ({"order": "sideways"}, "order"),
                                ({"from": "yesterday"}, "from"),
                                ({"from": "2026-11-02", "to": "2026-11-01"}, "before"),
-                               ({"exclude": "Bad Name"}, "exclude")):
+                               ({"exclude": "Bad Name"}, "exclude"),
+                               ({"breakdown": "country"}, "breakdown"),
+                               ({"breakdown": "prop:a-b"}, "breakdown"),
+                               ({"breakdown": "channel", "cohort": "week"}, "combined"),
+                               ({"cohort": "day"}, "cohort"),
+                               ({"top": "0"}, "top"),
+                               ({"filter": "channel"}, "filter"),
+                               ({"filter": "channel="}, "filter"),
+                               ({"unit": "visits"}, "unit")):
             with self.subTest(params=params):
                 resp = self.funnel(**params)
                 self.assertError(resp, 400, "invalid_parameter")
