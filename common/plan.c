@@ -1167,6 +1167,18 @@ plan_page_event(const struct plan *plan)
 	return NULL;
 }
 
+const struct plan_event *
+plan_event_at(const struct plan *plan, size_t i)
+{
+	return i < plan->n_events ? &plan->events[i] : NULL;
+}
+
+const char *
+plan_event_name(const struct plan_event *def)
+{
+	return def->name;
+}
+
 const char *
 plan_event_kind_name(const struct plan_event *def)
 {

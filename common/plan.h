@@ -87,6 +87,10 @@ size_t plan_funnel(const struct plan *plan, const char **names, size_t max);
  * (Segment's page and screen calls): the plan's event of kind page, the
  * first by name if it has several; NULL if it has none. Borrowed. */
 const char *plan_page_event(const struct plan *plan);
+/* The plan's events in name order: i from 0 to plan_event_count - 1;
+ * NULL past the end. */
+const struct plan_event *plan_event_at(const struct plan *plan, size_t i);
+const char *plan_event_name(const struct plan_event *def);
 const char *plan_event_kind_name(const struct plan_event *def);
 const char *plan_event_phase(const struct plan_event *def);   /* or NULL */
 const char *plan_event_consent(const struct plan_event *def); /* or NULL */

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -314,4 +315,28 @@ api_json_value(const PGresult *res, struct error *err)
 		    jerr.text);
 	}
 	return v;
+}
+
+bool
+api_param_day_or_time(struct request *req, const char *name, bool end_of_day,
+    int64_t *out, struct error *err)
+{
+	const char *v = http_request_query(req, name);
+	char buf[32];
+
+	if (v == NULL || v[0] == '\0') {
+		return true;
+	}
+	if (strlen(v) == 10 && v[4] == '-' && v[7] == '-') {
+		snprintf(buf, sizeof(buf), "%sT00:00:00Z", v);
+		if (timeutil_parse_rfc3339(buf, out)) {
+			*out += end_of_day ? 86400 * TIMEUTIL_US_PER_SEC : 0;
+			return true;
+		}
+	} else if (timeutil_parse_rfc3339(v, out)) {
+		return true;
+	}
+	error_set(err, ERR_INVALID_PARAMETER, "%s must be a date (2026-11-23) "
+	    "or an RFC 3339 date-time (2026-11-23T08:00:00Z)", name);
+	return false;
 }

@@ -56,6 +56,11 @@ bool api_text_valid(const char *v, size_t max, const char *name,
  * malformed; absent leaves *out as the caller set it. */
 bool api_param_time(struct request *req, const char *name, const char **out,
     struct error *err);
+/* A date (YYYY-MM-DD: its start in UTC, or with end_of_day the start of
+ * the next day, for an inclusive end) or an RFC 3339 date-time, into *out
+ * (microseconds). */
+bool api_param_day_or_time(struct request *req, const char *name,
+    bool end_of_day, int64_t *out, struct error *err);
 bool api_param_int(struct request *req, const char *name, long min,
     long max, long *out, struct error *err);
 bool api_param_name(struct request *req, const char *name, const char **out,

@@ -108,32 +108,6 @@ funnel_query_free(void *p)
 
 /* ---------------------------------------------------------- parameters */
 
-/* A time parameter: RFC 3339, or a date (YYYY-MM-DD) meaning its start
- * (end_of_day: the start of the next day, for an inclusive `to`). */
-static bool
-param_day_or_time(struct request *req, const char *name, bool end_of_day,
-    int64_t *out, struct error *err)
-{
-	const char *v = http_request_query(req, name);
-	char buf[32];
-
-	if (v == NULL || v[0] == '\0') {
-		return true;
-	}
-	if (strlen(v) == 10 && v[4] == '-' && v[7] == '-') {
-		snprintf(buf, sizeof(buf), "%sT00:00:00Z", v);
-		if (timeutil_parse_rfc3339(buf, out)) {
-			*out += end_of_day ? DAY_US : 0;
-			return true;
-		}
-	} else if (timeutil_parse_rfc3339(v, out)) {
-		return true;
-	}
-	error_set(err, ERR_INVALID_PARAMETER, "%s must be a date (2026-11-23) "
-	    "or an RFC 3339 date-time (2026-11-23T08:00:00Z)", name);
-	return false;
-}
-
 /* One of the words of names (n of them) as its index, or the default d
  * when the parameter is absent; false with err naming the choices. */
 static bool
@@ -324,13 +298,13 @@ read_query(struct request *req, const struct app_state *state,
 	    !param_choice(req, "order", order_names, 3, ORDER_ORDERED, &order,
 	    err) ||
 	    !param_choice(req, "unit", units, 2, 0, &unit, err) ||
-	    !param_day_or_time(req, "to", true, &q->to_us, err)) {
+	    !api_param_day_or_time(req, "to", true, &q->to_us, err)) {
 		return false;
 	}
 	q->order = (enum funnel_order)order;
 	q->sessions = unit == 1;
 	q->from_us = q->to_us - RANGE_DEFAULT_US;
-	if (!param_day_or_time(req, "from", false, &q->from_us, err)) {
+	if (!api_param_day_or_time(req, "from", false, &q->from_us, err)) {
 		return false;
 	}
 	if (q->from_us >= q->to_us) {

@@ -6,6 +6,7 @@
 #include "server/api_funnel.h"
 #include "server/api_health.h"
 #include "server/api_metrics.h"
+#include "server/api_milestones.h"
 #include "server/api_people.h"
 #include "server/api_rejected.h"
 #include "server/cors.h"
@@ -39,6 +40,7 @@ static const struct route routes[] = {
 	{ "GET", "/readyz", api_readyz, false },
 	{ "GET", "/metrics", api_metrics, false },
 	{ "GET", "/api/v1/funnel", api_funnel, false },
+	{ "GET", "/api/v1/milestones", api_milestones, false },
 	{ "GET", "/api/v1/rejected", api_rejected_list, false },
 	{ "POST", "/api/v1/rejected/replay", api_rejected_replay, false },
 	{ "DELETE", "/api/v1/people/", api_people_erase, false },

@@ -1,0 +1,453 @@
+/* api_milestones.c - GET /api/v1/milestones: for each planned event, people
+ * and events per period, its micro-conversion rate (people who did it /
+ * people with any event), and where the plan sets a target, how the last
+ * complete target period compares with it.
+ *
+ * Two statements in one read-only snapshot: the counts per period, then
+ * the counts of each target's last complete period. People are stitched,
+ * bots left out, as in every query. */
+#include "server/api_milestones.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/plan.h"
+#include "common/timeutil.h"
+#include "server/api.h"
+#include "server/db.h"
+#include "server/pgarray.h"
+
+#define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
+#define RANGE_DEFAULT_US (30 * DAY_US)
+#define PERIODS_MAX 400
+
+static const char *const intervals[] = { "day", "week", "month" };
+/* The longest each interval can be, to bound the number of periods. */
+static const int64_t interval_us[] = { DAY_US, 7 * DAY_US, 28 * DAY_US };
+
+struct milestones_query {
+	const char **names;		/* borrowed from the plan */
+	size_t n_names;
+	int interval;
+	int64_t from_us, to_us;
+	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
+};
+
+static void
+milestones_query_free(void *p)
+{
+	struct milestones_query *q = p;
+
+	if (q != NULL) {
+		free(q->names);
+		free(q);
+	}
+}
+
+/* The plan's event document (for its target and owner). */
+static const json_t *
+event_doc(const struct plan *plan, const char *name)
+{
+	return json_object_get(json_object_get(plan_document(plan), "events"),
+	    name);
+}
+
+static bool
+listed(const struct milestones_query *q, const char *name)
+{
+	for (size_t i = 0; i < q->n_names; i++) {
+		if (strcmp(q->names[i], name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The events asked for: names, else the plan's milestones in phase order
+ * and then its other events by name. */
+static bool
+read_names(struct request *req, const struct plan *plan,
+    struct milestones_query *q, struct error *err)
+{
+	const char *v = http_request_query(req, "names");
+	size_t n = plan_event_count(plan), i, j;
+	const json_t *phase, *m;
+
+	q->names = calloc(n > 0 ? n : 1, sizeof(*q->names));
+	if (q->names == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	while (v != NULL && *v != '\0') {
+		size_t len = strcspn(v, ",");
+		const struct plan_event *def = NULL;
+		for (i = 0; def == NULL && i < n; i++) {
+			const char *name = plan_event_name(plan_event_at(plan, i));
+			if (strlen(name) == len && strncmp(name, v, len) == 0) {
+				def = plan_event_at(plan, i);
+			}
+		}
+		if (def == NULL) {
+			error_set(err, ERR_INVALID_PARAMETER, "names: '%.*s' is not "
+			    "an event of the plan", (int)(len > 64 ? 64 : len), v);
+			return false;
+		}
+		if (!listed(q, plan_event_name(def))) {
+			q->names[q->n_names++] = plan_event_name(def);
+		}
+		v += len + (v[len] == ',');
+	}
+	if (q->n_names > 0) {
+		return true;
+	}
+	json_array_foreach(json_object_get(plan_document(plan), "phases"), i,
+	    phase) {
+		json_array_foreach(json_object_get(phase, "milestones"), j, m) {
+			if (!listed(q, json_string_value(m))) {
+				q->names[q->n_names++] = json_string_value(m);
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		const char *name = plan_event_name(plan_event_at(plan, i));
+		if (!listed(q, name)) {
+			q->names[q->n_names++] = name;
+		}
+	}
+	if (q->n_names == 0) {
+		error_set(err, ERR_INVALID_PARAMETER, "the plan has no events");
+		return false;
+	}
+	return true;
+}
+
+static bool
+read_query(struct request *req, const struct app_state *state,
+    struct milestones_query *q, struct error *err)
+{
+	const char *v = http_request_query(req, "interval");
+
+	q->to_us = timeutil_now_us();
+	if (v != NULL && v[0] != '\0') {
+		for (q->interval = 0; q->interval < 3 &&
+		    strcmp(v, intervals[q->interval]) != 0; q->interval++) {
+		}
+		if (q->interval == 3) {
+			error_set(err, ERR_INVALID_PARAMETER, "interval must be "
+			    "day, week or month");
+			return false;
+		}
+	}
+	if (!read_names(req, state->plan, q, err) ||
+	    !api_param_day_or_time(req, "to", true, &q->to_us, err)) {
+		return false;
+	}
+	q->from_us = q->to_us - RANGE_DEFAULT_US;
+	if (!api_param_day_or_time(req, "from", false, &q->from_us, err)) {
+		return false;
+	}
+	if (q->from_us >= q->to_us) {
+		error_set(err, ERR_INVALID_PARAMETER, "from must be before to");
+		return false;
+	}
+	if ((q->to_us - q->from_us) / interval_us[q->interval] >= PERIODS_MAX) {
+		error_set(err, ERR_INVALID_PARAMETER, "at most %d periods: take "
+		    "a longer interval or a shorter range", PERIODS_MAX);
+		return false;
+	}
+	timeutil_format_rfc3339(q->from_us, q->from);
+	timeutil_format_rfc3339(q->to_us, q->to);
+	return true;
+}
+
+/* $1 site, $2 from, $3 to, $4 interval, $5 names. Rows: kind ('p' a
+ * period: whether it lies whole in the range and is over; 'a' people
+ * with any event in a period; 'e' an event's people and events in a
+ * period), name, period start (a date), people, events. */
+static const char periods_sql[] =
+    "WITH base AS (SELECT COALESCE(m.into_person, e.person_id) AS person,"
+    " e.name, date_trunc($4, e.ts AT TIME ZONE 'UTC') AS period"
+    " FROM events e LEFT JOIN person_merges m ON m.site_id = e.site_id"
+    " AND m.from_person = e.person_id WHERE e.site_id = $1"
+    " AND e.ts >= $2 AND e.ts < $3 AND NOT e.bot"
+    " AND e.person_id IS NOT NULL)"
+    " SELECT 'p', NULL, to_char(p, 'YYYY-MM-DD'),"
+    " (p >= $2::timestamptz AT TIME ZONE 'UTC'"
+    " AND p + ('1 ' || $4)::interval <= LEAST($3::timestamptz, now())"
+    " AT TIME ZONE 'UTC')::int, 0"
+    " FROM generate_series(date_trunc($4, $2::timestamptz AT TIME ZONE"
+    " 'UTC'), $3::timestamptz AT TIME ZONE 'UTC' - interval '1 microsecond',"
+    " ('1 ' || $4)::interval) AS p"
+    " UNION ALL SELECT 'a', NULL, to_char(period, 'YYYY-MM-DD'),"
+    " count(DISTINCT person), count(*) FROM base GROUP BY period"
+    " UNION ALL SELECT 'e', name, to_char(period, 'YYYY-MM-DD'),"
+    " count(DISTINCT person), count(*) FROM base"
+    " WHERE name = ANY ($5::text[]) GROUP BY name, period"
+    " ORDER BY 1, 2, 3";
+
+/* $1 site, $2 the target periods ('day', 'week', 'month'), $3 to, $4
+ * names. Each target period's last complete one before to (or now): rows
+ * of the period, its start and end (dates), a name (NULL: everyone with
+ * any event) and people. */
+static const char targets_sql[] =
+    "WITH w AS (SELECT tp, (date_trunc(tp, LEAST($3::timestamptz, now())"
+    " AT TIME ZONE 'UTC') - ('1 ' || tp)::interval) AT TIME ZONE 'UTC' AS s,"
+    " date_trunc(tp, LEAST($3::timestamptz, now()) AT TIME ZONE 'UTC')"
+    " AT TIME ZONE 'UTC' AS e FROM unnest($2::text[]) AS tp),"
+    " base AS (SELECT COALESCE(m.into_person, e.person_id) AS person,"
+    " e.name, e.ts FROM events e LEFT JOIN person_merges m"
+    " ON m.site_id = e.site_id AND m.from_person = e.person_id"
+    " WHERE e.site_id = $1 AND e.ts >= (SELECT min(s) FROM w)"
+    " AND e.ts < (SELECT max(e) FROM w) AND NOT e.bot"
+    " AND e.person_id IS NOT NULL)"
+    " SELECT w.tp, to_char(w.s AT TIME ZONE 'UTC', 'YYYY-MM-DD'),"
+    " to_char(w.e AT TIME ZONE 'UTC', 'YYYY-MM-DD'), NULL,"
+    " count(DISTINCT b.person) FROM w LEFT JOIN base b ON b.ts >= w.s"
+    " AND b.ts < w.e GROUP BY 1, 2, 3"
+    " UNION ALL SELECT w.tp, to_char(w.s AT TIME ZONE 'UTC', 'YYYY-MM-DD'),"
+    " to_char(w.e AT TIME ZONE 'UTC', 'YYYY-MM-DD'), b.name,"
+    " count(DISTINCT b.person) FROM w JOIN base b ON b.ts >= w.s"
+    " AND b.ts < w.e AND b.name = ANY ($4::text[]) GROUP BY 1, 2, 3, 4";
+
+/* The row of res whose column c0 is v0 and whose column c1 is v1 (NULL:
+ * SQL NULL); -1 if none. */
+static int
+find_row(const PGresult *res, int c0, const char *v0, int c1,
+    const char *v1)
+{
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (strcmp(PQgetvalue(res, r, c0), v0) != 0) {
+			continue;
+		}
+		if (v1 == NULL ? PQgetisnull(res, r, c1) :
+		    !PQgetisnull(res, r, c1) &&
+		    strcmp(PQgetvalue(res, r, c1), v1) == 0) {
+			return r;
+		}
+	}
+	return -1;
+}
+
+/* 'a' and 'e' rows of a period, by kind, name and start. */
+static int
+find_count(const PGresult *res, const char *kind, const char *name,
+    const char *start)
+{
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (strcmp(PQgetvalue(res, r, 0), kind) == 0 &&
+		    (name == NULL || strcmp(PQgetvalue(res, r, 1), name) == 0) &&
+		    strcmp(PQgetvalue(res, r, 2), start) == 0) {
+			return r;
+		}
+	}
+	return -1;
+}
+
+static long
+count_at(const PGresult *res, int row, int col)
+{
+	return row < 0 ? 0 : atol(PQgetvalue(res, row, col));
+}
+
+static json_t *
+rate_or_null(long x, long n)
+{
+	return n > 0 ? json_real((double)x / (double)n) : json_null();
+}
+
+/* The target block of name: the plan's numbers, and the last complete
+ * target period's rate against them. */
+static json_t *
+target_json(const json_t *doc, const char *name, const PGresult *tres)
+{
+	const json_t *t = json_object_get(doc, "target");
+	const char *tp = json_string_value(json_object_get(t, "period"));
+	double baseline = json_number_value(json_object_get(t, "baseline"));
+	double target = json_number_value(json_object_get(t, "target"));
+	const char *owner = json_string_value(json_object_get(t, "owner"));
+	int all, mine;
+	long active, people;
+	json_t *rate, *attainment = json_null(), *progress = json_null();
+	const char *pace = NULL;
+
+	if (t == NULL || tp == NULL) {
+		return json_null();
+	}
+	all = find_row(tres, 0, tp, 3, NULL);
+	mine = find_row(tres, 0, tp, 3, name);
+	active = count_at(tres, all, 4);
+	people = count_at(tres, mine, 4);
+	rate = rate_or_null(people, active);
+	if (active > 0) {
+		double r = (double)people / (double)active;
+		attainment = json_real(target > 0 ? 100 * r / target : 0);
+		progress = target != baseline ?
+		    json_real(100 * (r - baseline) / (target - baseline)) :
+		    json_null();
+		pace = r >= target ? "on_track" : "behind";
+	}
+	return json_pack("{s:f, s:f, s:s, s:s?, s:{s:s?, s:s?}, s:I, s:I, s:o,"
+	    " s:o, s:o, s:s?}",
+	    "baseline", baseline, "target", target, "period", tp,
+	    "owner", owner,
+	    "last_period", "from", all >= 0 ? PQgetvalue(tres, all, 1) : NULL,
+	    "to", all >= 0 ? PQgetvalue(tres, all, 2) : NULL,
+	    "people", (json_int_t)people, "active_people", (json_int_t)active,
+	    "rate", rate, "attainment_pct", attainment,
+	    "progress_pct", progress, "pace", pace);
+}
+
+static json_t *
+milestone_json(const struct app_state *state, const char *name,
+    const PGresult *res, const PGresult *tres)
+{
+	const struct plan_event *def = plan_find_event(state->plan, name);
+	const json_t *doc = event_doc(state->plan, name);
+	json_t *periods = json_array();
+
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *start;
+		int a, e;
+		if (strcmp(PQgetvalue(res, r, 0), "p") != 0) {
+			continue;
+		}
+		start = PQgetvalue(res, r, 2);
+		a = find_count(res, "a", NULL, start);
+		e = find_count(res, "e", name, start);
+		json_array_append_new(periods, json_pack("{s:s, s:I, s:I, s:o}",
+		    "start", start, "people", (json_int_t)count_at(res, e, 3),
+		    "events", (json_int_t)count_at(res, e, 4),
+		    "rate", rate_or_null(count_at(res, e, 3),
+		    count_at(res, a, 3))));
+	}
+	return json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:o}",
+	    "name", name, "kind", plan_event_kind_name(def),
+	    "phase", plan_event_phase(def),
+	    "owner", json_string_value(json_object_get(doc, "owner")),
+	    "periods", periods,
+	    "target", target_json(doc, name, tres));
+}
+
+static json_t *
+periods_json(const PGresult *res)
+{
+	json_t *periods = json_array();
+
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *start;
+		if (strcmp(PQgetvalue(res, r, 0), "p") != 0) {
+			continue;
+		}
+		start = PQgetvalue(res, r, 2);
+		json_array_append_new(periods, json_pack("{s:s, s:b, s:I}",
+		    "start", start, "complete", PQgetvalue(res, r, 3)[0] == '1',
+		    "active_people", (json_int_t)count_at(res,
+		    find_count(res, "a", NULL, start), 3)));
+	}
+	return periods;
+}
+
+static json_t *
+time_json(int64_t us)
+{
+	char text[TIMEUTIL_RFC3339_LEN];
+
+	timeutil_format_rfc3339(us, text);
+	return json_string(text);
+}
+
+static bool
+milestones_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	struct milestones_query *q = call->data;
+	struct pgarray names, tps;
+	PGresult *res = NULL, *tres = NULL;
+	json_t *list = json_array();
+	int64_t as_of = timeutil_now_us();
+	bool seen[3] = { false };
+	bool ok = false, began = false;
+
+	pgarray_init(&names);
+	pgarray_init(&tps);
+	for (size_t i = 0; i < q->n_names; i++) {
+		const char *tp = json_string_value(json_object_get(
+		    json_object_get(event_doc(call->state->plan, q->names[i]),
+		    "target"), "period"));
+		pgarray_add_text(&names, q->names[i]);
+		for (int k = 0; tp != NULL && k < 3; k++) {
+			if (!seen[k] && strcmp(tp, intervals[k]) == 0) {
+				seen[k] = true;
+				pgarray_add_text(&tps, tp);
+			}
+		}
+	}
+	const char *p1[] = { call->site_id, q->from, q->to,
+		intervals[q->interval], pgarray_value(&names) };
+	const char *p2[] = { call->site_id, pgarray_value(&tps), q->to,
+		pgarray_value(&names) };
+	if (p1[4] == NULL || p2[1] == NULL || list == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		goto done;
+	}
+	/* One snapshot: a period's people and its target's agree. */
+	if (!db_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
+	    NULL, err)) {
+		goto done;
+	}
+	began = true;
+	if ((res = db_query(pg, periods_sql, 5, p1, err)) == NULL ||
+	    (tres = db_query(pg, targets_sql, 4, p2, err)) == NULL) {
+		goto done;
+	}
+	for (size_t i = 0; i < q->n_names; i++) {
+		json_array_append_new(list, milestone_json(call->state,
+		    q->names[i], res, tres));
+	}
+	call->answer = json_pack("{s:s, s:{s:o, s:o, s:s}, s:o, s:O, s:o}",
+	    "site", call->site_id,
+	    "query", "from", time_json(q->from_us), "to", time_json(q->to_us),
+	    "interval", intervals[q->interval],
+	    "periods", periods_json(res), "milestones", list,
+	    "as_of", time_json(as_of));
+	ok = call->answer != NULL;
+	if (!ok) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	}
+done:
+	if (began) {
+		struct error ignored;
+		db_exec(pg, "COMMIT", 0, NULL, &ignored);
+	}
+	json_decref(list);
+	PQclear(res);
+	PQclear(tres);
+	pgarray_finish(&names);
+	pgarray_finish(&tps);
+	return ok;
+}
+
+void
+api_milestones(struct request *req, struct app *app)
+{
+	struct api_call *call = api_begin(req, app, API_READ);
+	struct milestones_query *q;
+	struct error err = { 0 };
+
+	if (call == NULL) {
+		return;
+	}
+	q = calloc(1, sizeof(*q));
+	if (q == NULL) {
+		error_set(&err, ERR_INTERNAL, "out of memory");
+		http_respond_error(req, &err);
+		return;
+	}
+	call->data = q;
+	call->data_free = milestones_query_free;
+	if (!read_query(req, call->state, q, &err)) {
+		http_respond_error(req, &err);
+		return;
+	}
+	api_run(call, milestones_run);
+}
