@@ -340,3 +340,69 @@ api_param_day_or_time(struct request *req, const char *name, bool end_of_day,
 	    "or an RFC 3339 date-time (2026-11-23T08:00:00Z)", name);
 	return false;
 }
+
+json_t *
+api_time_json(int64_t us)
+{
+	char text[TIMEUTIL_RFC3339_LEN];
+
+	timeutil_format_rfc3339(us, text);
+	return json_string(text);
+}
+
+void
+api_query(struct request *req, struct app *app, size_t size,
+    void (*data_free)(void *data),
+    bool (*read)(struct request *req, const struct app_state *state,
+    void *data, struct error *err),
+    bool (*run)(PGconn *pg, struct api_call *call, struct error *err))
+{
+	struct api_call *call = api_begin(req, app, API_READ);
+	struct error err = { 0 };
+
+	if (call == NULL) {
+		return;
+	}
+	call->data = calloc(1, size);
+	if (call->data == NULL) {
+		error_set(&err, ERR_INTERNAL, "out of memory");
+		http_respond_error(req, &err);
+		return;
+	}
+	call->data_free = data_free;
+	if (!read(req, call->state, call->data, &err)) {
+		http_respond_error(req, &err);
+		return;
+	}
+	api_run(call, run);
+}
+
+bool
+api_param_choice(struct request *req, const char *name,
+    const char *const *names, size_t n, int d, int *out, struct error *err)
+{
+	const char *v = http_request_query(req, name);
+	struct strbuf choices;
+
+	*out = d;
+	if (v == NULL || v[0] == '\0') {
+		return true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] != NULL && strcmp(v, names[i]) == 0) {
+			*out = (int)i;
+			return true;
+		}
+	}
+	strbuf_init(&choices);
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] != NULL) {
+			strbuf_append_str(&choices, choices.len > 0 ? ", " : "");
+			strbuf_append_str(&choices, names[i]);
+		}
+	}
+	error_set(err, ERR_INVALID_PARAMETER, "%s must be one of %s", name,
+	    choices.data != NULL ? choices.data : "");
+	strbuf_finish(&choices);
+	return false;
+}

@@ -56,6 +56,12 @@ bool api_text_valid(const char *v, size_t max, const char *name,
  * malformed; absent leaves *out as the caller set it. */
 bool api_param_time(struct request *req, const char *name, const char **out,
     struct error *err);
+/* One of the n words of names (NULL entries skipped) as its index in
+ * *out, or d when the parameter is absent; false with err listing the
+ * words. */
+bool api_param_choice(struct request *req, const char *name,
+    const char *const *names, size_t n, int d, int *out, struct error *err);
+
 /* A date (YYYY-MM-DD: its start in UTC, or with end_of_day the start of
  * the next day, for an inclusive end) or an RFC 3339 date-time, into *out
  * (microseconds). */
@@ -65,6 +71,19 @@ bool api_param_int(struct request *req, const char *name, long min,
     long max, long *out, struct error *err);
 bool api_param_name(struct request *req, const char *name, const char **out,
     struct error *err);
+
+/* A read endpoint in one call: checks the read key and site, allocates
+ * the endpoint's zeroed state of size bytes (freed with data_free), lets
+ * read fill it from the request's parameters (false: err is answered),
+ * then runs run on the query pool as api_run does. */
+void api_query(struct request *req, struct app *app, size_t size,
+    void (*data_free)(void *data),
+    bool (*read)(struct request *req, const struct app_state *state,
+    void *data, struct error *err),
+    bool (*run)(PGconn *pg, struct api_call *call, struct error *err));
+
+/* An RFC 3339 JSON string of us, for answers. New reference. */
+json_t *api_time_json(int64_t us);
 
 /* The first column of the first row of res parsed as JSON (PostgreSQL
  * builds the answers); NULL with err set if it is not. */

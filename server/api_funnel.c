@@ -108,38 +108,6 @@ funnel_query_free(void *p)
 
 /* ---------------------------------------------------------- parameters */
 
-/* One of the words of names (n of them) as its index, or the default d
- * when the parameter is absent; false with err naming the choices. */
-static bool
-param_choice(struct request *req, const char *name,
-    const char *const *names, size_t n, int d, int *out, struct error *err)
-{
-	const char *v = http_request_query(req, name);
-	struct strbuf choices;
-
-	*out = d;
-	if (v == NULL || v[0] == '\0') {
-		return true;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (names[i] != NULL && strcmp(v, names[i]) == 0) {
-			*out = (int)i;
-			return true;
-		}
-	}
-	strbuf_init(&choices);
-	for (size_t i = 0; i < n; i++) {
-		if (names[i] != NULL) {
-			strbuf_append_str(&choices, choices.len > 0 ? ", " : "");
-			strbuf_append_str(&choices, names[i]);
-		}
-	}
-	error_set(err, ERR_INVALID_PARAMETER, "%s must be one of %s", name,
-	    choices.data != NULL ? choices.data : "");
-	strbuf_finish(&choices);
-	return false;
-}
-
 /* A dimension named by text (len bytes): "channel", ..., "prop:KEY". */
 static bool
 dim_parse(const char *text, size_t len, struct dim_ref *out)
@@ -262,7 +230,7 @@ read_grouping(struct request *req, struct funnel_query *q, struct error *err)
 	int cohort;
 
 	q->top = TOP_DEFAULT;
-	if (!param_choice(req, "cohort", cohorts, 3, 0, &cohort, err) ||
+	if (!api_param_choice(req, "cohort", cohorts, 3, 0, &cohort, err) ||
 	    !api_param_int(req, "top", 1, TOP_MAX, &q->top, err)) {
 		return false;
 	}
@@ -283,7 +251,7 @@ read_grouping(struct request *req, struct funnel_query *q, struct error *err)
 }
 
 static bool
-read_query(struct request *req, const struct app_state *state,
+read_params(struct request *req, const struct app_state *state,
     struct funnel_query *q, struct error *err)
 {
 	static const char *const units[] = { "people", "sessions" };
@@ -295,9 +263,9 @@ read_query(struct request *req, const struct app_state *state,
 	if (!read_steps(req, state->plan, q, err) ||
 	    !read_exclude(req, q, err) || !read_filters(req, q, err) ||
 	    !read_grouping(req, q, err) ||
-	    !param_choice(req, "order", order_names, 3, ORDER_ORDERED, &order,
+	    !api_param_choice(req, "order", order_names, 3, ORDER_ORDERED, &order,
 	    err) ||
-	    !param_choice(req, "unit", units, 2, 0, &unit, err) ||
+	    !api_param_choice(req, "unit", units, 2, 0, &unit, err) ||
 	    !api_param_day_or_time(req, "to", true, &q->to_us, err)) {
 		return false;
 	}
@@ -553,15 +521,6 @@ steps_json(const struct funnel_query *q, const PGresult *res, int row)
 	return steps;
 }
 
-static json_t *
-time_json(int64_t us)
-{
-	char text[TIMEUTIL_RFC3339_LEN];
-
-	timeutil_format_rfc3339(us, text);
-	return json_string(text);
-}
-
 static const char *
 dim_name(const struct dim_ref *d, char *buf, size_t size)
 {
@@ -584,7 +543,7 @@ query_json(const struct funnel_query *q)
 	}
 	return json_pack("{s:o, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s,"
 	    " s:I}",
-	    "from", time_json(q->from_us), "to", time_json(q->to_us),
+	    "from", api_time_json(q->from_us), "to", api_time_json(q->to_us),
 	    "window", q->window_text, "order", order_names[q->order],
 	    "unit", q->sessions ? "sessions" : "people", "exclude", exclude,
 	    "filter", filters,
@@ -674,7 +633,7 @@ answer(struct api_call *call, const PGresult *res, int64_t as_of,
 	call->answer = json_pack("{s:s, s:o, s:b, s:o, s:o, s:o}",
 	    "site", call->site_id, "query", query_json(q),
 	    "low_volume", atol(PQgetvalue(res, 0, COL_ENTERED)) < q->min_volume,
-	    "steps", overall, "groups", groups, "as_of", time_json(as_of));
+	    "steps", overall, "groups", groups, "as_of", api_time_json(as_of));
 	if (call->answer == NULL) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		return false;
@@ -736,29 +695,23 @@ done:
 	return ok;
 }
 
+static bool
+read_query(struct request *req, const struct app_state *state, void *data,
+    struct error *err)
+{
+	struct funnel_query *q = data;
+
+	strbuf_init(&q->sql);
+	if (!read_params(req, state, q, err)) {
+		return false;
+	}
+	build_sql(q);
+	return true;
+}
+
 void
 api_funnel(struct request *req, struct app *app)
 {
-	struct api_call *call = api_begin(req, app, API_READ);
-	struct funnel_query *q;
-	struct error err = { 0 };
-
-	if (call == NULL) {
-		return;
-	}
-	q = calloc(1, sizeof(*q));
-	if (q == NULL) {
-		error_set(&err, ERR_INTERNAL, "out of memory");
-		http_respond_error(req, &err);
-		return;
-	}
-	strbuf_init(&q->sql);
-	call->data = q;
-	call->data_free = funnel_query_free;
-	if (!read_query(req, call->state, q, &err)) {
-		http_respond_error(req, &err);
-		return;
-	}
-	build_sql(q);
-	api_run(call, funnel_run);
+	api_query(req, app, sizeof(struct funnel_query), funnel_query_free,
+	    read_query, funnel_run);
 }

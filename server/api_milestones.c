@@ -124,22 +124,13 @@ read_names(struct request *req, const struct plan *plan,
 
 static bool
 read_query(struct request *req, const struct app_state *state,
-    struct milestones_query *q, struct error *err)
+    void *data, struct error *err)
 {
-	const char *v = http_request_query(req, "interval");
+	struct milestones_query *q = data;
 
 	q->to_us = timeutil_now_us();
-	if (v != NULL && v[0] != '\0') {
-		for (q->interval = 0; q->interval < 3 &&
-		    strcmp(v, intervals[q->interval]) != 0; q->interval++) {
-		}
-		if (q->interval == 3) {
-			error_set(err, ERR_INVALID_PARAMETER, "interval must be "
-			    "day, week or month");
-			return false;
-		}
-	}
-	if (!read_names(req, state->plan, q, err) ||
+	if (!api_param_choice(req, "interval", intervals, 3, 0, &q->interval,
+	    err) || !read_names(req, state->plan, q, err) ||
 	    !api_param_day_or_time(req, "to", true, &q->to_us, err)) {
 		return false;
 	}
@@ -348,15 +339,6 @@ periods_json(const PGresult *res)
 	return periods;
 }
 
-static json_t *
-time_json(int64_t us)
-{
-	char text[TIMEUTIL_RFC3339_LEN];
-
-	timeutil_format_rfc3339(us, text);
-	return json_string(text);
-}
-
 static bool
 milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 {
@@ -406,10 +388,10 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 	}
 	call->answer = json_pack("{s:s, s:{s:o, s:o, s:s}, s:o, s:O, s:o}",
 	    "site", call->site_id,
-	    "query", "from", time_json(q->from_us), "to", time_json(q->to_us),
+	    "query", "from", api_time_json(q->from_us), "to", api_time_json(q->to_us),
 	    "interval", intervals[q->interval],
 	    "periods", periods_json(res), "milestones", list,
-	    "as_of", time_json(as_of));
+	    "as_of", api_time_json(as_of));
 	ok = call->answer != NULL;
 	if (!ok) {
 		error_set(err, ERR_INTERNAL, "out of memory");
@@ -430,24 +412,6 @@ done:
 void
 api_milestones(struct request *req, struct app *app)
 {
-	struct api_call *call = api_begin(req, app, API_READ);
-	struct milestones_query *q;
-	struct error err = { 0 };
-
-	if (call == NULL) {
-		return;
-	}
-	q = calloc(1, sizeof(*q));
-	if (q == NULL) {
-		error_set(&err, ERR_INTERNAL, "out of memory");
-		http_respond_error(req, &err);
-		return;
-	}
-	call->data = q;
-	call->data_free = milestones_query_free;
-	if (!read_query(req, call->state, q, &err)) {
-		http_respond_error(req, &err);
-		return;
-	}
-	api_run(call, milestones_run);
+	api_query(req, app, sizeof(struct milestones_query),
+	    milestones_query_free, read_query, milestones_run);
 }
