@@ -84,3 +84,11 @@ funnel_parse_steps(const char *text, struct funnel_step *steps, size_t *n,
 	}
 	return true;
 }
+
+bool
+funnel_name_valid(const char *name)
+{
+	char out[EVENT_NAME_MAX + 1];
+
+	return take(name, strlen(name), out, sizeof(out), NAME_CHARS);
+}

@@ -32,4 +32,7 @@ struct funnel_step {
 bool funnel_parse_steps(const char *text, struct funnel_step *steps,
     size_t *n, char *why, size_t why_size);
 
+/* True if name has the characters and length of an event name. */
+bool funnel_name_valid(const char *name);
+
 #endif

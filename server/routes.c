@@ -9,6 +9,7 @@
 #include "server/api_milestones.h"
 #include "server/api_people.h"
 #include "server/api_rejected.h"
+#include "server/api_signals.h"
 #include "server/cors.h"
 #include "server/ingest.h"
 #include "server/segment_settings.h"
@@ -42,6 +43,7 @@ static const struct route routes[] = {
 	{ "GET", "/api/v1/funnel", api_funnel, false },
 	{ "GET", "/api/v1/milestones", api_milestones, false },
 	{ "GET", "/api/v1/rejected", api_rejected_list, false },
+	{ "GET", "/api/v1/signals", api_signals, false },
 	{ "POST", "/api/v1/rejected/replay", api_rejected_replay, false },
 	{ "DELETE", "/api/v1/people/", api_people_erase, false },
 };

@@ -1,0 +1,310 @@
+/* api_signals.c - GET /api/v1/signals: which small actions go with the big
+ * one. For each milestone and secondary action, the conversion rate of the
+ * people who did it against that of the people who did not, the lift, a
+ * two-proportion z-test, and the time from the action to the conversion.
+ *
+ * Everyone active in [from, to) is in the population. A person who did
+ * the action is measured from their first time doing it; one who did not,
+ * from their first event: converted means the conversion event followed
+ * within the window. The rates of those who did not are the population's
+ * minus those of the ones who did, so the statement never pairs every
+ * person with every action. */
+#include "server/api_signals.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/funnel.h"
+#include "common/plan.h"
+#include "common/stats.h"
+#include "common/timeutil.h"
+#include "server/api.h"
+#include "server/db.h"
+#include "server/pgarray.h"
+
+#define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
+#define RANGE_DEFAULT_US (30 * DAY_US)
+#define WINDOW_MAX_US (180 * DAY_US)
+#define SIGNIFICANCE 0.05
+
+struct signals_query {
+	const char **names;		/* the actions, borrowed from the plan */
+	size_t n_names;
+	char conversion[EVENT_NAME_MAX + 1];
+	int64_t from_us, to_us, window_us;
+	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
+	char window_text[16], window_seconds[24];
+	long min_volume;
+};
+
+static void
+signals_query_free(void *p)
+{
+	struct signals_query *q = p;
+
+	if (q != NULL) {
+		free(q->names);
+		free(q);
+	}
+}
+
+static bool
+read_conversion(struct request *req, const struct plan *plan,
+    struct signals_query *q, struct error *err)
+{
+	const char *v = http_request_query(req, "conversion");
+	const char *macro = json_string_value(json_object_get(
+	    plan_document(plan), "macro_conversion"));
+
+	if (v == NULL || v[0] == '\0') {
+		if (macro == NULL) {
+			error_set(err, ERR_INVALID_PARAMETER, "the plan has no "
+			    "macro conversion: name the conversion event");
+			return false;
+		}
+		v = macro;
+	}
+	if (!funnel_name_valid(v)) {
+		error_set(err, ERR_INVALID_PARAMETER, "conversion must be an "
+		    "event name");
+		return false;
+	}
+	snprintf(q->conversion, sizeof(q->conversion), "%s", v);
+	return true;
+}
+
+static bool
+read_query(struct request *req, const struct app_state *state, void *data,
+    struct error *err)
+{
+	struct signals_query *q = data;
+	const char *window = http_request_query(req, "window");
+	size_t n = plan_event_count(state->plan);
+
+	q->to_us = timeutil_now_us();
+	q->min_volume = state->cfg->min_volume;
+	if (!read_conversion(req, state->plan, q, err) ||
+	    !api_param_day_or_time(req, "to", true, &q->to_us, err)) {
+		return false;
+	}
+	q->from_us = q->to_us - RANGE_DEFAULT_US;
+	if (!api_param_day_or_time(req, "from", false, &q->from_us, err)) {
+		return false;
+	}
+	if (q->from_us >= q->to_us) {
+		error_set(err, ERR_INVALID_PARAMETER, "from must be before to");
+		return false;
+	}
+	if (window == NULL || window[0] == '\0') {
+		window = "30d";
+	}
+	if (!timeutil_parse_duration(window, WINDOW_MAX_US, &q->window_us)) {
+		error_set(err, ERR_INVALID_PARAMETER, "window must be a number of "
+		    "days or hours (30d, 12h), at most 180d");
+		return false;
+	}
+	snprintf(q->window_text, sizeof(q->window_text), "%s", window);
+	snprintf(q->window_seconds, sizeof(q->window_seconds), "%lld",
+	    (long long)(q->window_us / TIMEUTIL_US_PER_SEC));
+	timeutil_format_rfc3339(q->from_us, q->from);
+	timeutil_format_rfc3339(q->to_us, q->to);
+	q->names = calloc(n > 0 ? n : 1, sizeof(*q->names));
+	if (q->names == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct plan_event *def = plan_event_at(state->plan, i);
+		const char *kind = plan_event_kind_name(def);
+		if ((strcmp(kind, "milestone") == 0 ||
+		    strcmp(kind, "secondary") == 0) &&
+		    strcmp(plan_event_name(def), q->conversion) != 0) {
+			q->names[q->n_names++] = plan_event_name(def);
+		}
+	}
+	return true;
+}
+
+/* $1 site, $2 from, $3 to, $4 window in seconds, $5 the actions, $6 the
+ * conversion. Rows: an action (NULL: the whole population), people,
+ * those who converted (from the action, or for the population from their
+ * first event), those of them who converted from their first event, and
+ * the median seconds from the action to the conversion. */
+static const char signals_sql[] =
+    "WITH span AS (SELECT $4::bigint * interval '1 second' AS w),"
+    " base AS (SELECT COALESCE(m.into_person, e.person_id) AS person,"
+    " e.name, e.ts FROM events e CROSS JOIN span LEFT JOIN person_merges m"
+    " ON m.site_id = e.site_id AND m.from_person = e.person_id"
+    " WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3::timestamptz + span.w"
+    " AND NOT e.bot AND e.person_id IS NOT NULL),"
+    " conv AS (SELECT person, ts FROM base WHERE name = $6),"
+    " p0 AS (SELECT person, min(ts) AS first_seen FROM base WHERE ts < $3"
+    " GROUP BY person),"
+    " people AS (SELECT p.person, bool_or(c.ts IS NOT NULL) AS cf"
+    " FROM p0 p CROSS JOIN span LEFT JOIN conv c ON c.person = p.person"
+    " AND c.ts >= p.first_seen AND c.ts <= p.first_seen + span.w"
+    " GROUP BY p.person),"
+    " sig AS (SELECT person, name, min(ts) AS t FROM base WHERE ts < $3"
+    " AND name = ANY ($5::text[]) GROUP BY person, name),"
+    " did AS (SELECT s.name, s.person, s.t, min(c.ts) AS ct FROM sig s"
+    " CROSS JOIN span LEFT JOIN conv c ON c.person = s.person"
+    " AND c.ts >= s.t AND c.ts <= s.t + span.w GROUP BY 1, 2, 3)"
+    " SELECT NULL, count(*), count(*) FILTER (WHERE cf),"
+    " count(*) FILTER (WHERE cf), NULL::float8 FROM people"
+    " UNION ALL SELECT d.name, count(*), count(d.ct),"
+    " count(*) FILTER (WHERE pe.cf), percentile_cont(0.5) WITHIN GROUP"
+    " (ORDER BY extract(epoch FROM d.ct - d.t)) FROM did d"
+    " JOIN people pe ON pe.person = d.person GROUP BY d.name"
+    " ORDER BY 1 NULLS FIRST";
+
+static json_t *
+rate_or_null(long x, long n)
+{
+	return n > 0 ? json_real((double)x / (double)n) : json_null();
+}
+
+static json_t *
+signal_json(const struct signals_query *q, const struct plan *plan,
+    const char *name, const PGresult *res, int row, long total,
+    long total_conv)
+{
+	long did = row >= 0 ? atol(PQgetvalue(res, row, 1)) : 0;
+	long conv = row >= 0 ? atol(PQgetvalue(res, row, 2)) : 0;
+	long did_cf = row >= 0 ? atol(PQgetvalue(res, row, 3)) : 0;
+	long without = total - did, conv_without = total_conv - did_cf;
+	double z = 0, p = 1;
+	bool tested = stats_two_proportions(conv, did, conv_without, without,
+	    &z, &p);
+	json_t *lift = json_null();
+
+	if (did > 0 && without > 0 && conv_without > 0) {
+		lift = json_real(((double)conv / (double)did) /
+		    ((double)conv_without / (double)without));
+	}
+	return json_pack("{s:s, s:s, s:I, s:I, s:o, s:I, s:I, s:o, s:o, s:o,"
+	    " s:o, s:b, s:o, s:b}",
+	    "name", name,
+	    "kind", plan_event_kind_name(plan_find_event(plan, name)),
+	    "people", (json_int_t)did, "converted", (json_int_t)conv,
+	    "rate", rate_or_null(conv, did),
+	    "people_without", (json_int_t)without,
+	    "converted_without", (json_int_t)conv_without,
+	    "rate_without", rate_or_null(conv_without, without),
+	    "lift", lift,
+	    "z", tested ? json_real(z) : json_null(),
+	    "p_value", tested ? json_real(p) : json_null(),
+	    "significant", tested && p < SIGNIFICANCE,
+	    "median_seconds_to_conversion", row >= 0 &&
+	    !PQgetisnull(res, row, 4) ? json_real(atof(PQgetvalue(res, row, 4))) :
+	    json_null(),
+	    "low_volume", did < q->min_volume || without < q->min_volume);
+}
+
+/* Significant signals first, each group by lift (highest first, none
+ * last), then by name. */
+static int
+compare_signals(const void *pa, const void *pb)
+{
+	const json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+	bool sa = json_is_true(json_object_get(a, "significant"));
+	bool sb = json_is_true(json_object_get(b, "significant"));
+	const json_t *la = json_object_get(a, "lift");
+	const json_t *lb = json_object_get(b, "lift");
+
+	if (sa != sb) {
+		return sa ? -1 : 1;
+	}
+	if (json_is_real(la) != json_is_real(lb)) {
+		return json_is_real(la) ? -1 : 1;
+	}
+	if (json_is_real(la) && json_real_value(la) != json_real_value(lb)) {
+		return json_real_value(la) > json_real_value(lb) ? -1 : 1;
+	}
+	return strcmp(json_string_value(json_object_get(a, "name")),
+	    json_string_value(json_object_get(b, "name")));
+}
+
+static bool
+signals_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	struct signals_query *q = call->data;
+	struct pgarray names;
+	PGresult *res = NULL;
+	json_t **list = NULL, *signals = json_array();
+	int64_t as_of = timeutil_now_us();
+	long total, total_conv;
+	bool ok = false;
+
+	pgarray_init(&names);
+	for (size_t i = 0; i < q->n_names; i++) {
+		pgarray_add_text(&names, q->names[i]);
+	}
+	const char *params[] = { call->site_id, q->from, q->to,
+		q->window_seconds, pgarray_value(&names), q->conversion };
+	list = calloc(q->n_names > 0 ? q->n_names : 1, sizeof(*list));
+	if (params[4] == NULL || list == NULL || signals == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		goto done;
+	}
+	res = db_query(pg, signals_sql, 6, params, err);
+	if (res == NULL) {
+		goto done;
+	}
+	if (PQntuples(res) < 1 || !PQgetisnull(res, 0, 0)) {
+		error_set(err, ERR_INTERNAL, "the signals query answered no "
+		    "population");
+		goto done;
+	}
+	total = atol(PQgetvalue(res, 0, 1));
+	total_conv = atol(PQgetvalue(res, 0, 2));
+	for (size_t i = 0; i < q->n_names; i++) {
+		int row = -1;
+		for (int r = 1; r < PQntuples(res); r++) {
+			if (strcmp(PQgetvalue(res, r, 0), q->names[i]) == 0) {
+				row = r;
+			}
+		}
+		list[i] = signal_json(q, call->state->plan, q->names[i], res, row,
+		    total, total_conv);
+		if (list[i] == NULL) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			goto done;
+		}
+	}
+	qsort(list, q->n_names, sizeof(*list), compare_signals);
+	for (size_t i = 0; i < q->n_names; i++) {
+		json_array_append_new(signals, list[i]);
+		list[i] = NULL;
+	}
+	call->answer = json_pack("{s:s, s:{s:o, s:o, s:s, s:s, s:I},"
+	    " s:{s:I, s:I, s:o}, s:O, s:o}",
+	    "site", call->site_id,
+	    "query", "from", api_time_json(q->from_us),
+	    "to", api_time_json(q->to_us), "window", q->window_text,
+	    "conversion", q->conversion, "min_volume", (json_int_t)q->min_volume,
+	    "population", "people", (json_int_t)total,
+	    "converted", (json_int_t)total_conv,
+	    "rate", rate_or_null(total_conv, total),
+	    "signals", signals, "as_of", api_time_json(as_of));
+	ok = call->answer != NULL;
+	if (!ok) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	}
+done:
+	for (size_t i = 0; list != NULL && i < q->n_names; i++) {
+		json_decref(list[i]);
+	}
+	free(list);
+	json_decref(signals);
+	PQclear(res);
+	pgarray_finish(&names);
+	return ok;
+}
+
+void
+api_signals(struct request *req, struct app *app)
+{
+	api_query(req, app, sizeof(struct signals_query), signals_query_free,
+	    read_query, signals_run);
+}
