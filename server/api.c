@@ -406,3 +406,41 @@ api_param_choice(struct request *req, const char *name,
 	strbuf_finish(&choices);
 	return false;
 }
+
+bool
+api_param_range(struct request *req, int64_t range_us, int64_t *from,
+    int64_t *to, struct error *err)
+{
+	*to = timeutil_now_us();
+	if (!api_param_day_or_time(req, "to", true, to, err)) {
+		return false;
+	}
+	*from = *to - range_us;
+	if (!api_param_day_or_time(req, "from", false, from, err)) {
+		return false;
+	}
+	if (*from >= *to) {
+		error_set(err, ERR_INVALID_PARAMETER, "from must be before to");
+		return false;
+	}
+	return true;
+}
+
+bool
+api_param_window(struct request *req, int64_t max_us, int64_t *us,
+    char text[API_WINDOW_TEXT], struct error *err)
+{
+	const char *v = http_request_query(req, "window");
+
+	if (v == NULL || v[0] == '\0') {
+		v = API_WINDOW_DEFAULT;
+	}
+	if (!timeutil_parse_duration(v, max_us, us)) {
+		error_set(err, ERR_INVALID_PARAMETER, "window must be a number of "
+		    "days or hours (30d, 12h), at most %lldd",
+		    (long long)(max_us / (86400 * TIMEUTIL_US_PER_SEC)));
+		return false;
+	}
+	snprintf(text, API_WINDOW_TEXT, "%s", v);
+	return true;
+}

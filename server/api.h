@@ -67,6 +67,18 @@ bool api_param_choice(struct request *req, const char *name,
  * (microseconds). */
 bool api_param_day_or_time(struct request *req, const char *name,
     bool end_of_day, int64_t *out, struct error *err);
+/* from and to (as api_param_day_or_time), by default the range_us before
+ * now; false unless from is before to. */
+bool api_param_range(struct request *req, int64_t range_us, int64_t *from,
+    int64_t *to, struct error *err);
+
+/* window: a number of days or hours (timeutil_parse_duration) up to
+ * max_us, API_WINDOW_DEFAULT when absent; into *us, and as asked into
+ * text. */
+#define API_WINDOW_DEFAULT "30d"
+#define API_WINDOW_TEXT 16
+bool api_param_window(struct request *req, int64_t max_us, int64_t *us,
+    char text[API_WINDOW_TEXT], struct error *err);
 bool api_param_int(struct request *req, const char *name, long min,
     long max, long *out, struct error *err);
 bool api_param_name(struct request *req, const char *name, const char **out,

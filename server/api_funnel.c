@@ -80,7 +80,7 @@ struct funnel_query {
 	enum funnel_order order;
 	bool sessions;			/* unit=sessions */
 	int64_t from_us, to_us, window_us;
-	char window_text[16];		/* as asked, e.g. "30d" */
+	char window_text[API_WINDOW_TEXT];	/* as asked, e.g. "30d" */
 	char window_seconds[24];
 	struct dim_ref breakdown;	/* DIM_NONE: none */
 	const char *cohort;		/* "week", "month" or NULL */
@@ -255,10 +255,8 @@ read_params(struct request *req, const struct app_state *state,
     struct funnel_query *q, struct error *err)
 {
 	static const char *const units[] = { "people", "sessions" };
-	const char *window = http_request_query(req, "window");
 	int order, unit;
 
-	q->to_us = timeutil_now_us();
 	q->min_volume = state->cfg->min_volume;
 	if (!read_steps(req, state->plan, q, err) ||
 	    !read_exclude(req, q, err) || !read_filters(req, q, err) ||
@@ -266,28 +264,14 @@ read_params(struct request *req, const struct app_state *state,
 	    !api_param_choice(req, "order", order_names, 3, ORDER_ORDERED, &order,
 	    err) ||
 	    !api_param_choice(req, "unit", units, 2, 0, &unit, err) ||
-	    !api_param_day_or_time(req, "to", true, &q->to_us, err)) {
+	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,
+	    err) ||
+	    !api_param_window(req, WINDOW_MAX_US, &q->window_us, q->window_text,
+	    err)) {
 		return false;
 	}
 	q->order = (enum funnel_order)order;
 	q->sessions = unit == 1;
-	q->from_us = q->to_us - RANGE_DEFAULT_US;
-	if (!api_param_day_or_time(req, "from", false, &q->from_us, err)) {
-		return false;
-	}
-	if (q->from_us >= q->to_us) {
-		error_set(err, ERR_INVALID_PARAMETER, "from must be before to");
-		return false;
-	}
-	if (window == NULL || window[0] == '\0') {
-		window = "30d";
-	}
-	if (!timeutil_parse_duration(window, WINDOW_MAX_US, &q->window_us)) {
-		error_set(err, ERR_INVALID_PARAMETER, "window must be a number of "
-		    "days or hours (30d, 12h), at most 180d");
-		return false;
-	}
-	snprintf(q->window_text, sizeof(q->window_text), "%s", window);
 	snprintf(q->window_seconds, sizeof(q->window_seconds), "%lld",
 	    (long long)(q->window_us / TIMEUTIL_US_PER_SEC));
 	return true;

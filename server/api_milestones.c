@@ -128,18 +128,10 @@ read_query(struct request *req, const struct app_state *state,
 {
 	struct milestones_query *q = data;
 
-	q->to_us = timeutil_now_us();
 	if (!api_param_choice(req, "interval", intervals, 3, 0, &q->interval,
 	    err) || !read_names(req, state->plan, q, err) ||
-	    !api_param_day_or_time(req, "to", true, &q->to_us, err)) {
-		return false;
-	}
-	q->from_us = q->to_us - RANGE_DEFAULT_US;
-	if (!api_param_day_or_time(req, "from", false, &q->from_us, err)) {
-		return false;
-	}
-	if (q->from_us >= q->to_us) {
-		error_set(err, ERR_INVALID_PARAMETER, "from must be before to");
+	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,
+	    err)) {
 		return false;
 	}
 	if ((q->to_us - q->from_us) / interval_us[q->interval] >= PERIODS_MAX) {

@@ -34,7 +34,7 @@ struct signals_query {
 	char conversion[EVENT_NAME_MAX + 1];
 	int64_t from_us, to_us, window_us;
 	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
-	char window_text[16], window_seconds[24];
+	char window_text[API_WINDOW_TEXT], window_seconds[24];
 	long min_volume;
 };
 
@@ -79,32 +79,16 @@ read_query(struct request *req, const struct app_state *state, void *data,
     struct error *err)
 {
 	struct signals_query *q = data;
-	const char *window = http_request_query(req, "window");
 	size_t n = plan_event_count(state->plan);
 
-	q->to_us = timeutil_now_us();
 	q->min_volume = state->cfg->min_volume;
 	if (!read_conversion(req, state->plan, q, err) ||
-	    !api_param_day_or_time(req, "to", true, &q->to_us, err)) {
+	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,
+	    err) ||
+	    !api_param_window(req, WINDOW_MAX_US, &q->window_us, q->window_text,
+	    err)) {
 		return false;
 	}
-	q->from_us = q->to_us - RANGE_DEFAULT_US;
-	if (!api_param_day_or_time(req, "from", false, &q->from_us, err)) {
-		return false;
-	}
-	if (q->from_us >= q->to_us) {
-		error_set(err, ERR_INVALID_PARAMETER, "from must be before to");
-		return false;
-	}
-	if (window == NULL || window[0] == '\0') {
-		window = "30d";
-	}
-	if (!timeutil_parse_duration(window, WINDOW_MAX_US, &q->window_us)) {
-		error_set(err, ERR_INVALID_PARAMETER, "window must be a number of "
-		    "days or hours (30d, 12h), at most 180d");
-		return false;
-	}
-	snprintf(q->window_text, sizeof(q->window_text), "%s", window);
 	snprintf(q->window_seconds, sizeof(q->window_seconds), "%lld",
 	    (long long)(q->window_us / TIMEUTIL_US_PER_SEC));
 	timeutil_format_rfc3339(q->from_us, q->from);
