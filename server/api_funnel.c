@@ -369,12 +369,10 @@ build_sql(struct funnel_query *q)
 	    " + $7::bigint * interval '1 second' AS hi,"
 	    " $7::bigint * interval '1 second' AS w),"
 	    " seen AS (SELECT %s AS person, e.ts, e.name, e.props, e.kind,"
-	    " e.session_id, e.device, e.browser FROM events e CROSS JOIN span"
-	    " LEFT JOIN person_merges m ON m.site_id = e.site_id"
-	    " AND m.from_person = e.person_id"
-	    " WHERE e.site_id = $1 AND e.ts >= span.lo AND e.ts < span.hi"
+	    " e.session_id, e.device, e.browser FROM events_people e"
+	    " CROSS JOIN span WHERE e.site_id = $1 AND e.ts >= span.lo AND e.ts < span.hi"
 	    " AND NOT e.bot AND e.person_id IS NOT NULL%s%s),",
-	    q->sessions ? "e.session_id" : "COALESCE(m.into_person, e.person_id)",
+	    q->sessions ? "e.session_id" : "e.person",
 	    q->sessions ? " AND e.session_id IS NOT NULL" : "",
 	    q->order == ORDER_STRICT ? "" :
 	    " AND (e.name = ANY ($2::text[]) OR e.name = ANY ($8::text[]))");

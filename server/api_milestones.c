@@ -149,10 +149,9 @@ read_query(struct request *req, const struct app_state *state,
  * with any event in a period; 'e' an event's people and events in a
  * period), name, period start (a date), people, events. */
 static const char periods_sql[] =
-    "WITH base AS (SELECT COALESCE(m.into_person, e.person_id) AS person,"
-    " e.name, date_trunc($4, e.ts AT TIME ZONE 'UTC') AS period"
-    " FROM events e LEFT JOIN person_merges m ON m.site_id = e.site_id"
-    " AND m.from_person = e.person_id WHERE e.site_id = $1"
+    "WITH base AS (SELECT e.person, e.name,"
+    " date_trunc($4, e.ts AT TIME ZONE 'UTC') AS period"
+    " FROM events_people e WHERE e.site_id = $1"
     " AND e.ts >= $2 AND e.ts < $3 AND NOT e.bot"
     " AND e.person_id IS NOT NULL)"
     " SELECT 'p', NULL, to_char(p, 'YYYY-MM-DD'),"
@@ -178,9 +177,7 @@ static const char targets_sql[] =
     " AT TIME ZONE 'UTC') - ('1 ' || tp)::interval) AT TIME ZONE 'UTC' AS s,"
     " date_trunc(tp, LEAST($3::timestamptz, now()) AT TIME ZONE 'UTC')"
     " AT TIME ZONE 'UTC' AS e FROM unnest($2::text[]) AS tp),"
-    " base AS (SELECT COALESCE(m.into_person, e.person_id) AS person,"
-    " e.name, e.ts FROM events e LEFT JOIN person_merges m"
-    " ON m.site_id = e.site_id AND m.from_person = e.person_id"
+    " base AS (SELECT e.person, e.name, e.ts FROM events_people e"
     " WHERE e.site_id = $1 AND e.ts >= (SELECT min(s) FROM w)"
     " AND e.ts < (SELECT max(e) FROM w) AND NOT e.bot"
     " AND e.person_id IS NOT NULL)"

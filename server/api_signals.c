@@ -117,10 +117,8 @@ read_query(struct request *req, const struct app_state *state, void *data,
  * the median seconds from the action to the conversion. */
 static const char signals_sql[] =
     "WITH span AS (SELECT $4::bigint * interval '1 second' AS w),"
-    " base AS (SELECT COALESCE(m.into_person, e.person_id) AS person,"
-    " e.name, e.ts FROM events e CROSS JOIN span LEFT JOIN person_merges m"
-    " ON m.site_id = e.site_id AND m.from_person = e.person_id"
-    " WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3::timestamptz + span.w"
+    " base AS (SELECT e.person, e.name, e.ts FROM events_people e"
+    " CROSS JOIN span WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3::timestamptz + span.w"
     " AND NOT e.bot AND e.person_id IS NOT NULL),"
     " conv AS (SELECT person, ts FROM base WHERE name = $6),"
     " p0 AS (SELECT person, min(ts) AS first_seen FROM base WHERE ts < $3"
