@@ -12,6 +12,7 @@
 #include "common/privacy.h"
 #include "common/timeutil.h"
 #include "server/auth.h"
+#include "server/db.h"
 
 #define API_NAME_MAX 64
 
@@ -443,4 +444,28 @@ api_param_window(struct request *req, int64_t max_us, int64_t *us,
 	}
 	snprintf(text, API_WINDOW_TEXT, "%s", v);
 	return true;
+}
+
+bool
+api_snapshot_begin(PGconn *pg, struct error *err)
+{
+	/* One snapshot for every statement of the answer. The statements
+	 * join large intermediate results whose sizes the planner cannot
+	 * estimate (CTEs, unnest): a nested loop chosen on a bad estimate is
+	 * quadratic, so hash and merge joins only; and no JIT, whose
+	 * compilation the resulting costs would always trigger. */
+	return db_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	    0, NULL, err) &&
+	    db_exec(pg, "SET LOCAL enable_nestloop = off", 0, NULL, err) &&
+	    db_exec(pg, "SET LOCAL jit = off", 0, NULL, err);
+}
+
+void
+api_snapshot_end(PGconn *pg)
+{
+	struct error ignored;
+
+	if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
+		db_exec(pg, "COMMIT", 0, NULL, &ignored);
+	}
 }

@@ -94,6 +94,12 @@ void api_query(struct request *req, struct app *app, size_t size,
     void *data, struct error *err),
     bool (*run)(PGconn *pg, struct api_call *call, struct error *err));
 
+/* Around the statements of a query answer: a read-only snapshot, with
+ * the planner settings the analytics statements need (api.c says why).
+ * End it whether the statements succeeded or not. */
+bool api_snapshot_begin(PGconn *pg, struct error *err);
+void api_snapshot_end(PGconn *pg);
+
 /* An RFC 3339 JSON string of us, for answers. New reference. */
 json_t *api_time_json(int64_t us);
 

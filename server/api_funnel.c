@@ -666,8 +666,11 @@ funnel_run(PGconn *pg, struct api_call *call, struct error *err)
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto done;
 	}
-	res = db_query(pg, q->sql.data, (int)(FIXED_PARAMS + q->n_extra),
-	    params, err);
+	if (api_snapshot_begin(pg, err)) {
+		res = db_query(pg, q->sql.data, (int)(FIXED_PARAMS + q->n_extra),
+		    params, err);
+	}
+	api_snapshot_end(pg);
 	ok = res != NULL && answer(call, res, as_of, err);
 done:
 	PQclear(res);

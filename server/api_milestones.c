@@ -337,7 +337,7 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 	json_t *list = json_array();
 	int64_t as_of = timeutil_now_us();
 	bool seen[3] = { false };
-	bool ok = false, began = false;
+	bool ok = false;
 
 	pgarray_init(&names);
 	pgarray_init(&tps);
@@ -362,11 +362,9 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 		goto done;
 	}
 	/* One snapshot: a period's people and its target's agree. */
-	if (!db_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
-	    NULL, err)) {
+	if (!api_snapshot_begin(pg, err)) {
 		goto done;
 	}
-	began = true;
 	if ((res = db_query(pg, periods_sql, 5, p1, err)) == NULL ||
 	    (tres = db_query(pg, targets_sql, 4, p2, err)) == NULL) {
 		goto done;
@@ -386,10 +384,7 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 		error_set(err, ERR_INTERNAL, "out of memory");
 	}
 done:
-	if (began) {
-		struct error ignored;
-		db_exec(pg, "COMMIT", 0, NULL, &ignored);
-	}
+	api_snapshot_end(pg);
 	json_decref(list);
 	PQclear(res);
 	PQclear(tres);

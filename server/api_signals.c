@@ -229,7 +229,10 @@ signals_run(PGconn *pg, struct api_call *call, struct error *err)
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto done;
 	}
-	res = db_query(pg, signals_sql, 6, params, err);
+	if (api_snapshot_begin(pg, err)) {
+		res = db_query(pg, signals_sql, 6, params, err);
+	}
+	api_snapshot_end(pg);
 	if (res == NULL) {
 		goto done;
 	}

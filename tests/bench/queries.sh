@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# tests/bench/queries.sh - the query API on a synthetic shop (see
+# docs/performance.md, "Query API").
+#
+# One run: a private PostgreSQL cluster, a database migrated by the binary,
+# the data of queries_data.sql (PEOPLE people over DAYS days: about 5.8
+# million events with the defaults), the daemon with the example plan, then
+# each endpoint asked RUNS times after one warm-up, timed with curl; the
+# median is compared with the issue's targets. As a baseline measured in the
+# same run, psql times a plain count of the same range's events (one scan):
+# the ratios say how far each endpoint is from reading the range once.
+# Then each endpoint once more with auto_explain on (plans with actual rows,
+# without timing) into build/bench/queries-plans.txt; the figures go to
+# build/bench/queries.md.
+#
+# Usage (as root on Debian 12; installs what is missing with apt-get):
+#   tests/bench/queries.sh
+# Environment:
+#   PEOPLE=500000  DAYS=30  RUNS=5
+#   KEEP_DATA=DIR  keep the cluster in DIR and reuse it on the next run with
+#                  the same DIR (generation takes minutes)
+# Exit status: 0 when the run completed (whatever the figures), 1 otherwise.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=$ROOT/build/bench
+PEOPLE=${PEOPLE:-500000}
+DAYS=${DAYS:-30}
+RUNS=${RUNS:-5}
+READ_KEY=rk_bench_read_0123456789abcdef
+
+# Targets (ms), on the 2-core machine of docs/performance.md.
+T_FUNNEL=300
+T_BREAKDOWN=600
+T_MILESTONES=200
+T_SIGNALS=1000
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'queries.sh: %s\n' "$*" >&2; exit 1; }
+
+# shellcheck source=tests/lib/pg.sh
+. "$ROOT/tests/lib/pg.sh"
+mapfile -t PKGS < <(mp_build_packages)
+mp_install_packages "${PKGS[@]}" curl
+PG_BINDIR=$(mp_pg_bindir)
+
+mkdir -p "$ROOT/build"
+exec 9>"$ROOT/build/.bench.lock"
+flock 9
+
+log "building release into build/bench"
+if [ -f "$BUILD/build.ninja" ]; then
+	meson setup --reconfigure "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=false >/dev/null
+else
+	meson setup "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=false >/dev/null
+fi
+ninja -C "$BUILD" >/dev/null
+MILEPOST=$BUILD/server/milepost
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+WORK=$(mktemp -d /tmp/mpq.XXXXXX)   # config, logs; the cluster unless KEEP_DATA
+chmod 755 "$WORK"
+PGDATA=${KEEP_DATA:-$WORK/pg}
+DAEMON_PID='' PG_STARTED=''
+
+cleanup() {
+	set +e
+	if [ -n "$DAEMON_PID" ]; then kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; fi
+	[ -n "$PG_STARTED" ] && mp_pg_stop "$PGDATA"
+	mkdir -p "$BUILD/logs" && cp "$WORK"/*.log "$BUILD/logs/" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PGSOCK=$(mp_pg_sockdir "$WORK/s")
+PGPORT=$(mp_pg_free_port)
+FRESH=''
+if [ ! -f "$PGDATA/PG_VERSION" ]; then
+	mkdir -p "$PGDATA"
+	mp_pg_init "$PGDATA" -N
+	FRESH=1
+fi
+mp_pg_start "$PGDATA" "$PGSOCK" "$PGPORT" shared_buffers=512MB work_mem=64MB \
+	max_wal_size=4GB synchronous_commit=off
+PG_STARTED=1
+sql() { "$PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -h "$PGSOCK" -p "$PGPORT" -U milepost "$@"; }
+DB_URL="postgresql:///mp_queries?host=$PGSOCK&port=$PGPORT&user=milepost"
+
+TO=$(date -u +%Y-%m-%d)
+FROM=$(date -u -d "$TO - $DAYS days" +%Y-%m-%d)
+if [ -n "$FRESH" ] || ! sql -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'mp_queries'" | grep -q 1; then
+	sql -d postgres -c "CREATE DATABASE mp_queries"
+	echo '{}' >"$WORK/empty.json"
+	MILEPOST_DATABASE_URL=$DB_URL MILEPOST_CONFIG="$WORK/empty.json" "$MILEPOST" migrate >"$WORK/migrate.log" 2>&1 ||
+		{ cat "$WORK/migrate.log" >&2; die "migrate failed"; }
+	log "generating $PEOPLE people over $DAYS days from $FROM (minutes)"
+	start=$(date +%s)
+	sql -d mp_queries -v people="$PEOPLE" -v days="$DAYS" -v t0="$FROM" -f "$ROOT/tests/bench/queries_data.sql" >/dev/null
+	log "generated in $(( $(date +%s) - start )) s"
+fi
+EVENTS=$(sql -d mp_queries -c "SELECT count(*) FROM events WHERE site_id = 'bench'")
+log "$EVENTS events"
+
+# The daemon: the example plan, one read key (its SHA-256 in the config).
+KEY_SHA=$(printf '%s' "$READ_KEY" | sha256sum | cut -d' ' -f1)
+PORT=$(mp_pg_free_port)
+cat >"$WORK/config.json" <<EOF
+{"listen": "127.0.0.1:$PORT", "database_url": "$DB_URL", "log_level": "warn",
+ "plan": "$ROOT/config/plan.json", "pii_hash_key": "bench-pii-key-0123456789abcdef",
+ "sites": [{"id": "bench", "name": "Bench", "write_key": "wk_bench_key"}],
+ "api_keys": [{"name": "bench", "scope": "read", "key_sha256": "$KEY_SHA"}]}
+EOF
+"$MILEPOST" serve --config "$WORK/config.json" >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/daemon.log" >&2; die "daemon not ready"; }
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+# time_endpoint PATH: median milliseconds of RUNS calls after a warm-up;
+# a call that is not 200 stops the run.
+time_endpoint() {
+	local url="http://127.0.0.1:$PORT$1" i code t
+	for i in $(seq 0 "$RUNS"); do
+		read -r code t < <(curl -s -o "$WORK/answer.json" -w '%{http_code} %{time_total}\n' \
+				-H "Authorization: Bearer $READ_KEY" "$url")
+		[ "$code" = 200 ] || { cat "$WORK/answer.json" >&2; die "$1 answered $code"; }
+		[ "$i" -gt 0 ] && awk -v t="$t" 'BEGIN {printf "%.1f\n", t * 1000}'
+	done | median
+}
+
+# The baseline: one plain scan of the range's events, timed by psql.
+baseline_ms() {
+	local i
+	for i in $(seq 0 "$RUNS"); do
+		sql -d mp_queries -c '\timing on' \
+			-c "SELECT count(*) FROM events WHERE site_id = 'bench' AND ts >= '$FROM' AND ts < '$TO'::date + 1" |
+			sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | { [ "$i" -gt 0 ] && cat || cat >/dev/null; }
+	done | median
+}
+
+Q="site=bench&from=$FROM&to=$TO"
+STEPS=product_viewed,cart_added,checkout_started,purchase_completed
+log "timing (median of $RUNS after a warm-up)"
+BASE=$(baseline_ms)
+FUNNEL=$(time_endpoint "/api/v1/funnel?$Q&steps=$STEPS&window=7d")
+BREAKDOWN=$(time_endpoint "/api/v1/funnel?$Q&steps=$STEPS&window=7d&breakdown=channel")
+MILESTONES=$(time_endpoint "/api/v1/milestones?$Q&interval=day")
+SIGNALS=$(time_endpoint "/api/v1/signals?$Q&window=7d")
+
+# The plans, from a second daemon whose connections log every statement's
+# plan with its actual rows (auto_explain, no timing: the figures above were
+# taken without it).
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=''
+sql -d postgres -c "ALTER DATABASE mp_queries SET session_preload_libraries = 'auto_explain'" \
+	-c "ALTER DATABASE mp_queries SET auto_explain.log_min_duration = 0" \
+	-c "ALTER DATABASE mp_queries SET auto_explain.log_analyze = on" \
+	-c "ALTER DATABASE mp_queries SET auto_explain.log_timing = off"
+LOGFILE=$(mp_pg_logfile "$PGDATA")
+MARK=$(wc -l <"$LOGFILE")
+"$MILEPOST" serve --config "$WORK/config.json" >>"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+for path in "/api/v1/funnel?$Q&steps=$STEPS&window=7d" "/api/v1/funnel?$Q&steps=$STEPS&window=7d&breakdown=channel" \
+	"/api/v1/milestones?$Q&interval=day" "/api/v1/signals?$Q&window=7d"; do
+	curl -s -H "Authorization: Bearer $READ_KEY" "http://127.0.0.1:$PORT$path" >/dev/null
+done
+sql -d postgres -c "ALTER DATABASE mp_queries RESET ALL"
+tail -n +"$MARK" "$LOGFILE" | grep -vE 'STATEMENT|^\s*$' | cut -c1-220 >"$BUILD/queries-plans.txt" || true
+
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN {print (v <= t) ? "PASS" : "MISS"}'; }
+ratio() { awk -v v="$1" -v b="$2" 'BEGIN {printf "%.1f", v / b}'; }
+{
+	echo "## Query API, $(date -u +%Y-%m-%d), commit $COMMIT"
+	echo
+	echo "$EVENTS events, $PEOPLE people, $DAYS days; median of $RUNS calls after a warm-up."
+	echo "Baseline: one \`count(*)\` over the range's events: $BASE ms."
+	echo
+	echo "| endpoint | ms | target ms | | × baseline |"
+	echo "|---|---|---|---|---|"
+	echo "| funnel, 4 steps | $FUNNEL | $T_FUNNEL | $(verdict "$FUNNEL" $T_FUNNEL) | $(ratio "$FUNNEL" "$BASE") |"
+	echo "| funnel, 4 steps, breakdown=channel | $BREAKDOWN | $T_BREAKDOWN | $(verdict "$BREAKDOWN" $T_BREAKDOWN) | $(ratio "$BREAKDOWN" "$BASE") |"
+	echo "| milestones, by day | $MILESTONES | $T_MILESTONES | $(verdict "$MILESTONES" $T_MILESTONES) | $(ratio "$MILESTONES" "$BASE") |"
+	echo "| signals | $SIGNALS | $T_SIGNALS | $(verdict "$SIGNALS" $T_SIGNALS) | $(ratio "$SIGNALS" "$BASE") |"
+} | tee "$BUILD/queries.md"
+
+log "figures in build/bench/queries.md, plans in build/bench/queries-plans.txt"
