@@ -9,8 +9,9 @@
 # median is compared with the targets. As a baseline measured in the
 # same run, psql times a plain count of the same range's events (one scan):
 # the ratios say how far each endpoint is from reading the range once.
-# Then each endpoint once more with auto_explain on (plans with actual rows,
-# without timing) into build/bench/queries-plans.txt; the figures go to
+# Then each endpoint once more with auto_explain on (the plans, with actual
+# rows and no timing, of statements over a second) into
+# build/bench/queries-plans.txt; the figures go to
 # build/bench/queries.md.
 #
 # Usage (as root on Debian 12; installs what is missing with apt-get):
