@@ -28,9 +28,10 @@
 #define FILTERS_MAX 5
 #define TOP_DEFAULT 10
 #define TOP_MAX 50
-/* $1..$9 are fixed (build_sql); filters and a prop: breakdown add more. */
+/* $1..$9 are fixed (build_sql). Each filter adds its value, and its
+ * property's name for prop:KEY; a prop:KEY breakdown adds its name. */
 #define FIXED_PARAMS 9
-#define PARAMS_MAX (FIXED_PARAMS + FILTERS_MAX + 1)
+#define PARAMS_MAX (FIXED_PARAMS + 2 * FILTERS_MAX + 1)
 
 enum funnel_order { ORDER_ORDERED, ORDER_STRICT, ORDER_ANY };
 static const char *const order_names[] = { "ordered", "strict", "any" };
@@ -283,6 +284,8 @@ read_params(struct request *req, const struct app_state *state,
 static size_t
 param_add(struct funnel_query *q, const char *value)
 {
+	/* Never more than PARAMS_MAX: read_filters and read_grouping bound
+	 * what can ask for one (test_funnel asks for the most). */
 	q->extra[q->n_extra++] = value;
 	return FIXED_PARAMS + q->n_extra;
 }

@@ -194,6 +194,10 @@ class FunnelCase(harness.DaemonTestCase):
     def test_filters(self):
         self.assertEqual(self.entered(self.funnel(filter="channel=Email")), [2, 2, 1])
         self.assertEqual(self.entered(self.funnel(filter="prop:currency=USD")), [1, 1, 0])
+        # The most parameters a request can make: five property filters and
+        # a property breakdown.
+        most = self.funnel(filter=",".join("prop:k%d=v" % i for i in range(5)), breakdown="prop:currency")
+        self.assertEqual(self.entered(most), [0, 0, 0])
         resp = self.funnel(filter="channel=Direct,utm_source=nope")
         self.assertEqual(self.entered(resp), [0, 0, 0])
         self.assertEqual(resp.body["query"]["filter"], {"channel": "Direct", "utm_source": "nope"})
