@@ -567,6 +567,17 @@ parse_listen(const char *listen, struct sockaddr_storage *ss,
 	return true;
 }
 
+/* New connections are turned away (closed at once) while stopping. */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct http *h = cls;
+
+	(void)addr;
+	(void)addrlen;
+	return atomic_load(&h->quiescing) ? MHD_NO : MHD_YES;
+}
+
 struct http *
 http_new(struct app *app, struct error *err)
 {
@@ -594,7 +605,7 @@ http_new(struct app *app, struct error *err)
 	}
 	/* The logger goes first, or libmicrohttpd logs the options before
 	 * it with its own (non-JSON) logger. */
-	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+	h->daemon = MHD_start_daemon(flags, 0, on_accept, h, on_request, h,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->http_threads,
@@ -615,13 +626,12 @@ http_new(struct app *app, struct error *err)
 void
 http_quiesce(struct http *h)
 {
-	MHD_socket fd;
-
+	/* Not MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it removes the
+	 * listening socket from each worker's epoll set while the worker may
+	 * be removing it too, and the loser aborts the process ("Failed to
+	 * remove listen FD from epoll set"). on_accept refuses instead; the
+	 * socket closes with the daemon. */
 	atomic_store(&h->quiescing, true);
-	fd = MHD_quiesce_daemon(h->daemon);
-	if (fd != MHD_INVALID_SOCKET) {
-		close(fd);
-	}
 }
 
 bool
