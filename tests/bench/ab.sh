@@ -35,6 +35,8 @@ die() { printf 'ab.sh: %s\n' "$*" >&2; exit 1; }
 
 # shellcheck source=tests/lib/pg.sh
 . "$ROOT/tests/lib/pg.sh"
+# shellcheck source=tests/bench/lib.sh
+. "$ROOT/tests/bench/lib.sh"     # bench_build
 mapfile -t PKGS < <(mp_build_packages)
 mp_install_packages "${PKGS[@]}" wrk curl git
 PG_BINDIR=$(mp_pg_bindir)
@@ -59,20 +61,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- two builds
-build() { # SRC DIR: a release build of the tree SRC into DIR
-	if [ -f "$2/build.ninja" ]; then
-		meson setup --reconfigure "$2" "$1" -Dbuildtype=release -Dtests=false >/dev/null
-	else
-		meson setup "$2" "$1" -Dbuildtype=release -Dtests=false >/dev/null
-	fi
-	ninja -C "$2" >/dev/null
-}
 log "building this tree into $BUILD"
-build "$ROOT" "$BUILD"
+bench_build "$ROOT" "$BUILD"
 log "building $REV (${BASE_COMMIT:0:12}) into $WORK/base-build"
 mkdir "$WORK/base-src"
 git -C "$ROOT" archive "$BASE_COMMIT" | tar -x -C "$WORK/base-src"
-build "$WORK/base-src" "$WORK/base-build"
+bench_build "$WORK/base-src" "$WORK/base-build"
 declare -A BIN=([this]=$BUILD/server/milepost [base]=$WORK/base-build/server/milepost)
 
 # ------------------------------------------------------- cluster and daemons

@@ -60,6 +60,8 @@ SKEWED=()             # loads during which other processes used the CPU
 # ---------------------------------------------------------------- dependencies
 # shellcheck source=tests/lib/pg.sh
 . "$ROOT/tests/lib/pg.sh"   # mp_install_packages, mp_pg_* (private clusters)
+# shellcheck source=tests/bench/lib.sh
+. "$ROOT/tests/bench/lib.sh"     # bench_build
 mapfile -t PKGS < <(mp_build_packages)
 mp_install_packages "${PKGS[@]}" wrk curl
 PG_BINDIR=$(mp_pg_bindir)
@@ -76,12 +78,7 @@ fi
 # ---------------------------------------------------------------------- build
 if [ -z "${SKIP_BUILD:-}" ]; then
 	log "building release into build/bench"
-	if [ -f "$BUILD/build.ninja" ]; then
-		meson setup --reconfigure "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=false >/dev/null
-	else
-		meson setup "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=false >/dev/null
-	fi
-	ninja -C "$BUILD" >/dev/null
+	bench_build "$ROOT" "$BUILD"
 	# What was built, for the summary (SKIP_BUILD runs report it too).
 	echo "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')" >"$BUILD/bench-commit"
 fi

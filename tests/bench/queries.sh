@@ -41,6 +41,8 @@ die() { printf 'queries.sh: %s\n' "$*" >&2; exit 1; }
 
 # shellcheck source=tests/lib/pg.sh
 . "$ROOT/tests/lib/pg.sh"
+# shellcheck source=tests/bench/lib.sh
+. "$ROOT/tests/bench/lib.sh"     # bench_build
 mapfile -t PKGS < <(mp_build_packages)
 mp_install_packages "${PKGS[@]}" curl
 PG_BINDIR=$(mp_pg_bindir)
@@ -50,12 +52,7 @@ exec 9>"$ROOT/build/.bench.lock"
 flock 9
 
 log "building release into build/bench"
-if [ -f "$BUILD/build.ninja" ]; then
-	meson setup --reconfigure "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=false >/dev/null
-else
-	meson setup "$BUILD" "$ROOT" -Dbuildtype=release -Dtests=false >/dev/null
-fi
-ninja -C "$BUILD" >/dev/null
+bench_build "$ROOT" "$BUILD"
 MILEPOST=$BUILD/server/milepost
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 
