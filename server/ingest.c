@@ -235,10 +235,13 @@ header_is_1(struct request *req, const char *name)
 	return v != NULL && strcmp(v, "1") == 0;
 }
 
-/* Runs every event through the pipeline into in's rows and answer. */
+/* Runs every event through the pipeline into in's rows and answer: the
+ * native one with each event's outcome, or with segment what Segment's
+ * clients expect (their protocol has no place for outcomes, so none are
+ * built; rejected messages are kept aside as usual). */
 static bool
 take_events(struct ingest *in, struct request *req, struct app *app,
-    json_t *events, const struct config_site *site)
+    json_t *events, const struct config_site *site, bool segment)
 {
 	char visitor[PRIVACY_VISITOR_ID_LEN];
 	char hosts[SITE_HOSTS_MAX][CHANNEL_HOST_MAX];
@@ -253,10 +256,16 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 		.site_hosts = host_list,
 	};
 	struct pipeline_outcome out;
-	json_t *rejected = json_array(), *warnings = json_array();
-	json_t *results = json_array(), *v;
-	bool ok = rejected != NULL && warnings != NULL && results != NULL;
+	json_t *rejected = NULL, *warnings = NULL, *results = NULL, *v;
+	bool ok = true;
 	size_t i;
+
+	if (!segment) {
+		rejected = json_array();
+		warnings = json_array();
+		results = json_array();
+		ok = rejected != NULL && warnings != NULL && results != NULL;
+	}
 
 	for (size_t h = 0; h < site->n_allowed_origins &&
 	    h < SITE_HOSTS_MAX; h++) {
@@ -273,6 +282,9 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 			ok = false;
 			break;
 		}
+		if (segment) {
+			continue;
+		}
 		json_array_append_new(results,
 		    json_string(pipeline_result_name(out.result)));
 		if (out.warnings.n > 0) {
@@ -287,10 +299,14 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 		}
 	}
 	json_decref(ctx.consent_overrides);
-	if (ok) {
+	if (ok && segment) {
+		in->answer = json_pack("{s:b}", "success", 1);
+		in->status = 200;
+	} else if (ok) {
 		in->answer = json_pack("{s:I, s:O, s:O, s:O}", "accepted",
 		    (json_int_t)in->item.n_events, "rejected", rejected,
 		    "warnings", warnings, "results", results);
+		in->status = 202;
 	}
 	json_decref(rejected);
 	json_decref(warnings);
@@ -329,24 +345,11 @@ ingest_events(struct request *req, struct app *app, struct app_state *state,
 	}
 	writer_item_init(&in->item);
 	in->state = state;
-	in->status = 202;
 	http_request_set_context(req, in, ingest_free);
-	if (!take_events(in, req, app, events, site)) {
+	if (!take_events(in, req, app, events, site, segment)) {
 		error_set(&err, ERR_INTERNAL, "out of memory");
 		http_respond_error(req, &err);
 		return;
-	}
-	if (segment) {
-		/* Rejected messages are kept aside as usual; Segment's
-		 * clients only retry or not. */
-		json_decref(in->answer);
-		in->answer = json_pack("{s:b}", "success", 1);
-		in->status = 200;
-		if (in->answer == NULL) {
-			error_set(&err, ERR_INTERNAL, "out of memory");
-			http_respond_error(req, &err);
-			return;
-		}
 	}
 	in->item.done = on_written;
 	in->item.arg = req;

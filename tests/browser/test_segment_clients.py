@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
 from harness import SHOP_KEY, psql, psql_value  # noqa: E402
-from test_snippet import Browser, Pages  # noqa: E402
+from test_snippet import BrowserCase  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLAN = harness.read_example_plan()
@@ -117,27 +117,13 @@ class SegmentNodeCase(harness.DaemonTestCase):
                                                  " WHERE payload::text LIKE :'p'", p="%" + run + "%")), 0)
 
 
-class SegmentBrowserCase(harness.TestCase):
+class SegmentBrowserCase(BrowserCase):
     @classmethod
     def setUpClass(cls):
-        cls.pages = Pages()
-        cls.db = harness.fresh_database()
-        sites = [dict(harness.SITES[0], allowed_origins=[cls.pages.origin()]), harness.SITES[1]]
-        cls.daemon = harness.Daemon(cls.db, sites=sites, plan=harness.write_plan(PLAN),
-                                    pii_hash_key="segment-web-pii-key-0123456789ab",
-                                    consent_mode="anonymous")
-        cls.daemons_to_watch = (cls.daemon,)
+        super().setUpClass()
         umd = os.path.join(HERE, "node_modules", "@segment", "analytics-next", "dist", "umd", "index.js")
         with open(umd, "rb") as f:
             cls.pages.add_file("/ajs.js", f.read(), "text/javascript")
-        cls.browser = Browser()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.browser.close()
-        cls.pages.server.shutdown()
-        if cls.daemon.stop() != 0:
-            raise AssertionError("milepost exited badly on SIGTERM")
 
     def test_analytics_next_sends_only_to_the_collector(self):
         token = secrets.token_hex(6)

@@ -116,7 +116,11 @@ class Browser:
         self.proc.wait(timeout=30)
 
 
-class SnippetBrowserCase(harness.TestCase):
+class BrowserCase(harness.TestCase):
+    """Tests sharing a page server, a browser, a fresh database and a
+    daemon (the example plan, consent_mode anonymous) whose shop site
+    allows the page server's 127.0.0.1 origin."""
+
     @classmethod
     def setUpClass(cls):
         cls.pages = Pages()
@@ -133,6 +137,9 @@ class SnippetBrowserCase(harness.TestCase):
         cls.pages.server.shutdown()
         if cls.daemon.alive() and cls.daemon.stop() != 0:
             raise AssertionError("milepost exited badly on SIGTERM")
+
+
+class SnippetBrowserCase(BrowserCase):
 
     # -- helpers
 
