@@ -209,19 +209,90 @@ find_row(const PGresult *res, int c0, const char *v0, int c1,
 	return -1;
 }
 
-/* 'a' and 'e' rows of a period, by kind, name and start. */
+/* The periods statement's rows laid out for lookups (indexes of rows of
+ * res, -1 for none): each period's 'p' and 'a' rows, and each event's 'e'
+ * row of each period, at [event * n_periods + period]. */
+struct period_rows {
+	int n_periods;
+	int *period, *active, *event;
+};
+
+static void
+period_rows_free(struct period_rows *pr)
+{
+	free(pr->period);
+	free(pr->active);
+	free(pr->event);
+}
+
+/* The period whose start is start: the 'p' rows come sorted by it. */
 static int
-find_count(const PGresult *res, const char *kind, const char *name,
+period_index(const struct period_rows *pr, const PGresult *res,
     const char *start)
 {
-	for (int r = 0; r < PQntuples(res); r++) {
-		if (strcmp(PQgetvalue(res, r, 0), kind) == 0 &&
-		    (name == NULL || strcmp(PQgetvalue(res, r, 1), name) == 0) &&
-		    strcmp(PQgetvalue(res, r, 2), start) == 0) {
-			return r;
+	int lo = 0, hi = pr->n_periods - 1;
+
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2;
+		int c = strcmp(PQgetvalue(res, pr->period[mid], 2), start);
+		if (c == 0) {
+			return mid;
+		}
+		if (c < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid - 1;
 		}
 	}
 	return -1;
+}
+
+static bool
+period_rows_build(struct period_rows *pr, const PGresult *res,
+    const struct milestones_query *q)
+{
+	int rows = PQntuples(res), n = 0;
+
+	for (int r = 0; r < rows; r++) {
+		n += PQgetvalue(res, r, 0)[0] == 'p';
+	}
+	pr->n_periods = n;
+	pr->period = calloc((size_t)n + 1, sizeof(int));
+	pr->active = calloc((size_t)n + 1, sizeof(int));
+	pr->event = calloc(q->n_names * (size_t)n + 1, sizeof(int));
+	if (pr->period == NULL || pr->active == NULL || pr->event == NULL) {
+		return false;
+	}
+	for (int i = 0; i < n; i++) {
+		pr->active[i] = -1;
+	}
+	for (size_t i = 0; i < q->n_names * (size_t)n; i++) {
+		pr->event[i] = -1;
+	}
+	n = 0;
+	for (int r = 0; r < rows; r++) {
+		if (PQgetvalue(res, r, 0)[0] == 'p') {
+			pr->period[n++] = r;
+		}
+	}
+	for (int r = 0; r < rows; r++) {
+		char kind = PQgetvalue(res, r, 0)[0];
+		int p = kind == 'p' ? -1 :
+		    period_index(pr, res, PQgetvalue(res, r, 2));
+		if (p < 0) {
+			continue;
+		}
+		if (kind == 'a') {
+			pr->active[p] = r;
+			continue;
+		}
+		for (size_t i = 0; i < q->n_names; i++) {
+			if (strcmp(q->names[i], PQgetvalue(res, r, 1)) == 0) {
+				pr->event[i * (size_t)pr->n_periods + (size_t)p] = r;
+			}
+		}
+	}
+	return true;
 }
 
 static long
@@ -279,24 +350,21 @@ target_json(const json_t *doc, const char *name, const PGresult *tres)
 }
 
 static json_t *
-milestone_json(const struct app_state *state, const char *name,
-    const PGresult *res, const PGresult *tres)
+milestone_json(const struct app_state *state, const struct milestones_query *q,
+    size_t i, const PGresult *res, const struct period_rows *pr,
+    const PGresult *tres)
 {
+	const char *name = q->names[i];
 	const struct plan_event *def = plan_find_event(state->plan, name);
 	const json_t *doc = event_doc(state->plan, name);
 	json_t *periods = json_array();
 
-	for (int r = 0; r < PQntuples(res); r++) {
-		const char *start;
-		int a, e;
-		if (strcmp(PQgetvalue(res, r, 0), "p") != 0) {
-			continue;
-		}
-		start = PQgetvalue(res, r, 2);
-		a = find_count(res, "a", NULL, start);
-		e = find_count(res, "e", name, start);
+	for (int p = 0; p < pr->n_periods; p++) {
+		int a = pr->active[p];
+		int e = pr->event[i * (size_t)pr->n_periods + (size_t)p];
 		json_array_append_new(periods, json_pack("{s:s, s:I, s:I, s:o}",
-		    "start", start, "people", (json_int_t)count_at(res, e, 3),
+		    "start", PQgetvalue(res, pr->period[p], 2),
+		    "people", (json_int_t)count_at(res, e, 3),
 		    "events", (json_int_t)count_at(res, e, 4),
 		    "rate", rate_or_null(count_at(res, e, 3),
 		    count_at(res, a, 3))));
@@ -310,20 +378,16 @@ milestone_json(const struct app_state *state, const char *name,
 }
 
 static json_t *
-periods_json(const PGresult *res)
+periods_json(const PGresult *res, const struct period_rows *pr)
 {
 	json_t *periods = json_array();
 
-	for (int r = 0; r < PQntuples(res); r++) {
-		const char *start;
-		if (strcmp(PQgetvalue(res, r, 0), "p") != 0) {
-			continue;
-		}
-		start = PQgetvalue(res, r, 2);
+	for (int p = 0; p < pr->n_periods; p++) {
+		int r = pr->period[p];
 		json_array_append_new(periods, json_pack("{s:s, s:b, s:I}",
-		    "start", start, "complete", PQgetvalue(res, r, 3)[0] == '1',
-		    "active_people", (json_int_t)count_at(res,
-		    find_count(res, "a", NULL, start), 3)));
+		    "start", PQgetvalue(res, r, 2),
+		    "complete", PQgetvalue(res, r, 3)[0] == '1',
+		    "active_people", (json_int_t)count_at(res, pr->active[p], 3)));
 	}
 	return periods;
 }
@@ -334,6 +398,7 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 	struct milestones_query *q = call->data;
 	struct pgarray names, tps;
 	PGresult *res = NULL, *tres = NULL;
+	struct period_rows pr = { 0 };
 	json_t *list = json_array();
 	int64_t as_of = timeutil_now_us();
 	bool seen[3] = { false };
@@ -369,15 +434,19 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 	    (tres = db_query(pg, targets_sql, 4, p2, err)) == NULL) {
 		goto done;
 	}
+	if (!period_rows_build(&pr, res, q)) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		goto done;
+	}
 	for (size_t i = 0; i < q->n_names; i++) {
-		json_array_append_new(list, milestone_json(call->state,
-		    q->names[i], res, tres));
+		json_array_append_new(list, milestone_json(call->state, q, i,
+		    res, &pr, tres));
 	}
 	call->answer = json_pack("{s:s, s:{s:o, s:o, s:s}, s:o, s:O, s:o}",
 	    "site", call->site_id,
-	    "query", "from", api_time_json(q->from_us), "to", api_time_json(q->to_us),
-	    "interval", intervals[q->interval],
-	    "periods", periods_json(res), "milestones", list,
+	    "query", "from", api_time_json(q->from_us),
+	    "to", api_time_json(q->to_us), "interval", intervals[q->interval],
+	    "periods", periods_json(res, &pr), "milestones", list,
 	    "as_of", api_time_json(as_of));
 	ok = call->answer != NULL;
 	if (!ok) {
@@ -385,6 +454,7 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 	}
 done:
 	api_snapshot_end(pg);
+	period_rows_free(&pr);
 	json_decref(list);
 	PQclear(res);
 	PQclear(tres);
