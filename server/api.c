@@ -8,7 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/funnel.h"
 #include "common/log.h"
+#include "common/plan.h"
 #include "common/privacy.h"
 #include "common/timeutil.h"
 #include "server/auth.h"
@@ -428,21 +430,55 @@ api_param_range(struct request *req, int64_t range_us, int64_t *from,
 }
 
 bool
-api_param_window(struct request *req, int64_t max_us, int64_t *us,
-    char text[API_WINDOW_TEXT], struct error *err)
+api_param_duration(struct request *req, const char *name, const char *dflt,
+    int64_t max_us, int64_t *us, char text[API_WINDOW_TEXT],
+    struct error *err)
 {
-	const char *v = http_request_query(req, "window");
+	const char *v = http_request_query(req, name);
 
 	if (v == NULL || v[0] == '\0') {
-		v = API_WINDOW_DEFAULT;
+		v = dflt;
 	}
 	if (!timeutil_parse_duration(v, max_us, us)) {
-		error_set(err, ERR_INVALID_PARAMETER, "window must be a number of "
-		    "days or hours (30d, 12h), at most %lldd",
+		error_set(err, ERR_INVALID_PARAMETER, "%s must be a number of "
+		    "days or hours (30d, 12h), at most %lldd", name,
 		    (long long)(max_us / (86400 * TIMEUTIL_US_PER_SEC)));
 		return false;
 	}
 	snprintf(text, API_WINDOW_TEXT, "%s", v);
+	return true;
+}
+
+bool
+api_param_window(struct request *req, int64_t max_us, int64_t *us,
+    char text[API_WINDOW_TEXT], struct error *err)
+{
+	return api_param_duration(req, "window", API_WINDOW_DEFAULT, max_us,
+	    us, text, err);
+}
+
+bool
+api_param_conversion(struct request *req, const struct plan *plan,
+    char out[EVENT_NAME_MAX + 1], struct error *err)
+{
+	const char *v = http_request_query(req, "conversion");
+	const char *macro = json_string_value(json_object_get(
+	    plan_document(plan), "macro_conversion"));
+
+	if (v == NULL || v[0] == '\0') {
+		if (macro == NULL) {
+			error_set(err, ERR_INVALID_PARAMETER, "the plan has no "
+			    "macro conversion: name the conversion event");
+			return false;
+		}
+		v = macro;
+	}
+	if (!funnel_name_valid(v)) {
+		error_set(err, ERR_INVALID_PARAMETER, "conversion must be an "
+		    "event name");
+		return false;
+	}
+	snprintf(out, EVENT_NAME_MAX + 1, "%s", v);
 	return true;
 }
 

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/event.h"
+#include "common/plan.h"
 #include "server/app.h"
 #include "server/http.h"
 #include "server/query.h"
@@ -79,6 +81,13 @@ bool api_param_range(struct request *req, int64_t range_us, int64_t *from,
 #define API_WINDOW_TEXT 16
 bool api_param_window(struct request *req, int64_t max_us, int64_t *us,
     char text[API_WINDOW_TEXT], struct error *err);
+/* The same for the duration parameter name, dflt when absent. */
+bool api_param_duration(struct request *req, const char *name,
+    const char *dflt, int64_t max_us, int64_t *us, char text[API_WINDOW_TEXT],
+    struct error *err);
+/* conversion: an event name, by default the plan's macro conversion. */
+bool api_param_conversion(struct request *req, const struct plan *plan,
+    char out[EVENT_NAME_MAX + 1], struct error *err);
 bool api_param_int(struct request *req, const char *name, long min,
     long max, long *out, struct error *err);
 bool api_param_name(struct request *req, const char *name, const char **out,

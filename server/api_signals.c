@@ -50,31 +50,6 @@ signals_query_free(void *p)
 }
 
 static bool
-read_conversion(struct request *req, const struct plan *plan,
-    struct signals_query *q, struct error *err)
-{
-	const char *v = http_request_query(req, "conversion");
-	const char *macro = json_string_value(json_object_get(
-	    plan_document(plan), "macro_conversion"));
-
-	if (v == NULL || v[0] == '\0') {
-		if (macro == NULL) {
-			error_set(err, ERR_INVALID_PARAMETER, "the plan has no "
-			    "macro conversion: name the conversion event");
-			return false;
-		}
-		v = macro;
-	}
-	if (!funnel_name_valid(v)) {
-		error_set(err, ERR_INVALID_PARAMETER, "conversion must be an "
-		    "event name");
-		return false;
-	}
-	snprintf(q->conversion, sizeof(q->conversion), "%s", v);
-	return true;
-}
-
-static bool
 read_query(struct request *req, const struct app_state *state, void *data,
     struct error *err)
 {
@@ -82,7 +57,7 @@ read_query(struct request *req, const struct app_state *state, void *data,
 	size_t n = plan_event_count(state->plan);
 
 	q->min_volume = state->cfg->min_volume;
-	if (!read_conversion(req, state->plan, q, err) ||
+	if (!api_param_conversion(req, state->plan, q->conversion, err) ||
 	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,
 	    err) ||
 	    !api_param_window(req, WINDOW_MAX_US, &q->window_us, q->window_text,

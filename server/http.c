@@ -120,6 +120,37 @@ http_request_query(struct request *req, const char *name)
 	    MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_walk {
+	bool (*fn)(void *ctx, const char *name, const char *value);
+	void *ctx;
+	bool stopped;
+};
+
+static enum MHD_Result
+query_walk_one(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct query_walk *w = cls;
+
+	(void)kind;
+	if (!w->fn(w->ctx, key, value != NULL ? value : "")) {
+		w->stopped = true;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+bool
+http_request_query_each(struct request *req,
+    bool (*fn)(void *ctx, const char *name, const char *value), void *ctx)
+{
+	struct query_walk w = { fn, ctx, false };
+
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+	    query_walk_one, &w);
+	return !w.stopped;
+}
+
 const void *
 http_request_body(const struct request *req, size_t *len)
 {

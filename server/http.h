@@ -37,6 +37,10 @@ void http_free(struct http *h);
 const char *http_request_id(const struct request *req);
 const char *http_request_header(struct request *req, const char *name);
 const char *http_request_query(struct request *req, const char *name);
+/* Calls fn with each query parameter in turn while it returns true;
+ * false if fn stopped it. */
+bool http_request_query_each(struct request *req,
+    bool (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 
 /* INET6_ADDRSTRLEN */
 #define HTTP_IP_TEXT_LEN 46

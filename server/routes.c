@@ -6,6 +6,7 @@
 #include "server/api_funnel.h"
 #include "server/api_health.h"
 #include "server/api_metrics.h"
+#include "server/api_attribution.h"
 #include "server/api_milestones.h"
 #include "server/api_people.h"
 #include "server/api_rejected.h"
@@ -42,6 +43,7 @@ static const struct route routes[] = {
 	{ "GET", "/metrics", api_metrics, false },
 	{ "GET", "/api/v1/funnel", api_funnel, false },
 	{ "GET", "/api/v1/milestones", api_milestones, false },
+	{ "GET", "/api/v1/attribution", api_attribution, false },
 	{ "GET", "/api/v1/rejected", api_rejected_list, false },
 	{ "GET", "/api/v1/signals", api_signals, false },
 	{ "POST", "/api/v1/rejected/replay", api_rejected_replay, false },

@@ -35,6 +35,8 @@ T_FUNNEL=300
 T_BREAKDOWN=600
 T_MILESTONES=200
 T_SIGNALS=1000
+T_ATTRIBUTION=1000     # issue 7: all models at once
+T_DATA_DRIVEN=2000     # issue 7: data_driven alone
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'queries.sh: %s\n' "$*" >&2; exit 1; }
@@ -147,11 +149,26 @@ baseline_ms() {
 Q="site=bench&from=$FROM&to=$TO"
 STEPS=product_viewed,cart_added,checkout_started,purchase_completed
 log "timing (median of $RUNS after a warm-up)"
+# name|path|target ms, each timed, then asked again for its plans.
+RULES=first_touch,last_touch,last_non_direct,linear,time_decay,position_based
+ENDPOINTS=(
+	"funnel, 4 steps|/api/v1/funnel?$Q&steps=$STEPS&window=7d|$T_FUNNEL"
+	"funnel, 4 steps, breakdown=channel|/api/v1/funnel?$Q&steps=$STEPS&window=7d&breakdown=channel|$T_BREAKDOWN"
+	"milestones, by day|/api/v1/milestones?$Q&interval=day|$T_MILESTONES"
+	"signals|/api/v1/signals?$Q&window=7d|$T_SIGNALS"
+	"attribution, all seven models|/api/v1/attribution?$Q&models=all|$T_ATTRIBUTION"
+	"attribution, the six rule-based models|/api/v1/attribution?$Q&models=$RULES|$T_ATTRIBUTION"
+	"attribution, data_driven alone|/api/v1/attribution?$Q&models=data_driven|$T_DATA_DRIVEN"
+)
 BASE=$(baseline_ms)
-FUNNEL=$(time_endpoint "/api/v1/funnel?$Q&steps=$STEPS&window=7d")
-BREAKDOWN=$(time_endpoint "/api/v1/funnel?$Q&steps=$STEPS&window=7d&breakdown=channel")
-MILESTONES=$(time_endpoint "/api/v1/milestones?$Q&interval=day")
-SIGNALS=$(time_endpoint "/api/v1/signals?$Q&window=7d")
+TIMES=()
+for e in "${ENDPOINTS[@]}"; do
+	IFS='|' read -r _ path _ <<<"$e"
+	TIMES+=("$(time_endpoint "$path")")
+done
+CONVERSIONS=$(curl -s -H "Authorization: Bearer $READ_KEY" \
+	"http://127.0.0.1:$PORT/api/v1/attribution?$Q&models=first_touch" |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["conversions"])')
 
 # The plans, from a second daemon whose connections log every statement's
 # plan with its actual rows (auto_explain, no timing: the figures above were
@@ -166,8 +183,8 @@ MARK=$(wc -l <"$LOGFILE")
 "$MILEPOST" serve --config "$WORK/config.json" >>"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
-for path in "/api/v1/funnel?$Q&steps=$STEPS&window=7d" "/api/v1/funnel?$Q&steps=$STEPS&window=7d&breakdown=channel" \
-	"/api/v1/milestones?$Q&interval=day" "/api/v1/signals?$Q&window=7d"; do
+for e in "${ENDPOINTS[@]}"; do
+	IFS='|' read -r _ path _ <<<"$e"
 	curl -s -H "Authorization: Bearer $READ_KEY" "http://127.0.0.1:$PORT$path" >/dev/null
 done
 sql -d postgres -c "ALTER DATABASE mp_queries RESET ALL"
@@ -183,10 +200,13 @@ ratio() { [ "$1" = failed ] && { echo -; return; }; awk -v v="$1" -v b="$2" 'BEG
 	echo
 	echo "| endpoint | ms | target ms | | × baseline |"
 	echo "|---|---|---|---|---|"
-	echo "| funnel, 4 steps | $FUNNEL | $T_FUNNEL | $(verdict "$FUNNEL" $T_FUNNEL) | $(ratio "$FUNNEL" "$BASE") |"
-	echo "| funnel, 4 steps, breakdown=channel | $BREAKDOWN | $T_BREAKDOWN | $(verdict "$BREAKDOWN" $T_BREAKDOWN) | $(ratio "$BREAKDOWN" "$BASE") |"
-	echo "| milestones, by day | $MILESTONES | $T_MILESTONES | $(verdict "$MILESTONES" $T_MILESTONES) | $(ratio "$MILESTONES" "$BASE") |"
-	echo "| signals | $SIGNALS | $T_SIGNALS | $(verdict "$SIGNALS" $T_SIGNALS) | $(ratio "$SIGNALS" "$BASE") |"
+	for i in "${!ENDPOINTS[@]}"; do
+		IFS='|' read -r name _ target <<<"${ENDPOINTS[$i]}"
+		t=${TIMES[$i]}
+		echo "| $name | $t | $target | $(verdict "$t" "$target") | $(ratio "$t" "$BASE") |"
+	done
+	echo
+	echo "Attribution: $CONVERSIONS conversions."
 } | tee "$BUILD/queries.md"
 
 log "figures in build/bench/queries.md, plans in build/bench/queries-plans.txt"

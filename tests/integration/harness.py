@@ -309,6 +309,21 @@ def make_event(**fields):
     return {k: v for k, v in ev.items() if v is not None}
 
 
+def person_event(run, name, who, at, user=None, props=None, **fields):
+    """An event of a query fixture at datetime at, with analytics consent:
+    the device who and the user id user (either may be None) get the
+    suffix run, so that fixtures sharing a database never share people."""
+    ev = {"event_id": new_id(), "name": name, "ts": rfc3339(at), "consent": {"analytics": True}}
+    if props is not None:
+        ev["props"] = props
+    ev.update(fields)
+    if who:
+        ev["anonymous_id"] = "%s-%s" % (who, run)
+    if user:
+        ev["user_id"] = "%s-%s" % (user, run)
+    return ev
+
+
 def utcnow():
     return datetime.now(timezone.utc)
 

@@ -81,14 +81,8 @@ class FunnelCase(harness.DaemonTestCase):
         h = timedelta(hours=1)
 
         def e(name, who, at, props=None, user=None, **fields):
-            ev = {"event_id": harness.new_id(), "name": name, "ts": rfc3339(at), "consent": CONSENT,
-                  "props": dict(props or PROPS.get(name, {}))}
-            ev.update(fields)
-            if who:
-                ev["anonymous_id"] = "%s-%s" % (who, run)
-            if user:
-                ev["user_id"] = "%s-%s" % (user, run)
-            return ev
+            return harness.person_event(run, name, who, at, user=user,
+                                        props=dict(props or PROPS.get(name, {})), **fields)
 
         usd = dict(PROPS["cart_added"], currency="USD")
         email = "https://shop.example/p/1?utm_source=news&utm_medium=email&utm_campaign=nov"

@@ -1,0 +1,682 @@
+/* attribution.c - the attribution models over conversions and their
+ * touches; see attribution.h and docs/api.md.
+ *
+ * The data-driven model is a first-order Markov chain whose states are
+ * the dimension's values plus start, conversion and lost. Each value's
+ * removal effect is the share of the chain's conversion probability that
+ * goes when the value's state leads nowhere (to lost); the conversions
+ * are shared out in proportion to the removal effects. Revenue is shared
+ * the same way over a chain whose conversion transitions carry, from each
+ * state, the mean revenue of the conversions that followed it: with one
+ * touch per path both give exactly what the single-touch models give. */
+#include "common/attribution.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const model_names[ATTR_MODEL_COUNT] = {
+	[ATTR_FIRST_TOUCH] = "first_touch",
+	[ATTR_LAST_TOUCH] = "last_touch",
+	[ATTR_LAST_NON_DIRECT] = "last_non_direct",
+	[ATTR_LINEAR] = "linear",
+	[ATTR_TIME_DECAY] = "time_decay",
+	[ATTR_POSITION_BASED] = "position_based",
+	[ATTR_DATA_DRIVEN] = "data_driven",
+};
+
+/* Gauss-Seidel stops when no state moved by more than this (relative to
+ * the largest reward), or after SOLVE_ROUNDS_MAX rounds: every state of
+ * the chain reaches an absorbing one, so it converges geometrically. */
+#define SOLVE_EPSILON 1e-14
+#define SOLVE_ROUNDS_MAX 100000
+
+struct conversion {
+	int64_t ts_us;
+	double revenue;
+	size_t first, n;	/* its touches in a->touches */
+};
+
+/* A transition of the chain; merged and sorted by from before solving. */
+struct edge {
+	uint32_t from, to;	/* a value, ATTR_START or ATTR_LOST */
+	double count;
+};
+
+struct attribution {
+	uint32_t n_values, none_value;
+	struct conversion *convs;
+	size_t n_convs, cap_convs;
+	struct attr_touch *touches;
+	size_t n_touches, cap_touches;
+	struct edge *edges;		/* of the people who did not convert */
+	size_t n_edges, cap_edges;
+	double revenue;
+	/* [model][value]: conversions and revenue credited. */
+	double *credit, *credit_revenue;
+	double *removal;		/* [value] */
+};
+
+const char *
+attr_model_name(enum attr_model m)
+{
+	return (unsigned)m < ATTR_MODEL_COUNT ? model_names[m] : NULL;
+}
+
+int
+attr_model_from_name(const char *name, size_t len)
+{
+	for (int m = 0; m < ATTR_MODEL_COUNT; m++) {
+		if (strlen(model_names[m]) == len &&
+		    memcmp(model_names[m], name, len) == 0) {
+			return m;
+		}
+	}
+	return -1;
+}
+
+/* Makes room for one more of size bytes in *items (count n, capacity
+ * *cap). */
+static bool
+grow(void *items, size_t n, size_t *cap, size_t size)
+{
+	void **p = items;
+	size_t want;
+	void *bigger;
+
+	if (n < *cap) {
+		return true;
+	}
+	want = *cap > 0 ? *cap * 2 : 64;
+	bigger = realloc(*p, want * size);
+	if (bigger == NULL) {
+		return false;
+	}
+	*p = bigger;
+	*cap = want;
+	return true;
+}
+
+struct attribution *
+attr_new(uint32_t n_values, uint32_t none_value)
+{
+	struct attribution *a;
+
+	if (none_value >= n_values || n_values >= ATTR_LOST) {
+		return NULL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		return NULL;
+	}
+	a->n_values = n_values;
+	a->none_value = none_value;
+	a->credit = calloc((size_t)ATTR_MODEL_COUNT * n_values,
+	    sizeof(*a->credit));
+	a->credit_revenue = calloc((size_t)ATTR_MODEL_COUNT * n_values,
+	    sizeof(*a->credit_revenue));
+	a->removal = calloc(n_values, sizeof(*a->removal));
+	if (a->credit == NULL || a->credit_revenue == NULL ||
+	    a->removal == NULL) {
+		attr_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void
+attr_free(struct attribution *a)
+{
+	if (a == NULL) {
+		return;
+	}
+	free(a->convs);
+	free(a->touches);
+	free(a->edges);
+	free(a->credit);
+	free(a->credit_revenue);
+	free(a->removal);
+	free(a);
+}
+
+bool
+attr_add_conversion(struct attribution *a, int64_t ts_us, double revenue,
+    const struct attr_touch *touches, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (touches[i].value >= a->n_values) {
+			return false;
+		}
+		if (!grow(&a->touches, a->n_touches + i, &a->cap_touches,
+		    sizeof(*a->touches))) {
+			return false;
+		}
+	}
+	if (!grow(&a->convs, a->n_convs, &a->cap_convs, sizeof(*a->convs))) {
+		return false;
+	}
+	if (n > 0) {
+		memcpy(a->touches + a->n_touches, touches, n * sizeof(*touches));
+	}
+	a->convs[a->n_convs++] = (struct conversion){ ts_us, revenue,
+		a->n_touches, n };
+	a->n_touches += n;
+	a->revenue += revenue;
+	return true;
+}
+
+static bool
+valid_state(const struct attribution *a, uint32_t s, uint32_t end)
+{
+	return s < a->n_values || s == end;
+}
+
+bool
+attr_add_transitions(struct attribution *a, uint32_t from, uint32_t to,
+    double count)
+{
+	if (!valid_state(a, from, ATTR_START) || !valid_state(a, to, ATTR_LOST) ||
+	    !(count >= 0) ||
+	    !grow(&a->edges, a->n_edges, &a->cap_edges, sizeof(*a->edges))) {
+		return false;
+	}
+	a->edges[a->n_edges++] = (struct edge){ from, to, count };
+	return true;
+}
+
+/* ------------------------------------------------------ rule-based */
+
+static void
+credit_touch(struct attribution *a, enum attr_model m, uint32_t value,
+    double share, const struct conversion *c)
+{
+	size_t at = (size_t)m * a->n_values + value;
+
+	a->credit[at] += share;
+	a->credit_revenue[at] += share * c->revenue;
+}
+
+/* One conversion's shares under model m: touch i gets weight[i] over the
+ * sum of weights. */
+static void
+credit_weights(struct attribution *a, enum attr_model m,
+    const struct conversion *c, const double *weight)
+{
+	const struct attr_touch *t = a->touches + c->first;
+	double sum = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		sum += weight[i];
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		credit_touch(a, m, t[i].value, weight[i] / sum, c);
+	}
+}
+
+static void
+credit_rules(struct attribution *a, const struct attr_params *p,
+    unsigned mask, const struct conversion *c, double *weight)
+{
+	const struct attr_touch *t = a->touches + c->first;
+	size_t n = c->n, last_nd = n - 1;
+
+	if (n == 0) {
+		for (int m = 0; m < ATTR_DATA_DRIVEN; m++) {
+			if (mask & (1u << m)) {
+				credit_touch(a, m, a->none_value, 1, c);
+			}
+		}
+		return;
+	}
+	if (mask & (1u << ATTR_FIRST_TOUCH)) {
+		credit_touch(a, ATTR_FIRST_TOUCH, t[0].value, 1, c);
+	}
+	if (mask & (1u << ATTR_LAST_TOUCH)) {
+		credit_touch(a, ATTR_LAST_TOUCH, t[n - 1].value, 1, c);
+	}
+	if (mask & (1u << ATTR_LAST_NON_DIRECT)) {
+		/* Direct earns only when there is nothing else. */
+		for (size_t i = n; i-- > 0;) {
+			if (!t[i].direct) {
+				last_nd = i;
+				break;
+			}
+		}
+		credit_touch(a, ATTR_LAST_NON_DIRECT, t[last_nd].value, 1, c);
+	}
+	if (mask & (1u << ATTR_LINEAR)) {
+		for (size_t i = 0; i < n; i++) {
+			weight[i] = 1;
+		}
+		credit_weights(a, ATTR_LINEAR, c, weight);
+	}
+	if (mask & (1u << ATTR_TIME_DECAY)) {
+		/* Halved every half-life before the conversion. Measured
+		 * from the last touch, which changes no share, so that long
+		 * lookbacks over short half-lives do not underflow. */
+		for (size_t i = 0; i < n; i++) {
+			weight[i] = exp2(-(double)(t[n - 1].ts_us - t[i].ts_us) /
+			    (double)p->half_life_us);
+		}
+		credit_weights(a, ATTR_TIME_DECAY, c, weight);
+	}
+	if (mask & (1u << ATTR_POSITION_BASED)) {
+		for (size_t i = 0; i < n; i++) {
+			weight[i] = n > 2 ? (1 - p->position_first -
+			    p->position_last) / (double)(n - 2) : 0;
+		}
+		weight[0] = n > 1 ? p->position_first : 1;
+		if (n > 1) {
+			weight[n - 1] = p->position_last;
+		}
+		credit_weights(a, ATTR_POSITION_BASED, c, weight);
+	}
+}
+
+/* ------------------------------------------------------ data-driven */
+
+/* The chain in compressed rows: the transitions out of state s (a value,
+ * or n_values for start) are row[s] .. row[s + 1] of to/prob; conv[s] is
+ * the probability of converting next and reward[s] what a conversion
+ * from s is worth. */
+struct chain {
+	uint32_t n;		/* values; state n is start */
+	size_t *row;
+	uint32_t *to;
+	double *prob;
+	double *conv, *reward;
+	double *x;		/* what each state is worth, being solved */
+};
+
+static void
+chain_free(struct chain *ch)
+{
+	free(ch->row);
+	free(ch->to);
+	free(ch->prob);
+	free(ch->conv);
+	free(ch->reward);
+	free(ch->x);
+}
+
+static int
+compare_edges(const void *pa, const void *pb)
+{
+	const struct edge *a = pa, *b = pb;
+	/* Start sorts after the values (it is state n). */
+	uint64_t fa = a->from, fb = b->from;
+
+	if (fa != fb) {
+		return fa < fb ? -1 : 1;
+	}
+	return a->to < b->to ? -1 : a->to > b->to;
+}
+
+static uint32_t
+state_of(const struct attribution *a, uint32_t s)
+{
+	return s == ATTR_START ? a->n_values : s;
+}
+
+/* Adds the transitions of the converting paths to the others', then
+ * builds the chain. Conversion transitions are kept apart (to is the
+ * conversion itself, a state of no row). */
+static bool
+chain_build(struct attribution *a, struct chain *ch)
+{
+	uint32_t n = a->n_values;
+	size_t n_edges = a->n_edges, k = 0;
+	double *out_total = NULL, *conv_count = NULL, *conv_revenue = NULL;
+	struct edge *e = NULL;
+	bool ok = false;
+
+	memset(ch, 0, sizeof(*ch));
+	ch->n = n;
+	for (size_t i = 0; i < a->n_convs; i++) {
+		n_edges += a->convs[i].n > 0 ? a->convs[i].n : 1;
+	}
+	e = malloc((n_edges > 0 ? n_edges : 1) * sizeof(*e));
+	out_total = calloc((size_t)n + 1, sizeof(*out_total));
+	conv_count = calloc((size_t)n + 1, sizeof(*conv_count));
+	conv_revenue = calloc((size_t)n + 1, sizeof(*conv_revenue));
+	ch->row = calloc((size_t)n + 2, sizeof(*ch->row));
+	ch->conv = calloc((size_t)n + 1, sizeof(*ch->conv));
+	ch->reward = calloc((size_t)n + 1, sizeof(*ch->reward));
+	ch->x = calloc((size_t)n + 1, sizeof(*ch->x));
+	if (e == NULL || out_total == NULL || conv_count == NULL ||
+	    conv_revenue == NULL || ch->row == NULL || ch->conv == NULL ||
+	    ch->reward == NULL || ch->x == NULL) {
+		goto done;
+	}
+	memcpy(e, a->edges, a->n_edges * sizeof(*e));
+	k = a->n_edges;
+	for (size_t i = 0; i < a->n_convs; i++) {
+		const struct conversion *c = &a->convs[i];
+		const struct attr_touch *t = a->touches + c->first;
+		uint32_t prev = ATTR_START, last = c->n > 0 ?
+		    t[c->n - 1].value : a->none_value;
+
+		for (size_t j = 0; j < c->n; j++) {
+			e[k++] = (struct edge){ prev, t[j].value, 1 };
+			prev = t[j].value;
+		}
+		if (c->n == 0) {
+			e[k++] = (struct edge){ ATTR_START, a->none_value, 1 };
+		}
+		conv_count[last] += 1;
+		conv_revenue[last] += c->revenue;
+	}
+	qsort(e, k, sizeof(*e), compare_edges);
+	/* Merge equal transitions in place; count what leaves each state. */
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (m > 0 && e[m - 1].from == e[i].from && e[m - 1].to == e[i].to) {
+			e[m - 1].count += e[i].count;
+		} else {
+			e[m++] = e[i];
+		}
+	}
+	for (size_t i = 0; i < m; i++) {
+		out_total[state_of(a, e[i].from)] += e[i].count;
+	}
+	for (uint32_t s = 0; s < n; s++) {
+		out_total[s] += conv_count[s];
+	}
+	ch->to = malloc((m > 0 ? m : 1) * sizeof(*ch->to));
+	ch->prob = malloc((m > 0 ? m : 1) * sizeof(*ch->prob));
+	if (ch->to == NULL || ch->prob == NULL) {
+		goto done;
+	}
+	size_t r = 0;
+	for (uint32_t s = 0; s <= n; s++) {
+		ch->row[s] = r;
+		for (; r < m && state_of(a, e[r].from) == s; r++) {
+			/* Lost is no state: what leads there is worth 0. */
+			ch->to[r] = e[r].to == ATTR_LOST ? UINT32_MAX : e[r].to;
+			ch->prob[r] = e[r].count / out_total[s];
+		}
+		if (s < n && out_total[s] > 0) {
+			ch->conv[s] = conv_count[s] / out_total[s];
+			ch->reward[s] = conv_count[s] > 0 ?
+			    conv_revenue[s] / conv_count[s] : 0;
+		}
+	}
+	ch->row[n + 1] = r;
+	ok = true;
+done:
+	free(e);
+	free(out_total);
+	free(conv_count);
+	free(conv_revenue);
+	return ok;
+}
+
+/* What start is worth when removed (a value, or UINT32_MAX for none)
+ * leads nowhere: with revenue false, the probability of converting; with
+ * it, the expected revenue. */
+static double
+chain_solve(struct chain *ch, uint32_t removed, bool revenue)
+{
+	double scale = 1;
+
+	for (uint32_t s = 0; s < ch->n; s++) {
+		ch->x[s] = 0;
+		if (revenue && fabs(ch->reward[s]) > scale) {
+			scale = fabs(ch->reward[s]);
+		}
+	}
+	for (int round = 0; round < SOLVE_ROUNDS_MAX; round++) {
+		double moved = 0;
+
+		for (uint32_t s = 0; s < ch->n; s++) {
+			double v = 0;
+
+			if (s == removed) {
+				continue;
+			}
+			for (size_t r = ch->row[s]; r < ch->row[s + 1]; r++) {
+				if (ch->to[r] != UINT32_MAX) {
+					v += ch->prob[r] * ch->x[ch->to[r]];
+				}
+			}
+			v += ch->conv[s] * (revenue ? ch->reward[s] : 1);
+			moved = fmax(moved, fabs(v - ch->x[s]));
+			ch->x[s] = v;
+		}
+		if (moved <= SOLVE_EPSILON * scale) {
+			break;
+		}
+	}
+	double start = 0;
+	for (size_t r = ch->row[ch->n]; r < ch->row[ch->n + 1]; r++) {
+		if (ch->to[r] != UINT32_MAX && ch->to[r] != removed) {
+			start += ch->prob[r] * ch->x[ch->to[r]];
+		}
+	}
+	return start;
+}
+
+/* Shares total out over the values in proportion to effect[] (the
+ * conversions' shares when every effect is 0). */
+static void
+share_out(struct attribution *a, double *out, const double *effect,
+    double total)
+{
+	double sum = 0;
+
+	for (uint32_t v = 0; v < a->n_values; v++) {
+		sum += effect[v];
+	}
+	for (uint32_t v = 0; v < a->n_values; v++) {
+		out[v] = sum > 0 ? total * effect[v] / sum : 0;
+	}
+}
+
+static bool
+credit_data_driven(struct attribution *a)
+{
+	struct chain ch;
+	double *effect_revenue = calloc(a->n_values, sizeof(double));
+	double *credit = a->credit + (size_t)ATTR_DATA_DRIVEN * a->n_values;
+	double *credit_revenue = a->credit_revenue +
+	    (size_t)ATTR_DATA_DRIVEN * a->n_values;
+	bool ok = effect_revenue != NULL && chain_build(a, &ch);
+
+	if (ok) {
+		double base = chain_solve(&ch, UINT32_MAX, false);
+		double base_revenue = chain_solve(&ch, UINT32_MAX, true);
+
+		for (uint32_t v = 0; v < a->n_values; v++) {
+			/* A value no path visits loses nothing. */
+			bool visited = ch.row[v] < ch.row[v + 1] || ch.conv[v] > 0;
+
+			a->removal[v] = visited && base > 0 ?
+			    fmax(0, 1 - chain_solve(&ch, v, false) / base) : 0;
+			effect_revenue[v] = visited && base_revenue != 0 ?
+			    fmax(0, 1 - chain_solve(&ch, v, true) / base_revenue) : 0;
+		}
+		share_out(a, credit, a->removal, (double)a->n_convs);
+		/* Revenue follows the revenue chain; if that says nothing
+		 * (no revenue, or refunds cancelling it), the conversions'
+		 * shares. */
+		share_out(a, credit_revenue, effect_revenue, a->revenue);
+		double check = 0;
+		for (uint32_t v = 0; v < a->n_values; v++) {
+			check += credit_revenue[v];
+		}
+		if (check == 0 && a->revenue != 0) {
+			share_out(a, credit_revenue, a->removal, a->revenue);
+		}
+	}
+	chain_free(&ch);
+	free(effect_revenue);
+	return ok;
+}
+
+bool
+attr_compute(struct attribution *a, const struct attr_params *p,
+    unsigned mask)
+{
+	size_t most = 1;
+	double *weight;
+
+	memset(a->credit, 0, (size_t)ATTR_MODEL_COUNT * a->n_values *
+	    sizeof(*a->credit));
+	memset(a->credit_revenue, 0, (size_t)ATTR_MODEL_COUNT * a->n_values *
+	    sizeof(*a->credit_revenue));
+	memset(a->removal, 0, a->n_values * sizeof(*a->removal));
+	for (size_t i = 0; i < a->n_convs; i++) {
+		if (a->convs[i].n > most) {
+			most = a->convs[i].n;
+		}
+	}
+	weight = malloc(most * sizeof(*weight));
+	if (weight == NULL) {
+		return false;
+	}
+	for (size_t i = 0; i < a->n_convs; i++) {
+		credit_rules(a, p, mask, &a->convs[i], weight);
+	}
+	free(weight);
+	return (mask & (1u << ATTR_DATA_DRIVEN)) == 0 || credit_data_driven(a);
+}
+
+double
+attr_credit(const struct attribution *a, enum attr_model m, uint32_t value,
+    double *revenue)
+{
+	size_t at = (size_t)m * a->n_values + value;
+
+	*revenue = a->credit_revenue[at];
+	return a->credit[at];
+}
+
+double
+attr_removal_effect(const struct attribution *a, uint32_t value)
+{
+	return a->removal[value];
+}
+
+/* ------------------------------------------------------ paths */
+
+static int
+compare_doubles(const void *pa, const void *pb)
+{
+	double a = *(const double *)pa, b = *(const double *)pb;
+
+	return a < b ? -1 : a > b;
+}
+
+static double
+median_of(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), compare_doubles);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void
+attr_facts(const struct attribution *a, struct attr_facts *out)
+{
+	double *v = malloc((a->n_convs > 0 ? a->n_convs : 1) * sizeof(*v));
+	double sum = 0;
+	size_t k = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->conversions = a->n_convs;
+	out->revenue = a->revenue;
+	out->seconds_mean = out->seconds_median = NAN;
+	out->touches_mean = out->touches_median = NAN;
+	if (v == NULL || a->n_convs == 0) {
+		free(v);
+		return;
+	}
+	for (size_t i = 0; i < a->n_convs; i++) {
+		v[i] = (double)a->convs[i].n;
+		sum += v[i];
+	}
+	out->touches_mean = sum / (double)a->n_convs;
+	out->touches_median = median_of(v, a->n_convs);
+	sum = 0;
+	for (size_t i = 0; i < a->n_convs; i++) {
+		const struct conversion *c = &a->convs[i];
+		if (c->n > 0) {
+			v[k] = (double)(c->ts_us - a->touches[c->first].ts_us) / 1e6;
+			sum += v[k++];
+		}
+	}
+	if (k > 0) {
+		out->seconds_mean = sum / (double)k;
+		out->seconds_median = median_of(v, k);
+	}
+	free(v);
+}
+
+static int
+compare_path_channels(const void *pa, const void *pb)
+{
+	const struct attr_path *a = pa, *b = pb;
+
+	for (size_t i = 0; i < a->n && i < b->n; i++) {
+		if (a->touches[i].channel != b->touches[i].channel) {
+			return a->touches[i].channel < b->touches[i].channel ?
+			    -1 : 1;
+		}
+	}
+	return a->n < b->n ? -1 : a->n > b->n;
+}
+
+/* Most conversions first; equal counts keep the channels' order, in
+ * which the runs were made. */
+struct ranked {
+	struct attr_path path;
+	size_t rank;
+};
+
+static int
+compare_ranked(const void *pa, const void *pb)
+{
+	const struct ranked *a = pa, *b = pb;
+
+	if (a->path.conversions != b->path.conversions) {
+		return a->path.conversions > b->path.conversions ? -1 : 1;
+	}
+	return a->rank < b->rank ? -1 : a->rank > b->rank;
+}
+
+size_t
+attr_top_paths(const struct attribution *a, struct attr_path *out,
+    size_t max, bool *ok)
+{
+	struct attr_path *all = malloc((a->n_convs > 0 ? a->n_convs : 1) *
+	    sizeof(*all));
+	struct ranked *runs = malloc((a->n_convs > 0 ? a->n_convs : 1) *
+	    sizeof(*runs));
+	size_t n_runs = 0, n_out = 0;
+
+	*ok = all != NULL && runs != NULL;
+	if (!*ok) {
+		goto done;
+	}
+	for (size_t i = 0; i < a->n_convs; i++) {
+		all[i] = (struct attr_path){ a->touches + a->convs[i].first,
+			a->convs[i].n, 1 };
+	}
+	qsort(all, a->n_convs, sizeof(*all), compare_path_channels);
+	for (size_t i = 0; i < a->n_convs; i++) {
+		if (n_runs > 0 &&
+		    compare_path_channels(&runs[n_runs - 1].path, &all[i]) == 0) {
+			runs[n_runs - 1].path.conversions++;
+		} else {
+			runs[n_runs] = (struct ranked){ all[i], n_runs };
+			n_runs++;
+		}
+	}
+	qsort(runs, n_runs, sizeof(*runs), compare_ranked);
+	for (; n_out < max && n_out < n_runs; n_out++) {
+		out[n_out] = runs[n_out].path;
+	}
+done:
+	free(all);
+	free(runs);
+	return n_out;
+}

@@ -1,0 +1,14 @@
+/* api_attribution.h - GET /api/v1/attribution (read key): the
+ * conversions credited to each channel, campaign, source or landing page
+ * by every attribution model side by side, and the paths that led there.
+ * docs/api.md has the answer. */
+#ifndef MILEPOST_SERVER_API_ATTRIBUTION_H
+#define MILEPOST_SERVER_API_ATTRIBUTION_H
+
+#include "server/app.h"
+
+struct request;
+
+void api_attribution(struct request *req, struct app *app);
+
+#endif
