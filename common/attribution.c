@@ -348,7 +348,9 @@ chain_build(struct attribution *a, struct chain *ch)
 	    ch->reward == NULL || ch->x == NULL) {
 		goto done;
 	}
-	memcpy(e, a->edges, a->n_edges * sizeof(*e));
+	if (a->n_edges > 0) {
+		memcpy(e, a->edges, a->n_edges * sizeof(*e));
+	}
 	k = a->n_edges;
 	for (size_t i = 0; i < a->n_convs; i++) {
 		const struct conversion *c = &a->convs[i];
