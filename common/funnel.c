@@ -92,3 +92,42 @@ funnel_name_valid(const char *name)
 
 	return take(name, strlen(name), out, sizeof(out), NAME_CHARS);
 }
+
+static const char *const dim_names[FUNNEL_DIM_COUNT] = {
+	[FUNNEL_DIM_NONE] = "",
+	[FUNNEL_DIM_CHANNEL] = "channel",
+	[FUNNEL_DIM_UTM_SOURCE] = "utm_source",
+	[FUNNEL_DIM_UTM_MEDIUM] = "utm_medium",
+	[FUNNEL_DIM_UTM_CAMPAIGN] = "utm_campaign",
+	[FUNNEL_DIM_DEVICE] = "device",
+	[FUNNEL_DIM_BROWSER] = "browser",
+	[FUNNEL_DIM_LANDING_PATH] = "landing_path",
+	[FUNNEL_DIM_PROP] = "prop:",
+};
+
+const char *
+funnel_dim_name(enum funnel_dim dim)
+{
+	return (unsigned)dim < FUNNEL_DIM_COUNT ? dim_names[dim] : "";
+}
+
+bool
+funnel_dim_parse(const char *text, size_t len, struct funnel_dim_ref *out)
+{
+	size_t plen = strlen(dim_names[FUNNEL_DIM_PROP]);
+
+	memset(out, 0, sizeof(*out));
+	if (len > plen && strncmp(text, dim_names[FUNNEL_DIM_PROP], plen) == 0) {
+		out->dim = FUNNEL_DIM_PROP;
+		return take(text + plen, len - plen, out->key, sizeof(out->key),
+		    KEY_CHARS);
+	}
+	for (int i = FUNNEL_DIM_CHANNEL; i < FUNNEL_DIM_PROP; i++) {
+		if (strlen(dim_names[i]) == len &&
+		    strncmp(text, dim_names[i], len) == 0) {
+			out->dim = (enum funnel_dim)i;
+			return true;
+		}
+	}
+	return false;
+}

@@ -1,5 +1,6 @@
 /* funnel.h - what a funnel query asks for, read from the API's text
- * parameters (the computation itself is SQL, in server/api_funnel.c).
+ * parameters and from alert rules (the computation itself is SQL, in
+ * server/api_funnel.c).
  *
  * Steps are a comma list of 2..FUNNEL_STEPS_MAX event names, each with at
  * most one property filter in brackets: cart_added[category=shoes]. A
@@ -34,5 +35,36 @@ bool funnel_parse_steps(const char *text, struct funnel_step *steps,
 
 /* True if name has the characters and length of an event name. */
 bool funnel_name_valid(const char *name);
+
+/* What a funnel's entry can be broken down or filtered by: where its visit
+ * came from, its device, or a property of the entry event. */
+enum funnel_dim {
+	FUNNEL_DIM_NONE,
+	FUNNEL_DIM_CHANNEL,
+	FUNNEL_DIM_UTM_SOURCE,
+	FUNNEL_DIM_UTM_MEDIUM,
+	FUNNEL_DIM_UTM_CAMPAIGN,
+	FUNNEL_DIM_DEVICE,
+	FUNNEL_DIM_BROWSER,
+	FUNNEL_DIM_LANDING_PATH,
+	FUNNEL_DIM_PROP,
+	FUNNEL_DIM_COUNT
+};
+
+#define FUNNEL_DIM_CHOICES "channel, utm_source, utm_medium, utm_campaign, " \
+	"device, browser, landing_path or prop:KEY"
+
+struct funnel_dim_ref {
+	enum funnel_dim dim;
+	char key[FUNNEL_KEY_MAX + 1];		/* FUNNEL_DIM_PROP's property */
+	char value[FUNNEL_VALUE_MAX + 1];	/* a filter's value */
+};
+
+/* The dimension named by text[0..len) ("channel", ..., "prop:KEY") into
+ * out (value left empty); false if it names none. */
+bool funnel_dim_parse(const char *text, size_t len, struct funnel_dim_ref *out);
+
+/* The name of a dimension: "prop:" for FUNNEL_DIM_PROP, whose key follows. */
+const char *funnel_dim_name(enum funnel_dim dim);
 
 #endif

@@ -184,7 +184,8 @@ on_resume(struct request *req)
 	struct api_call *call = http_request_context(req);
 
 	if (call->job.ok && call->answer != NULL) {
-		http_respond_json(req, 200, call->answer);
+		http_respond_json(req, call->status != 0 ? call->status : 200,
+		    call->answer);
 		call->answer = NULL;
 		return;
 	}

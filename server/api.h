@@ -29,8 +29,10 @@ struct api_call {
 	struct app_state *state;		/* reference held */
 	const struct config_api_key *key;	/* in state->cfg */
 	const char *site_id;			/* in state->cfg */
-	/* Set by the endpoint's run: the 200 answer, or an error. */
+	/* Set by the endpoint's run: the answer (status 200 unless set),
+	 * or an error. */
 	json_t *answer;
+	unsigned status;
 	bool (*run)(PGconn *pg, struct api_call *call, struct error *err);
 	void *data;			/* the endpoint's, freed with data_free */
 	void (*data_free)(void *data);

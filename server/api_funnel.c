@@ -36,40 +36,16 @@
 enum funnel_order { ORDER_ORDERED, ORDER_STRICT, ORDER_ANY };
 static const char *const order_names[] = { "ordered", "strict", "any" };
 
-/* What an entry can be broken down or filtered by: the entry's session
- * (where the visit came from), its device, or a property of the entry
- * event. */
-enum dimension {
-	DIM_NONE,
-	DIM_CHANNEL,
-	DIM_UTM_SOURCE,
-	DIM_UTM_MEDIUM,
-	DIM_UTM_CAMPAIGN,
-	DIM_DEVICE,
-	DIM_BROWSER,
-	DIM_LANDING_PATH,
-	DIM_PROP,
-};
-
-static const struct {
-	const char *name;
-	const char *sql;	/* x: the entry event, ss: its session */
-} dimensions[] = {
-	[DIM_CHANNEL] = { "channel", "ss.channel" },
-	[DIM_UTM_SOURCE] = { "utm_source", "ss.utm_source" },
-	[DIM_UTM_MEDIUM] = { "utm_medium", "ss.utm_medium" },
-	[DIM_UTM_CAMPAIGN] = { "utm_campaign", "ss.utm_campaign" },
-	[DIM_DEVICE] = { "device", "x.device" },
-	[DIM_BROWSER] = { "browser", "x.browser" },
-	[DIM_LANDING_PATH] = { "landing_path", "ss.landing_path" },
-	[DIM_PROP] = { "prop:", "x.props->>" },
-};
-#define N_DIMENSIONS (sizeof(dimensions) / sizeof(dimensions[0]))
-
-struct dim_ref {
-	enum dimension dim;
-	char key[FUNNEL_KEY_MAX + 1];		/* DIM_PROP's property */
-	char value[FUNNEL_VALUE_MAX + 1];	/* a filter's value */
+/* Each dimension over the entry (x) and its session (ss). */
+static const char *const dim_columns[FUNNEL_DIM_COUNT] = {
+	[FUNNEL_DIM_CHANNEL] = "ss.channel",
+	[FUNNEL_DIM_UTM_SOURCE] = "ss.utm_source",
+	[FUNNEL_DIM_UTM_MEDIUM] = "ss.utm_medium",
+	[FUNNEL_DIM_UTM_CAMPAIGN] = "ss.utm_campaign",
+	[FUNNEL_DIM_DEVICE] = "x.device",
+	[FUNNEL_DIM_BROWSER] = "x.browser",
+	[FUNNEL_DIM_LANDING_PATH] = "ss.landing_path",
+	[FUNNEL_DIM_PROP] = "x.props->>",
 };
 
 struct funnel_query {
@@ -83,11 +59,11 @@ struct funnel_query {
 	int64_t from_us, to_us, window_us;
 	char window_text[API_WINDOW_TEXT];	/* as asked, e.g. "30d" */
 	char window_seconds[24];
-	struct dim_ref breakdown;	/* DIM_NONE: none */
+	struct funnel_dim_ref breakdown;	/* FUNNEL_DIM_NONE: none */
 	const char *cohort;		/* "week", "month" or NULL */
 	long top;
 	char top_text[24];
-	struct dim_ref filters[FILTERS_MAX];
+	struct funnel_dim_ref filters[FILTERS_MAX];
 	size_t n_filters;
 	long min_volume;
 	/* Parameters from $10 on, in the order build_sql numbers them. */
@@ -109,38 +85,6 @@ funnel_query_free(void *p)
 
 /* ---------------------------------------------------------- parameters */
 
-/* A dimension named by text (len bytes): "channel", ..., "prop:KEY". */
-static bool
-dim_parse(const char *text, size_t len, struct dim_ref *out)
-{
-	static const char key_chars[] = "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
-	size_t plen = strlen(dimensions[DIM_PROP].name);
-
-	memset(out, 0, sizeof(*out));
-	if (len > plen && strncmp(text, dimensions[DIM_PROP].name, plen) == 0) {
-		size_t klen = len - plen;
-		if (klen > FUNNEL_KEY_MAX ||
-		    strspn(text + plen, key_chars) < klen) {
-			return false;
-		}
-		out->dim = DIM_PROP;
-		memcpy(out->key, text + plen, klen);
-		return true;
-	}
-	for (size_t i = DIM_CHANNEL; i < DIM_PROP; i++) {
-		if (strlen(dimensions[i].name) == len &&
-		    strncmp(text, dimensions[i].name, len) == 0) {
-			out->dim = (enum dimension)i;
-			return true;
-		}
-	}
-	return false;
-}
-
-#define DIM_CHOICES "channel, utm_source, utm_medium, utm_campaign, device, " \
-	"browser, landing_path or prop:KEY"
-
 /* filter=dim=value,dim=value: ANDed, on the entry. */
 static bool
 read_filters(struct request *req, struct funnel_query *q, struct error *err)
@@ -148,14 +92,14 @@ read_filters(struct request *req, struct funnel_query *q, struct error *err)
 	const char *p = http_request_query(req, "filter");
 
 	while (p != NULL && *p != '\0') {
-		struct dim_ref *f = &q->filters[q->n_filters];
+		struct funnel_dim_ref *f = &q->filters[q->n_filters];
 		size_t len = strcspn(p, ","), name = strcspn(p, "=,");
 		if (q->n_filters == FILTERS_MAX || name == len ||
-		    !dim_parse(p, name, f) || len - name - 1 == 0 ||
+		    !funnel_dim_parse(p, name, f) || len - name - 1 == 0 ||
 		    len - name - 1 > FUNNEL_VALUE_MAX) {
 			error_set(err, ERR_INVALID_PARAMETER, "filter is 1 to %d "
 			    "comma-separated dimension=value pairs; a dimension "
-			    "is " DIM_CHOICES, FILTERS_MAX);
+			    "is " FUNNEL_DIM_CHOICES, FILTERS_MAX);
 			return false;
 		}
 		memcpy(f->value, p + name + 1, len - name - 1);
@@ -236,13 +180,13 @@ read_grouping(struct request *req, struct funnel_query *q, struct error *err)
 		return false;
 	}
 	q->cohort = cohorts[cohort];
-	if (b != NULL && b[0] != '\0' && !dim_parse(b, strlen(b),
+	if (b != NULL && b[0] != '\0' && !funnel_dim_parse(b, strlen(b),
 	    &q->breakdown)) {
 		error_set(err, ERR_INVALID_PARAMETER, "breakdown must be "
-		    DIM_CHOICES);
+		    FUNNEL_DIM_CHOICES);
 		return false;
 	}
-	if (q->cohort != NULL && q->breakdown.dim != DIM_NONE) {
+	if (q->cohort != NULL && q->breakdown.dim != FUNNEL_DIM_NONE) {
 		error_set(err, ERR_INVALID_PARAMETER, "breakdown and cohort "
 		    "cannot be combined: ask for one, then filter");
 		return false;
@@ -292,10 +236,10 @@ param_add(struct funnel_query *q, const char *value)
 
 /* A dimension's SQL over the entry (x) and its session (ss). */
 static void
-dim_sql(struct funnel_query *q, const struct dim_ref *d)
+dim_sql(struct funnel_query *q, const struct funnel_dim_ref *d)
 {
-	strbuf_append_str(&q->sql, dimensions[d->dim].sql);
-	if (d->dim == DIM_PROP) {
+	strbuf_append_str(&q->sql, dim_columns[d->dim]);
+	if (d->dim == FUNNEL_DIM_PROP) {
 		strbuf_appendf(&q->sql, "$%zu", param_add(q, d->key));
 	}
 }
@@ -363,7 +307,7 @@ build_sql(struct funnel_query *q)
 {
 	struct strbuf *sb = &q->sql;
 	size_t n = q->n_steps;
-	bool grouped = q->breakdown.dim != DIM_NONE || q->cohort != NULL;
+	bool grouped = q->breakdown.dim != FUNNEL_DIM_NONE || q->cohort != NULL;
 
 	strbuf_appendf(sb,
 	    "WITH st AS (SELECT * FROM unnest($2::text[], $3::text[],"
@@ -395,7 +339,7 @@ build_sql(struct funnel_query *q)
 	if (q->cohort != NULL) {
 		strbuf_appendf(sb, "to_char(date_trunc('%s', x.ts AT TIME ZONE"
 		    " 'UTC'), 'YYYY-MM-DD')", q->cohort);
-	} else if (q->breakdown.dim != DIM_NONE) {
+	} else if (q->breakdown.dim != FUNNEL_DIM_NONE) {
 		dim_sql(q, &q->breakdown);
 	} else {
 		strbuf_append_str(sb, "NULL::text");
@@ -507,9 +451,9 @@ steps_json(const struct funnel_query *q, const PGresult *res, int row)
 }
 
 static const char *
-dim_name(const struct dim_ref *d, char *buf, size_t size)
+dim_name(const struct funnel_dim_ref *d, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s%s", dimensions[d->dim].name, d->key);
+	snprintf(buf, size, "%s%s", funnel_dim_name(d->dim), d->key);
 	return buf;
 }
 
@@ -532,7 +476,7 @@ query_json(const struct funnel_query *q)
 	    "window", q->window_text, "order", order_names[q->order],
 	    "unit", q->sessions ? "sessions" : "people", "exclude", exclude,
 	    "filter", filters,
-	    "breakdown", q->breakdown.dim != DIM_NONE ?
+	    "breakdown", q->breakdown.dim != FUNNEL_DIM_NONE ?
 	    json_string(dim_name(&q->breakdown, name, sizeof(name))) :
 	    json_null(),
 	    "cohort", q->cohort != NULL ? json_string(q->cohort) : json_null(),
@@ -594,7 +538,7 @@ answer(struct api_call *call, const PGresult *res, int64_t as_of,
 {
 	struct funnel_query *q = call->data;
 	int rows = PQntuples(res), n = (int)q->n_steps;
-	bool grouped = q->breakdown.dim != DIM_NONE || q->cohort != NULL;
+	bool grouped = q->breakdown.dim != FUNNEL_DIM_NONE || q->cohort != NULL;
 	json_t *groups = grouped ? json_array() : json_null(), *overall = NULL;
 
 	if (rows == 0 || rows % n != 0 || PQnfields(res) != COL_SECONDS + 4 ||
@@ -612,7 +556,7 @@ answer(struct api_call *call, const PGresult *res, int64_t as_of,
 		    "low_volume", entered < q->min_volume,
 		    "steps", steps_json(q, res, r)));
 	}
-	if (q->breakdown.dim != DIM_NONE) {
+	if (q->breakdown.dim != FUNNEL_DIM_NONE) {
 		sort_groups(groups);
 	}
 	call->answer = json_pack("{s:s, s:o, s:b, s:o, s:o, s:o}",

@@ -6,6 +6,7 @@
 #include "server/api_funnel.h"
 #include "server/api_health.h"
 #include "server/api_metrics.h"
+#include "server/api_alerts.h"
 #include "server/api_attribution.h"
 #include "server/api_milestones.h"
 #include "server/api_people.h"
@@ -44,6 +45,11 @@ static const struct route routes[] = {
 	{ "GET", "/api/v1/funnel", api_funnel, false },
 	{ "GET", "/api/v1/milestones", api_milestones, false },
 	{ "GET", "/api/v1/attribution", api_attribution, false },
+	{ "GET", "/api/v1/alerts/rules", api_alert_rules_list, false },
+	{ "POST", "/api/v1/alerts/rules", api_alert_rules_create, false },
+	{ "GET", "/api/v1/alerts/rules/", api_alert_rule_get, false },
+	{ "PUT", "/api/v1/alerts/rules/", api_alert_rule_replace, false },
+	{ "DELETE", "/api/v1/alerts/rules/", api_alert_rule_delete, false },
 	{ "GET", "/api/v1/rejected", api_rejected_list, false },
 	{ "GET", "/api/v1/signals", api_signals, false },
 	{ "POST", "/api/v1/rejected/replay", api_rejected_replay, false },
