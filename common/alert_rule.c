@@ -432,6 +432,11 @@ read_condition(const json_t *c, const struct plan *plan,
 			    "an event with a target in the plan");
 			return false;
 		}
+		if (r->n_filters > 0) {
+			error_set(err, ERR_INVALID_RULE, "$.filter: target_pace "
+			    "follows the plan's target, for everyone: no filter");
+			return false;
+		}
 		target = json_object_get(json_object_get(json_object_get(
 		    plan_document(plan), "events"), r->events[0]), "target");
 		if (!json_is_number(json_object_get(target, "target"))) {
@@ -478,6 +483,14 @@ alert_rule_parse(const json_t *doc, const struct plan *plan, long min_volume,
 	}
 	out->period = (enum alert_period)period;
 	out->severity = (enum alert_severity)severity;
+	/* Filters are on people: the funnel statement applies them, the
+	 * milestones one (events, targets) has none. */
+	if (out->n_filters > 0 && out->metric == ALERT_METRIC_COUNT &&
+	    !out->people) {
+		error_set(err, ERR_INVALID_RULE, "$.filter: a count of events "
+		    "takes no filter; count people (\"unit\": \"people\")");
+		return false;
+	}
 	if (guardrail != NULL && !json_is_boolean(guardrail)) {
 		error_set(err, ERR_INVALID_RULE, "$.guardrail must be true or "
 		    "false");

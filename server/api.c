@@ -2,6 +2,7 @@
 #include "server/api.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -505,4 +506,10 @@ api_snapshot_end(PGconn *pg)
 	if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
 		db_exec(pg, "COMMIT", 0, NULL, &ignored);
 	}
+}
+
+json_t *
+api_number_json(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
 }

@@ -113,6 +113,9 @@ void api_snapshot_end(PGconn *pg);
 
 /* An RFC 3339 JSON string of us, for answers. New reference. */
 json_t *api_time_json(int64_t us);
+/* v as a JSON number, or null when it is not finite (NaN: no value).
+ * New reference. */
+json_t *api_number_json(double v);
 
 /* The first column of the first row of res parsed as JSON (PostgreSQL
  * builds the answers); NULL with err set if it is not. */

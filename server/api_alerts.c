@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alert_eval.h"
 #include "common/alert_rule.h"
 #include "common/jsonutil.h"
+#include "common/timeutil.h"
+#include "server/alert_measure.h"
 #include "server/api.h"
 #include "server/db.h"
 
@@ -188,6 +191,87 @@ delete_run(PGconn *pg, struct api_call *call, struct error *err)
 	return call->answer != NULL;
 }
 
+static json_t *
+evaluation_json(const struct alert_rule *rule,
+    const struct alert_measurement *m, const struct alert_decision *d)
+{
+	json_t *history = json_array();
+	bool target = rule->condition == ALERT_CONDITION_TARGET_PACE;
+
+	for (size_t i = 0; !target && i + 1 < m->n; i++) {
+		json_array_append_new(history, json_pack("{s:o, s:f, s:I}",
+		    "start", api_time_json(m->starts[i]), "value",
+		    m->points[i].value, "volume",
+		    (json_int_t)m->points[i].volume));
+	}
+	return json_pack("{s:{s:o, s:o}, s:o, s:I, s:o, s:o, s:o, s:s, s:s,"
+	    " s:o}",
+	    "period", "start", target ? json_null() :
+	    api_time_json(m->starts[m->n - 1]),
+	    "end", target ? json_null() :
+	    api_time_json(m->starts[m->n - 1] + m->period_us),
+	    "value", api_number_json(d->value),
+	    "volume", (json_int_t)m->points[m->n - 1].volume,
+	    "bound", api_number_json(d->bound),
+	    "baseline", api_number_json(d->baseline),
+	    "sigma", api_number_json(d->sigma),
+	    "verdict", alert_verdict_name(d->verdict), "why", d->why,
+	    "history", history);
+}
+
+/* Measures the stored rule now and judges it; nothing is stored and
+ * nobody is notified. */
+static bool
+evaluate_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	struct rule_call *rc = call->data;
+	const char *params[] = { call->site_id, rc->id };
+	struct alert_rule *rule = malloc(sizeof(*rule));
+	struct alert_measurement *m = malloc(sizeof(*m));
+	struct alert_decision d;
+	json_t *entry = NULL, *evaluation;
+	int64_t now = timeutil_now_us();
+	bool ok = false;
+
+	if (rule == NULL || m == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		goto done;
+	}
+	if (!answer_one(call, db_query(pg, get_sql, 2, params, err),
+	    ERR_NOT_FOUND, "no such rule in this site", err)) {
+		goto done;
+	}
+	entry = call->answer;
+	call->answer = NULL;
+	/* Against the plan in force, which may have changed since. */
+	if (!alert_rule_parse(json_object_get(entry, "rule"),
+	    call->state->plan, call->state->cfg->min_volume, rule, err)) {
+		goto done;
+	}
+	if (!api_snapshot_begin(pg, err) ||
+	    !alert_measure(pg, call->site_id, rule, call->state->plan, now, m,
+	    err)) {
+		api_snapshot_end(pg);
+		goto done;
+	}
+	api_snapshot_end(pg);
+	alert_decide(rule, m->points, m->n, m->target, &d);
+	evaluation = evaluation_json(rule, m, &d);
+	call->answer = json_pack("{s:s, s:O, s:s, s:o, s:b, s:o}",
+	    "site", call->site_id, "id", json_object_get(entry, "id"),
+	    "name", rule->name, "evaluation", evaluation, "notified", 0,
+	    "as_of", api_time_json(now));
+	ok = call->answer != NULL;
+	if (!ok) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	}
+done:
+	json_decref(entry);
+	free(rule);
+	free(m);
+	return ok;
+}
+
 /* The body, checked as a rule against the plan in force, into rc. */
 static bool
 read_rule(struct api_call *call, struct rule_call *rc, struct error *err)
@@ -317,5 +401,31 @@ api_alert_rule_delete(struct request *req, struct app *app)
 
 	if (call != NULL) {
 		api_run(call, delete_run);
+	}
+}
+
+/* POST /api/v1/alerts/rules/{id}/evaluate. */
+void
+api_alert_rule_action(struct request *req, struct app *app)
+{
+	static const char suffix[] = "/evaluate";
+	const char *param = http_request_path_param(req);
+	size_t len = param != NULL ? strlen(param) : 0;
+	char id[RULE_ID_MAX + 1];
+	struct api_call *call;
+	struct error err = { 0 };
+
+	if (len <= sizeof(suffix) - 1 || len - (sizeof(suffix) - 1) > RULE_ID_MAX ||
+	    strcmp(param + len - (sizeof(suffix) - 1), suffix) != 0) {
+		error_set(&err, ERR_NOT_FOUND, "the action on a rule is "
+		    "/api/v1/alerts/rules/{id}/evaluate");
+		http_respond_error(req, &err);
+		return;
+	}
+	memcpy(id, param, len - (sizeof(suffix) - 1));
+	id[len - (sizeof(suffix) - 1)] = '\0';
+	call = begin(req, app, API_ADMIN, id, false);
+	if (call != NULL) {
+		api_run(call, evaluate_run);
 	}
 }

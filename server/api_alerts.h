@@ -14,5 +14,8 @@ void api_alert_rules_create(struct request *req, struct app *app);
 void api_alert_rule_get(struct request *req, struct app *app);
 void api_alert_rule_replace(struct request *req, struct app *app);
 void api_alert_rule_delete(struct request *req, struct app *app);
+/* POST /api/v1/alerts/rules/{id}/evaluate (admin key): the rule measured
+ * and judged now; nothing stored, nobody notified. */
+void api_alert_rule_action(struct request *req, struct app *app);
 
 #endif

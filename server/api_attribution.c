@@ -648,12 +648,6 @@ add_transitions(struct reading *r)
 }
 
 static json_t *
-number_or_null(double v)
-{
-	return isfinite(v) ? json_real(v) : json_null();
-}
-
-static json_t *
 value_json(const struct attribution_query *q, const struct reading *r,
     uint32_t v, bool *credited)
 {
@@ -772,10 +766,10 @@ paths_json(const struct reading *r)
 		return NULL;
 	}
 	return json_pack("{s:{s:o, s:o}, s:{s:o, s:o}, s:o}",
-	    "touches", "mean", number_or_null(f.touches_mean),
-	    "median", number_or_null(f.touches_median),
-	    "seconds_to_conversion", "mean", number_or_null(f.seconds_mean),
-	    "median", number_or_null(f.seconds_median),
+	    "touches", "mean", api_number_json(f.touches_mean),
+	    "median", api_number_json(f.touches_median),
+	    "seconds_to_conversion", "mean", api_number_json(f.seconds_mean),
+	    "median", api_number_json(f.seconds_median),
 	    "top", list);
 }
 

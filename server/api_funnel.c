@@ -25,7 +25,7 @@
 #define WINDOW_MAX_US (180 * DAY_US)
 #define RANGE_DEFAULT_US (30 * DAY_US)
 #define EXCLUDE_MAX 5
-#define FILTERS_MAX 5
+#define FILTERS_MAX FUNNEL_FILTERS_MAX
 #define TOP_DEFAULT 10
 #define TOP_MAX 50
 /* $1..$9 are fixed (build_sql). Each filter adds its value, and its
@@ -570,17 +570,16 @@ answer(struct api_call *call, const PGresult *res, int64_t as_of,
 	return true;
 }
 
-static bool
-funnel_run(PGconn *pg, struct api_call *call, struct error *err)
+/* Runs q's statement (build_sql) for site in the caller's transaction;
+ * the result, or NULL with err set. */
+static PGresult *
+funnel_statement(PGconn *pg, const char *site, struct funnel_query *q,
+    struct error *err)
 {
-	struct funnel_query *q = call->data;
 	struct pgarray cols[4];
 	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
 	const char *params[PARAMS_MAX];
 	PGresult *res = NULL;
-	/* The statement sees every event committed before it started. */
-	int64_t as_of = timeutil_now_us();
-	bool ok = false;
 
 	for (int i = 0; i < 4; i++) {
 		pgarray_init(&cols[i]);
@@ -596,7 +595,7 @@ funnel_run(PGconn *pg, struct api_call *call, struct error *err)
 	}
 	timeutil_format_rfc3339(q->from_us, from);
 	timeutil_format_rfc3339(q->to_us, to);
-	params[0] = call->site_id;
+	params[0] = site;
 	params[1] = pgarray_value(&cols[0]);
 	params[2] = pgarray_value(&cols[1]);
 	params[3] = pgarray_value(&cols[2]);
@@ -611,19 +610,81 @@ funnel_run(PGconn *pg, struct api_call *call, struct error *err)
 	if (params[1] == NULL || params[2] == NULL || params[3] == NULL ||
 	    params[7] == NULL || strbuf_failed(&q->sql)) {
 		error_set(err, ERR_INTERNAL, "out of memory");
-		goto done;
-	}
-	if (api_snapshot_begin(pg, err)) {
+	} else {
 		res = db_query(pg, q->sql.data, (int)(FIXED_PARAMS + q->n_extra),
 		    params, err);
 	}
-	api_snapshot_end(pg);
-	ok = res != NULL && answer(call, res, as_of, err);
-done:
-	PQclear(res);
 	for (int i = 0; i < 4; i++) {
 		pgarray_finish(&cols[i]);
 	}
+	return res;
+}
+
+static bool
+funnel_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	struct funnel_query *q = call->data;
+	PGresult *res = NULL;
+	/* The statement sees every event committed before it started. */
+	int64_t as_of = timeutil_now_us();
+	bool ok;
+
+	if (api_snapshot_begin(pg, err)) {
+		res = funnel_statement(pg, call->site_id, q, err);
+	}
+	api_snapshot_end(pg);
+	ok = res != NULL && answer(call, res, as_of, err);
+	PQclear(res);
+	return ok;
+}
+
+bool
+funnel_count(PGconn *pg, const char *site, const struct funnel_spec *spec,
+    long *entered, struct error *err)
+{
+	struct funnel_query *q = calloc(1, sizeof(*q));
+	PGresult *res = NULL;
+	bool ok = false;
+
+	if (q == NULL || spec->n_steps < 1 || spec->n_steps > FUNNEL_STEPS_MAX ||
+	    spec->n_filters > FILTERS_MAX) {
+		error_set(err, ERR_INTERNAL, q == NULL ? "out of memory" :
+		    "a funnel of %zu steps and %zu filters", spec->n_steps,
+		    spec->n_filters);
+		free(q);
+		return false;
+	}
+	strbuf_init(&q->sql);
+	memcpy(q->steps, spec->steps, spec->n_steps * sizeof(*q->steps));
+	q->n_steps = spec->n_steps;
+	if (spec->n_filters > 0) {
+		memcpy(q->filters, spec->filters, spec->n_filters *
+		    sizeof(*q->filters));
+	}
+	q->n_filters = spec->n_filters;
+	q->order = ORDER_ORDERED;
+	q->from_us = spec->from_us;
+	q->to_us = spec->to_us;
+	q->window_us = spec->window_us;
+	snprintf(q->window_seconds, sizeof(q->window_seconds), "%lld",
+	    (long long)(q->window_us / TIMEUTIL_US_PER_SEC));
+	q->top = TOP_DEFAULT;
+	snprintf(q->top_text, sizeof(q->top_text), "%ld", q->top);
+	build_sql(q);
+	res = funnel_statement(pg, site, q, err);
+	if (res != NULL) {
+		/* One row per step, the overall group (no grouping). */
+		ok = PQntuples(res) == (int)q->n_steps;
+		for (int k = 0; ok && k < PQntuples(res); k++) {
+			entered[k] = atol(PQgetvalue(res, k, COL_ENTERED));
+		}
+		if (!ok) {
+			error_set(err, ERR_INTERNAL, "the funnel query answered %d "
+			    "rows", PQntuples(res));
+		}
+	}
+	PQclear(res);
+	funnel_query_free(q);
 	return ok;
 }
 

@@ -147,7 +147,8 @@ read_query(struct request *req, const struct app_state *state,
 /* $1 site, $2 from, $3 to, $4 interval, $5 names. Rows: kind ('p' a
  * period: whether it lies whole in the range and is over; 'a' people
  * with any event in a period; 'e' an event's people and events in a
- * period), name, period start (a date), people, events. */
+ * period), name, period start (a date), people, events, and the period's
+ * start in microseconds (for milestones_count's hours). */
 static const char periods_sql[] =
     "WITH base AS (SELECT e.person, e.name,"
     " date_trunc($4, e.ts AT TIME ZONE 'UTC') AS period"
@@ -157,15 +158,16 @@ static const char periods_sql[] =
     " SELECT 'p', NULL, to_char(p, 'YYYY-MM-DD'),"
     " (p >= $2::timestamptz AT TIME ZONE 'UTC'"
     " AND p + ('1 ' || $4)::interval <= LEAST($3::timestamptz, now())"
-    " AT TIME ZONE 'UTC')::int, 0"
+    " AT TIME ZONE 'UTC')::int, 0, NULL::bigint"
     " FROM generate_series(date_trunc($4, $2::timestamptz AT TIME ZONE"
     " 'UTC'), $3::timestamptz AT TIME ZONE 'UTC' - interval '1 microsecond',"
     " ('1 ' || $4)::interval) AS p"
     " UNION ALL SELECT 'a', NULL, to_char(period, 'YYYY-MM-DD'),"
-    " count(DISTINCT person), count(*) FROM base GROUP BY period"
+    " count(DISTINCT person), count(*), NULL FROM base GROUP BY period"
     " UNION ALL SELECT 'e', name, to_char(period, 'YYYY-MM-DD'),"
-    " count(DISTINCT person), count(*) FROM base"
-    " WHERE name = ANY ($5::text[]) GROUP BY name, period"
+    " count(DISTINCT person), count(*),"
+    " (extract(epoch FROM period AT TIME ZONE 'UTC') * 1000000)::bigint"
+    " FROM base WHERE name = ANY ($5::text[]) GROUP BY name, period"
     " ORDER BY 1, 2, 3";
 
 /* $1 site, $2 the target periods ('day', 'week', 'month'), $3 to, $4
@@ -461,6 +463,80 @@ done:
 	pgarray_finish(&names);
 	pgarray_finish(&tps);
 	return ok;
+}
+
+bool
+milestones_count(PGconn *pg, const char *site, const char *name,
+    const char *interval, int64_t from_us, int64_t to_us,
+    struct milestones_period *out, size_t max, size_t *n,
+    struct error *err)
+{
+	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
+	struct pgarray names;
+	PGresult *res = NULL;
+
+	*n = 0;
+	pgarray_init(&names);
+	pgarray_add_text(&names, name);
+	timeutil_format_rfc3339(from_us, from);
+	timeutil_format_rfc3339(to_us, to);
+	const char *params[] = { site, from, to, interval,
+		pgarray_value(&names) };
+	if (params[4] == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	} else {
+		res = db_query(pg, periods_sql, 5, params, err);
+	}
+	for (int r = 0; res != NULL && r < PQntuples(res) && *n < max; r++) {
+		if (PQgetvalue(res, r, 0)[0] == 'e') {
+			out[(*n)++] = (struct milestones_period){
+				strtoll(PQgetvalue(res, r, 5), NULL, 10),
+				atol(PQgetvalue(res, r, 3)),
+				atol(PQgetvalue(res, r, 4)) };
+		}
+	}
+	pgarray_finish(&names);
+	PQclear(res);
+	return res != NULL;
+}
+
+bool
+milestones_target_rate(PGconn *pg, const char *site, const char *name,
+    const char *period, int64_t to_us, double *rate, long *people,
+    struct error *err)
+{
+	char to[TIMEUTIL_RFC3339_LEN];
+	struct pgarray names, tps;
+	PGresult *res = NULL;
+	long reached = 0;
+
+	*rate = 0;
+	*people = 0;
+	pgarray_init(&names);
+	pgarray_init(&tps);
+	pgarray_add_text(&names, name);
+	pgarray_add_text(&tps, period);
+	timeutil_format_rfc3339(to_us, to);
+	const char *params[] = { site, pgarray_value(&tps), to,
+		pgarray_value(&names) };
+	if (params[1] == NULL || params[3] == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	} else {
+		res = db_query(pg, targets_sql, 4, params, err);
+	}
+	/* Rows: everyone with any event (name NULL), and the event's. */
+	for (int r = 0; res != NULL && r < PQntuples(res); r++) {
+		if (PQgetisnull(res, r, 3)) {
+			*people = atol(PQgetvalue(res, r, 4));
+		} else {
+			reached = atol(PQgetvalue(res, r, 4));
+		}
+	}
+	*rate = *people > 0 ? (double)reached / (double)*people : 0;
+	pgarray_finish(&names);
+	pgarray_finish(&tps);
+	PQclear(res);
+	return res != NULL;
 }
 
 void

@@ -50,6 +50,7 @@ static const struct route routes[] = {
 	{ "GET", "/api/v1/alerts/rules/", api_alert_rule_get, false },
 	{ "PUT", "/api/v1/alerts/rules/", api_alert_rule_replace, false },
 	{ "DELETE", "/api/v1/alerts/rules/", api_alert_rule_delete, false },
+	{ "POST", "/api/v1/alerts/rules/", api_alert_rule_action, false },
 	{ "GET", "/api/v1/rejected", api_rejected_list, false },
 	{ "GET", "/api/v1/signals", api_signals, false },
 	{ "POST", "/api/v1/rejected/replay", api_rejected_replay, false },

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""POST /api/v1/alerts/rules/{id}/evaluate: each metric measured over its
+last complete periods by the query API's own statements, and each
+condition's verdict, against a fixture worked out by hand. D is today
+(UTC), D-k the day k days before.
+
+Site shop:
+  cart_added by distinct people at noon: D-9..D-2: 10 12 8 10 12 8 10 10,
+  D-1: 2 people (one of them twice: 3 events).
+  checkout_started by 10 people at D-2 10:00; 3 of them buy at D-2 20:00,
+  a 4th at D-1 10:00:01 (one second past the 1-day window).
+
+  count people, stall 50% of 4    history 12 8 10 10 (mean 10): 2 fires
+  count people, anomaly 8, k 3    mean 10, sigma sqrt(16/7): 2 fires
+  count people, below 1           2 is not below 1: ok
+  count people, min_volume 5      2 people: insufficient_data
+  count events, above 2           3 events fire
+  conversion_rate, window 1d      the last complete period is D-2 (its
+                                  window ends within D-1): 3/10 = 0.3,
+                                  below 0.5 fires
+  funnel_completion, same steps   0.3, above 0.2 fires
+
+Site blog: last week (Monday to Monday, UTC), 20 people view a page, one
+of them adds to the cart: 1/20 = 0.05 against cart_added's target 0.10
+(week): 50% behind, more than 10%: target_pace fires."""
+
+from datetime import timedelta
+
+import harness
+from admin_api import api_call, key_entry, new_api_key
+from harness import BLOG_KEY, utcnow
+
+PLAN = harness.read_example_plan()
+ADMIN = new_api_key("ak_eval")
+PROPS = {
+    "cart_added": {"product_id": "P-1", "quantity": 1, "currency": "EUR"},
+    "checkout_started": {"cart_id": "C-1", "item_count": 1, "cart_value": 10.0, "currency": "EUR"},
+    "purchase_completed": {"order_id": "O-1", "revenue": 10.0, "currency": "EUR", "item_count": 1},
+    "page_viewed": {},
+}
+RULES = "/api/v1/alerts/rules"
+HISTORY = [10, 12, 8, 10, 12, 8, 10, 10]
+
+
+class EvaluateCase(harness.DaemonTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon_config = {"plan": harness.write_plan(PLAN), "pii_hash_key": "eval-test-pii-key-0123456789abcd",
+                             "api_keys": [key_entry("admin", "admin", ADMIN)]}
+        super().setUpClass()
+        d0 = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        cls.d0 = d0
+        run = harness.new_id()[:8]
+        events = []
+
+        def e(name, who, at):
+            return harness.person_event(run, name, who, at, props=dict(PROPS[name]))
+
+        for k, n in zip(range(9, 1, -1), HISTORY):
+            events += [e("cart_added", "d%d-%d" % (k, i), d0 - timedelta(days=k, hours=-12)) for i in range(n)]
+        noon = d0 - timedelta(days=1, hours=-12)
+        events += [e("cart_added", "y0", noon), e("cart_added", "y0", noon + timedelta(minutes=5)),
+                   e("cart_added", "y1", noon)]
+        at = d0 - timedelta(days=2, hours=-10)
+        for i in range(10):
+            events.append(e("checkout_started", "c%d" % i, at))
+        for i in range(3):
+            events.append(e("purchase_completed", "c%d" % i, at + timedelta(hours=10)))
+        events.append(e("purchase_completed", "c3", at + timedelta(days=1, seconds=1)))
+        for i in range(0, len(events), 200):
+            resp = cls.daemon.post_events({"batch": events[i:i + 200]})
+            assert resp.status == 202 and resp.body["accepted"] == len(events[i:i + 200]), resp
+        monday = d0 - timedelta(days=d0.weekday()) - timedelta(days=7)
+        blog = [e("page_viewed", "b%d" % i, monday + timedelta(days=1, hours=12)) for i in range(20)]
+        blog.append(e("cart_added", "b0", monday + timedelta(days=1, hours=13)))
+        resp = cls.daemon.post_events({"batch": blog}, key=BLOG_KEY)
+        assert resp.status == 202 and resp.body["accepted"] == len(blog), resp
+
+    def evaluate(self, rule, site="shop"):
+        resp = api_call(self.daemon, "POST", RULES, key=ADMIN, params={"site": site}, body=rule)
+        self.assertEqual(resp.status, 201, "%r" % (resp,))
+        path = "%s/%d/evaluate" % (RULES, resp.body["id"])
+        resp = api_call(self.daemon, "POST", path, key=ADMIN, params={"site": site})
+        self.assertEqual(resp.status, 200, "%r" % (resp,))
+        self.assertFalse(resp.body["notified"])
+        return resp.body["evaluation"]
+
+    def rule(self, name, metric, condition, **more):
+        r = {"name": name, "owner": "test@example.com", "metric": metric, "condition": condition, "min_volume": 1}
+        r.update(more)
+        return r
+
+    def test_stall_of_a_count(self):
+        ev = self.evaluate(self.rule("stall", {"type": "count", "event": "cart_added", "unit": "people"},
+                                     {"kind": "stall", "below_percent": 50, "trailing": 4}))
+        self.assertEqual((ev["verdict"], ev["value"], ev["volume"], ev["baseline"], ev["bound"]),
+                         ("firing", 2, 2, 10, 5))
+        self.assertEqual([h["value"] for h in ev["history"]], [12, 8, 10, 10])
+        self.assertEqual(ev["period"]["start"], harness.rfc3339(self.d0 - timedelta(days=1), "microseconds"))
+
+    def test_anomaly_of_a_count(self):
+        ev = self.evaluate(self.rule("anomaly", {"type": "count", "event": "cart_added", "unit": "people"},
+                                     {"kind": "anomaly", "trailing": 8, "k": 3}))
+        sigma = (16 / 7) ** 0.5
+        self.assertEqual((ev["verdict"], ev["value"], ev["baseline"]), ("firing", 2, 10))
+        self.assertAlmostEqual(ev["sigma"], sigma, places=9)
+        self.assertAlmostEqual(ev["bound"], 10 - 3 * sigma, places=9)
+        self.assertEqual([h["value"] for h in ev["history"]], HISTORY)
+
+    def test_threshold_ok_and_minimum_volume(self):
+        ev = self.evaluate(self.rule("ok", {"type": "count", "event": "cart_added", "unit": "people"},
+                                     {"kind": "threshold", "below": 1}))
+        self.assertEqual((ev["verdict"], ev["value"]), ("ok", 2))
+        ev = self.evaluate(self.rule("thin", {"type": "count", "event": "cart_added", "unit": "people"},
+                                     {"kind": "threshold", "above": 0}, min_volume=5))
+        self.assertEqual((ev["verdict"], ev["value"], ev["volume"]), ("insufficient_data", 2, 2))
+
+    def test_count_of_events(self):
+        ev = self.evaluate(self.rule("events", {"type": "count", "event": "cart_added"},
+                                     {"kind": "threshold", "above": 2}))
+        self.assertEqual((ev["verdict"], ev["value"], ev["volume"]), ("firing", 3, 3))
+
+    def test_conversion_rate_waits_for_its_window(self):
+        ev = self.evaluate(self.rule("rate", {"type": "conversion_rate", "from": "checkout_started",
+                                              "to": "purchase_completed", "window": "1d"},
+                                     {"kind": "threshold", "below": 0.5}))
+        self.assertEqual((ev["verdict"], ev["value"], ev["volume"], ev["bound"]), ("firing", 0.3, 10, 0.5))
+        self.assertEqual(ev["period"]["start"], harness.rfc3339(self.d0 - timedelta(days=2), "microseconds"))
+
+    def test_funnel_completion(self):
+        ev = self.evaluate(self.rule("funnel", {"type": "funnel_completion",
+                                                "steps": ["checkout_started", "purchase_completed"], "window": "1d"},
+                                     {"kind": "threshold", "above": 0.2}))
+        self.assertEqual((ev["verdict"], ev["value"], ev["volume"]), ("firing", 0.3, 10))
+
+    def test_target_pace(self):
+        ev = self.evaluate(self.rule("pace", {"type": "count", "event": "cart_added"},
+                                     {"kind": "target_pace", "behind_percent": 10}), site="blog")
+        self.assertEqual((ev["verdict"], ev["value"], ev["volume"], ev["baseline"]), ("firing", 0.05, 20, 0.1))
+        self.assertAlmostEqual(ev["bound"], 0.09, places=12)
+
+    def test_paths(self):
+        for path in ("/api/v1/alerts/rules/1/evaluat", "/api/v1/alerts/rules/x/evaluate",
+                     "/api/v1/alerts/rules//evaluate", "/api/v1/alerts/rules/999999/evaluate"):
+            with self.subTest(path=path):
+                resp = api_call(self.daemon, "POST", path, key=ADMIN, params={"site": "shop"})
+                self.assertError(resp, 404, "not_found")
+
+
+if __name__ == "__main__":
+    harness.main()
