@@ -37,6 +37,7 @@ enum err_code {
 	ERR_INVALID_PERIOD,
 	ERR_IMPOSSIBLE_BOUND,
 	ERR_RULE_EXISTS,
+	ERR_RULE_BUSY,
 	/* Per-event errors, reported inside a 202 answer. */
 	ERR_NOT_AN_OBJECT,
 	ERR_MISSING_FIELD,

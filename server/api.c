@@ -484,18 +484,30 @@ api_param_conversion(struct request *req, const struct plan *plan,
 	return true;
 }
 
-bool
-api_snapshot_begin(PGconn *pg, struct error *err)
+static bool
+snapshot_begin(PGconn *pg, const char *begin, struct error *err)
 {
 	/* One snapshot for every statement of the answer. The statements
 	 * join large intermediate results whose sizes the planner cannot
 	 * estimate (CTEs, unnest): a nested loop chosen on a bad estimate is
 	 * quadratic, so hash and merge joins only; and no JIT, whose
 	 * compilation the resulting costs would always trigger. */
-	return db_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	    0, NULL, err) &&
+	return db_exec(pg, begin, 0, NULL, err) &&
 	    db_exec(pg, "SET LOCAL enable_nestloop = off", 0, NULL, err) &&
 	    db_exec(pg, "SET LOCAL jit = off", 0, NULL, err);
+}
+
+bool
+api_snapshot_begin(PGconn *pg, struct error *err)
+{
+	return snapshot_begin(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ "
+	    "READ ONLY", err);
+}
+
+bool
+api_snapshot_begin_writable(PGconn *pg, struct error *err)
+{
+	return snapshot_begin(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
 }
 
 void

@@ -110,6 +110,9 @@ void api_query(struct request *req, struct app *app, size_t size,
  * End it whether the statements succeeded or not. */
 bool api_snapshot_begin(PGconn *pg, struct error *err);
 void api_snapshot_end(PGconn *pg);
+/* The same, for statements that also write what they found (alerts):
+ * commit with db_exec "COMMIT" before api_snapshot_end. */
+bool api_snapshot_begin_writable(PGconn *pg, struct error *err);
 
 /* An RFC 3339 JSON string of us, for answers. New reference. */
 json_t *api_time_json(int64_t us);

@@ -11,7 +11,7 @@
 #include "common/alert_rule.h"
 #include "common/jsonutil.h"
 #include "common/timeutil.h"
-#include "server/alert_measure.h"
+#include "server/alert_judge.h"
 #include "server/api.h"
 #include "server/db.h"
 
@@ -43,6 +43,7 @@ static const char delete_sql[] = "DELETE FROM alert_rules WHERE site_id = $1"
 /* What a call works on: the rule's id (from the path) and its text. */
 struct rule_call {
 	char id[RULE_ID_MAX + 1];	/* "" for the collection */
+	bool notify;			/* evaluate: store and notify */
 	char name[ALERT_NAME_MAX + 1];
 	char *text;			/* the checked rule, as stored */
 };
@@ -219,57 +220,187 @@ evaluation_json(const struct alert_rule *rule,
 	    "history", history);
 }
 
-/* Measures the stored rule now and judges it; nothing is stored and
- * nobody is notified. */
+/* Judges the stored rule now. With notify=true the state and any
+ * transition are stored, as the evaluator would; otherwise nothing is. */
 static bool
 evaluate_run(PGconn *pg, struct api_call *call, struct error *err)
 {
 	struct rule_call *rc = call->data;
-	const char *params[] = { call->site_id, rc->id };
-	struct alert_rule *rule = malloc(sizeof(*rule));
-	struct alert_measurement *m = malloc(sizeof(*m));
-	struct alert_decision d;
-	json_t *entry = NULL, *evaluation;
+	struct alert_judgement *j = malloc(sizeof(*j));
 	int64_t now = timeutil_now_us();
 	bool ok = false;
 
-	if (rule == NULL || m == NULL) {
+	if (j == NULL) {
 		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	if (!alert_judge(pg, call->state, call->site_id, rc->id, now,
+	    rc->notify, true, j, err)) {
 		goto done;
 	}
-	if (!answer_one(call, db_query(pg, get_sql, 2, params, err),
-	    ERR_NOT_FOUND, "no such rule in this site", err)) {
+	if (j->outcome == ALERT_BUSY) {
+		error_set(err, ERR_RULE_BUSY, "another daemon is judging this "
+		    "rule; ask again in a moment");
 		goto done;
 	}
-	entry = call->answer;
-	call->answer = NULL;
-	/* Against the plan in force, which may have changed since. */
-	if (!alert_rule_parse(json_object_get(entry, "rule"),
-	    call->state->plan, call->state->cfg->min_volume, rule, err)) {
-		goto done;
-	}
-	if (!api_snapshot_begin(pg, err) ||
-	    !alert_measure(pg, call->site_id, rule, call->state->plan, now, m,
-	    err)) {
-		api_snapshot_end(pg);
-		goto done;
-	}
-	api_snapshot_end(pg);
-	alert_decide(rule, m->points, m->n, m->target, &d);
-	evaluation = evaluation_json(rule, m, &d);
-	call->answer = json_pack("{s:s, s:O, s:s, s:o, s:b, s:o}",
-	    "site", call->site_id, "id", json_object_get(entry, "id"),
-	    "name", rule->name, "evaluation", evaluation, "notified", 0,
-	    "as_of", api_time_json(now));
+	call->answer = json_pack("{s:s, s:I, s:s, s:o, s:{s:s, s:s}, s:b, s:o,"
+	    " s:b, s:o}",
+	    "site", call->site_id, "id", (json_int_t)j->id,
+	    "name", j->rule.name, "evaluation", evaluation_json(&j->rule, &j->m,
+	    &j->d), "state", "from", alert_state_name(j->from),
+	    "to", alert_state_name(j->to), "recorded", j->recorded,
+	    "event_id", j->event_id > 0 ? json_integer(j->event_id) :
+	    json_null(), "notified", 0, "as_of", api_time_json(now));
 	ok = call->answer != NULL;
 	if (!ok) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 	}
 done:
-	json_decref(entry);
-	free(rule);
-	free(m);
+	free(j);
 	return ok;
+}
+
+/* ---------------------------------------------------- states, events */
+
+static const char states_sql[] = "SELECT r.id, r.name, r.rule->>'owner',"
+    " r.rule->>'severity', (r.rule->>'guardrail')::boolean,"
+    " COALESCE(s.state, 'ok'), to_json(s.since) #>> '{}',"
+    " to_json(s.period_start) #>> '{}', s.value, s.bound, s.baseline,"
+    " to_json(s.judged_at) #>> '{}' FROM alert_rules r"
+    " LEFT JOIN alert_states s ON s.site_id = r.site_id AND s.rule_id = r.id"
+    " WHERE r.site_id = $1 ORDER BY r.id";
+
+/* $1 site, $2 rule (NULL: all), $3 state reached (NULL: any), $4 from,
+ * $5 to, $6 limit. Newest first. */
+static const char events_sql[] = "SELECT id, rule_id, rule_name, from_state,"
+    " to_state, to_json(period_start) #>> '{}', to_json(period_end) #>> '{}',"
+    " value, bound, baseline, why, to_json(at) #>> '{}' FROM alert_events"
+    " WHERE site_id = $1 AND ($2::bigint IS NULL OR rule_id = $2)"
+    " AND ($3::text IS NULL OR to_state = $3) AND at >= $4 AND at < $5"
+    " ORDER BY id DESC LIMIT $6";
+
+#define EVENTS_LIMIT_DEFAULT 100
+#define EVENTS_LIMIT_MAX 1000
+#define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
+
+/* A cell as JSON: text, a number, or null. */
+static json_t *
+cell_text(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? json_null() :
+	    json_string(PQgetvalue(res, row, col));
+}
+
+static json_t *
+cell_number(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? json_null() :
+	    api_number_json(strtod(PQgetvalue(res, row, col), NULL));
+}
+
+static bool
+states_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	const char *params[] = { call->site_id };
+	int64_t now = timeutil_now_us();
+	PGresult *res = db_query(pg, states_sql, 1, params, err);
+	json_t *list = json_array();
+
+	for (int r = 0; res != NULL && list != NULL && r < PQntuples(res); r++) {
+		json_array_append_new(list, json_pack("{s:I, s:s, s:s, s:s, s:b,"
+		    " s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+		    "id", (json_int_t)atoll(PQgetvalue(res, r, 0)),
+		    "name", PQgetvalue(res, r, 1), "owner", PQgetvalue(res, r, 2),
+		    "severity", PQgetvalue(res, r, 3),
+		    "guardrail", PQgetvalue(res, r, 4)[0] == 't',
+		    "state", PQgetvalue(res, r, 5), "since", cell_text(res, r, 6),
+		    "period_start", cell_text(res, r, 7),
+		    "value", cell_number(res, r, 8), "bound", cell_number(res, r, 9),
+		    "baseline", cell_number(res, r, 10),
+		    "judged_at", cell_text(res, r, 11)));
+	}
+	if (res != NULL) {
+		call->answer = json_pack("{s:s, s:O, s:o}", "site", call->site_id,
+		    "alerts", list, "as_of", api_time_json(now));
+	}
+	json_decref(list);
+	PQclear(res);
+	if (res != NULL && call->answer == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	}
+	return call->answer != NULL;
+}
+
+struct events_query {
+	const char *rule, *state;	/* NULL: any */
+	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
+	char limit[24];
+};
+
+static bool
+events_read(struct request *req, const struct app_state *state, void *data,
+    struct error *err)
+{
+	static const char *const states[ALERT_STATE_COUNT_ + 1] = { "ok",
+		"firing", "resolved", "insufficient_data", NULL };
+	struct events_query *q = data;
+	int64_t from, to;
+	long limit = EVENTS_LIMIT_DEFAULT;
+	int which = -1;
+
+	(void)state;
+	q->rule = http_request_query(req, "rule");
+	if (q->rule != NULL && (q->rule[0] == '\0' ||
+	    strlen(q->rule) > RULE_ID_MAX ||
+	    strspn(q->rule, "0123456789") != strlen(q->rule))) {
+		error_set(err, ERR_INVALID_PARAMETER, "rule must be a rule's id");
+		return false;
+	}
+	if (!api_param_choice(req, "state", states, ALERT_STATE_COUNT_, -1,
+	    &which, err) ||
+	    !api_param_range(req, 30 * DAY_US, &from, &to, err) ||
+	    !api_param_int(req, "limit", 1, EVENTS_LIMIT_MAX, &limit, err)) {
+		return false;
+	}
+	q->state = which >= 0 ? states[which] : NULL;
+	timeutil_format_rfc3339(from, q->from);
+	timeutil_format_rfc3339(to, q->to);
+	snprintf(q->limit, sizeof(q->limit), "%ld", limit);
+	return true;
+}
+
+static bool
+events_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	struct events_query *q = call->data;
+	const char *params[] = { call->site_id, q->rule, q->state, q->from,
+		q->to, q->limit };
+	PGresult *res = db_query(pg, events_sql, 6, params, err);
+	json_t *list = json_array();
+
+	for (int r = 0; res != NULL && list != NULL && r < PQntuples(res); r++) {
+		json_array_append_new(list, json_pack("{s:I, s:I, s:s, s:s, s:s,"
+		    " s:o, s:o, s:o, s:o, s:o, s:s, s:s}",
+		    "id", (json_int_t)atoll(PQgetvalue(res, r, 0)),
+		    "rule_id", (json_int_t)atoll(PQgetvalue(res, r, 1)),
+		    "rule_name", PQgetvalue(res, r, 2),
+		    "from", PQgetvalue(res, r, 3), "to", PQgetvalue(res, r, 4),
+		    "period_start", cell_text(res, r, 5),
+		    "period_end", cell_text(res, r, 6),
+		    "value", cell_number(res, r, 7), "bound", cell_number(res, r, 8),
+		    "baseline", cell_number(res, r, 9), "why", PQgetvalue(res, r, 10),
+		    "at", PQgetvalue(res, r, 11)));
+	}
+	if (res != NULL) {
+		call->answer = json_pack("{s:s, s:O}", "site", call->site_id,
+		    "events", list);
+	}
+	json_decref(list);
+	PQclear(res);
+	if (res != NULL && call->answer == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	}
+	return call->answer != NULL;
 }
 
 /* The body, checked as a rule against the plan in force, into rc. */
@@ -412,6 +543,7 @@ api_alert_rule_action(struct request *req, struct app *app)
 	const char *param = http_request_path_param(req);
 	size_t len = param != NULL ? strlen(param) : 0;
 	char id[RULE_ID_MAX + 1];
+	const char *notify;
 	struct api_call *call;
 	struct error err = { 0 };
 
@@ -425,7 +557,35 @@ api_alert_rule_action(struct request *req, struct app *app)
 	memcpy(id, param, len - (sizeof(suffix) - 1));
 	id[len - (sizeof(suffix) - 1)] = '\0';
 	call = begin(req, app, API_ADMIN, id, false);
-	if (call != NULL) {
-		api_run(call, evaluate_run);
+	if (call == NULL) {
+		return;
 	}
+	notify = http_request_query(req, "notify");
+	if (notify != NULL && strcmp(notify, "true") != 0 &&
+	    strcmp(notify, "false") != 0) {
+		error_set(&err, ERR_INVALID_PARAMETER, "notify must be true or "
+		    "false");
+		http_respond_error(req, &err);
+		return;
+	}
+	((struct rule_call *)call->data)->notify = notify != NULL &&
+	    strcmp(notify, "true") == 0;
+	api_run(call, evaluate_run);
+}
+
+void
+api_alerts_states(struct request *req, struct app *app)
+{
+	struct api_call *call = api_begin(req, app, API_READ);
+
+	if (call != NULL) {
+		api_run(call, states_run);
+	}
+}
+
+void
+api_alerts_events(struct request *req, struct app *app)
+{
+	api_query(req, app, sizeof(struct events_query), free, events_read,
+	    events_run);
 }

@@ -17,5 +17,9 @@ void api_alert_rule_delete(struct request *req, struct app *app);
 /* POST /api/v1/alerts/rules/{id}/evaluate (admin key): the rule measured
  * and judged now; nothing stored, nobody notified. */
 void api_alert_rule_action(struct request *req, struct app *app);
+/* GET /api/v1/alerts (read key): every rule's state. */
+void api_alerts_states(struct request *req, struct app *app);
+/* GET /api/v1/alerts/events (read key): the transitions, newest first. */
+void api_alerts_events(struct request *req, struct app *app);
 
 #endif

@@ -45,6 +45,8 @@ static const struct route routes[] = {
 	{ "GET", "/api/v1/funnel", api_funnel, false },
 	{ "GET", "/api/v1/milestones", api_milestones, false },
 	{ "GET", "/api/v1/attribution", api_attribution, false },
+	{ "GET", "/api/v1/alerts", api_alerts_states, false },
+	{ "GET", "/api/v1/alerts/events", api_alerts_events, false },
 	{ "GET", "/api/v1/alerts/rules", api_alert_rules_list, false },
 	{ "POST", "/api/v1/alerts/rules", api_alert_rules_create, false },
 	{ "GET", "/api/v1/alerts/rules/", api_alert_rule_get, false },

@@ -20,6 +20,10 @@ Site shop:
                                   below 0.5 fires
   funnel_completion, same steps   0.3, above 0.2 fires
 
+Notified evaluations (notify=true) store the state and each transition:
+cart_viewed by 2 people on D-1 against "below 5" fires; 5 more people
+resolve it; the next judgement is ok again.
+
 Site blog: last week (Monday to Monday, UTC), 20 people view a page, one
 of them adds to the cart: 1/20 = 0.05 against cart_added's target 0.10
 (week): 50% behind, more than 10%: target_pace fires."""
@@ -37,6 +41,7 @@ PROPS = {
     "checkout_started": {"cart_id": "C-1", "item_count": 1, "cart_value": 10.0, "currency": "EUR"},
     "purchase_completed": {"order_id": "O-1", "revenue": 10.0, "currency": "EUR", "item_count": 1},
     "page_viewed": {},
+    "cart_viewed": {},
 }
 RULES = "/api/v1/alerts/rules"
 HISTORY = [10, 12, 8, 10, 12, 8, 10, 10]
@@ -67,6 +72,8 @@ class EvaluateCase(harness.DaemonTestCase):
         for i in range(3):
             events.append(e("purchase_completed", "c%d" % i, at + timedelta(hours=10)))
         events.append(e("purchase_completed", "c3", at + timedelta(days=1, seconds=1)))
+        events += [e("cart_viewed", "v%d" % i, noon) for i in range(2)]
+        cls.tag, cls.noon = run, noon
         for i in range(0, len(events), 200):
             resp = cls.daemon.post_events({"batch": events[i:i + 200]})
             assert resp.status == 202 and resp.body["accepted"] == len(events[i:i + 200]), resp
@@ -138,6 +145,52 @@ class EvaluateCase(harness.DaemonTestCase):
                                      {"kind": "target_pace", "behind_percent": 10}), site="blog")
         self.assertEqual((ev["verdict"], ev["value"], ev["volume"], ev["baseline"]), ("firing", 0.05, 20, 0.1))
         self.assertAlmostEqual(ev["bound"], 0.09, places=12)
+
+    def judge(self, rule_id, notify):
+        resp = api_call(self.daemon, "POST", "%s/%d/evaluate" % (RULES, rule_id), key=ADMIN,
+                        params={"site": "shop", "notify": notify})
+        self.assertEqual(resp.status, 200, "%r" % (resp,))
+        return resp.body
+
+    def test_transitions_are_stored(self):
+        resp = api_call(self.daemon, "POST", RULES, key=ADMIN, params={"site": "shop"},
+                        body=self.rule("viewed", {"type": "count", "event": "cart_viewed", "unit": "people"},
+                                       {"kind": "threshold", "below": 5}))
+        rid = resp.body["id"]
+        dry = self.judge(rid, "false")
+        self.assertEqual((dry["state"], dry["recorded"], dry["event_id"]), ({"from": "ok", "to": "firing"}, False, None))
+        fired = self.judge(rid, "true")
+        self.assertEqual((fired["state"], fired["recorded"]), ({"from": "ok", "to": "firing"}, True))
+        self.assertIsInstance(fired["event_id"], int)
+        again = self.judge(rid, "true")
+        self.assertEqual((again["state"], again["event_id"]), ({"from": "firing", "to": "firing"}, None))
+        states = api_call(self.daemon, "GET", "/api/v1/alerts", key=ADMIN, params={"site": "shop"}).body
+        mine = [a for a in states["alerts"] if a["id"] == rid][0]
+        self.assertEqual((mine["state"], mine["value"], mine["bound"], mine["severity"]), ("firing", 2, 5, "warning"))
+        self.assertEqual(mine["period_start"][:10], (self.d0 - timedelta(days=1)).date().isoformat())
+        events = [harness.person_event(self.tag, "cart_viewed", "w%d" % i, self.noon, props={}) for i in range(5)]
+        self.assertEqual(self.daemon.post_events({"batch": events}).status, 202)
+        resolved = self.judge(rid, "true")
+        self.assertEqual((resolved["state"], resolved["evaluation"]["value"]), ({"from": "firing", "to": "resolved"}, 7))
+        ok = self.judge(rid, "true")
+        self.assertEqual(ok["state"], {"from": "resolved", "to": "ok"})
+        history = api_call(self.daemon, "GET", "/api/v1/alerts/events", key=ADMIN,
+                           params={"site": "shop", "rule": rid}).body["events"]
+        self.assertEqual([(h["from"], h["to"]) for h in history],
+                         [("resolved", "ok"), ("firing", "resolved"), ("ok", "firing")])
+        self.assertEqual((history[2]["value"], history[2]["bound"], history[2]["rule_name"]), (2, 5, "viewed"))
+        self.assertEqual(history[2]["why"], "2 is below 5")
+        firing = api_call(self.daemon, "GET", "/api/v1/alerts/events", key=ADMIN,
+                          params={"site": "shop", "rule": rid, "state": "firing"}).body["events"]
+        self.assertEqual([h["id"] for h in firing], [fired["event_id"]])
+        for params in ({"rule": "x"}, {"state": "burning"}, {"limit": "0"}, {"limit": "1001"}):
+            with self.subTest(params=params):
+                resp = api_call(self.daemon, "GET", "/api/v1/alerts/events", key=ADMIN,
+                                params=dict(params, site="shop"))
+                self.assertError(resp, 400, "invalid_parameter")
+        resp = api_call(self.daemon, "POST", "%s/%d/evaluate" % (RULES, rid), key=ADMIN,
+                        params={"site": "shop", "notify": "yes"})
+        self.assertError(resp, 400, "invalid_parameter")
 
     def test_paths(self):
         for path in ("/api/v1/alerts/rules/1/evaluat", "/api/v1/alerts/rules/x/evaluate",
