@@ -41,6 +41,8 @@ static bool check_bot_handling(const char *value);
 
 /* Alphabetical; docs/config.md lists the same keys. */
 static const struct key keys[] = {
+	{ "alert_evaluation_interval_s", KEY_INT,
+	  FIELD(alert_evaluation_interval_s), "60", 1, 86400, NULL, false },
 	{ "api_keys", KEY_API_KEYS, FIELD(api_keys), "[]", 0, 0, NULL, true },
 	{ "bot_handling", KEY_STRING, FIELD(bot_handling), "flag", 0, 0,
 	  check_bot_handling, true },

@@ -36,6 +36,7 @@ struct config_list {
 };
 
 struct config {
+	long alert_evaluation_interval_s;
 	struct config_api_key *api_keys;
 	size_t n_api_keys;
 	char *bot_handling;

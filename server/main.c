@@ -17,6 +17,7 @@
 #include "common/plan.h"
 #include "common/privacy.h"
 #include "common/timeutil.h"
+#include "server/alerter.h"
 #include "server/app.h"
 #include "server/db.h"
 #include "server/http.h"
@@ -487,6 +488,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	struct error err = { 0 };
 	struct channel_rules *rules;
 	struct http *http = NULL;
+	struct alerter *alerter = NULL;
 	struct plan *plan;
 	long delay = 1;
 	int rc = EXIT_RUNTIME, sig;
@@ -534,9 +536,11 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		goto done;
 	}
 	app.queries = query_pool_new(cfg, &err);
-	http = app.queries != NULL ? http_new(&app, &err) : NULL;
+	alerter = app.queries != NULL ? alerter_new(&app, &err) : NULL;
+	http = alerter != NULL ? http_new(&app, &err) : NULL;
 	if (http == NULL) {
 		log_error("%s", err.message);
+		alerter_free(alerter);
 		query_pool_free(app.queries);
 		writer_free(app.writer);
 		goto done;
@@ -553,6 +557,8 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		log_warn("requests still in flight after %lds; their events "
 		    "are answered 503", cfg->shutdown_timeout_s);
 	}
+	/* An alert sweep in progress finishes on the pool first. */
+	alerter_free(alerter);
 	/* Answers the API calls still queued; a replay still running
 	 * finishes first, with the writer still there to take it. */
 	query_pool_free(app.queries);
