@@ -37,6 +37,10 @@ struct config_list {
 
 struct config {
 	long alert_evaluation_interval_s;
+	long alert_webhook_backoff_s;
+	long alert_webhook_max_attempts;
+	char *alert_webhook_secret;
+	long alert_webhook_timeout_s;
 	struct config_api_key *api_keys;
 	size_t n_api_keys;
 	char *bot_handling;

@@ -1,5 +1,9 @@
-/* urltext.c - ASCII case and form decoding. */
+/* urltext.c - ASCII case, form decoding and query-string encoding. */
 #include "common/urltext.h"
+
+#include <string.h>
+
+#include "common/strbuf.h"
 
 unsigned char
 urltext_lower(unsigned char c)
@@ -47,4 +51,22 @@ urltext_next_decoded(const char **p, const char *end)
 	}
 	*p = s;
 	return c;
+}
+
+void
+urltext_append_escaped(struct strbuf *sb, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0';
+	    p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+			strbuf_append_char(sb, (char)*p);
+		} else {
+			strbuf_append_char(sb, '%');
+			strbuf_append_char(sb, hex[*p >> 4]);
+			strbuf_append_char(sb, hex[*p & 15]);
+		}
+	}
 }

@@ -1,6 +1,7 @@
 /* urltext.h - the small text rules URLs need: ASCII-only case folding (the
- * same answer whatever the locale) and form decoding (%XX and '+') one
- * byte at a time, so that hostile URLs cost no memory. */
+ * same answer whatever the locale), form decoding (%XX and '+') one byte
+ * at a time, so that hostile URLs cost no memory, and the encoding of
+ * query-string values. */
 #ifndef MILEPOST_COMMON_URLTEXT_H
 #define MILEPOST_COMMON_URLTEXT_H
 
@@ -18,5 +19,10 @@ bool urltext_equal_ci(const char *a, const char *b);
  * *p: '+' is a space, %XX the byte it names, and a '%' without two hex
  * digits stands for itself, as browsers read it. */
 unsigned char urltext_next_decoded(const char **p, const char *end);
+
+/* Appends s to sb percent-encoded for a query string: every byte but
+ * the unreserved ones (RFC 3986: letters, digits, "-._~") as %XX. */
+struct strbuf;
+void urltext_append_escaped(struct strbuf *sb, const char *s);
 
 #endif

@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strbuf.h"
 #include "common/timeutil.h"
+#include "common/urltext.h"
 #include "server/api.h"
 #include "server/db.h"
+#include "server/pgarray.h"
 
 static const char lock_sql[] = "SELECT rule::text FROM alert_rules"
     " WHERE site_id = $1 AND id = $2 FOR UPDATE SKIP LOCKED";
@@ -40,6 +43,12 @@ static const char event_sql[] = "INSERT INTO alert_events (site_id, rule_id,"
     " rule_name, from_state, to_state, period_start, period_end, value,"
     " bound, baseline, why, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
     " $10, $11, $12) RETURNING id";
+
+/* One delivery per webhook of the rule: $1 site, $2 event, $3 URLs,
+ * $4 payload. */
+static const char deliveries_sql[] = "INSERT INTO alert_deliveries"
+    " (site_id, event_id, url, payload) SELECT $1, $2, u, $4::jsonb"
+    " FROM unnest($3::text[]) AS u";
 
 static enum alert_state
 state_of(const char *name)
@@ -115,6 +124,124 @@ read_state(PGconn *pg, const char *const *params, enum alert_state *state,
 	return true;
 }
 
+/* The query of the API that shows what the rule measured: the funnel
+ * for rates, the milestones otherwise. */
+static void
+query_link(struct strbuf *sb, const char *site, const struct alert_rule *r,
+    const char *start, const char *end)
+{
+	bool funnel = r->metric != ALERT_METRIC_COUNT &&
+	    r->condition != ALERT_CONDITION_TARGET_PACE;
+
+	strbuf_append_str(sb, funnel ? "/api/v1/funnel?site=" :
+	    "/api/v1/milestones?site=");
+	urltext_append_escaped(sb, site);
+	strbuf_append_str(sb, funnel ? "&steps=" : "&names=");
+	for (size_t i = 0; i < r->n_events; i++) {
+		strbuf_append_str(sb, i > 0 ? "," : "");
+		urltext_append_escaped(sb, r->events[i]);
+	}
+	if (r->condition == ALERT_CONDITION_TARGET_PACE) {
+		return;
+	}
+	strbuf_append_str(sb, "&from=");
+	urltext_append_escaped(sb, start);
+	strbuf_append_str(sb, "&to=");
+	urltext_append_escaped(sb, end);
+	if (!funnel) {
+		/* Milestones count by day at the finest. */
+		strbuf_appendf(sb, "&interval=%s", r->period == ALERT_PERIOD_WEEK ?
+		    "week" : "day");
+		return;
+	}
+	strbuf_appendf(sb, "&window=%s", r->window_text);
+	for (size_t i = 0; i < r->n_filters; i++) {
+		strbuf_append_str(sb, i > 0 ? "," : "&filter=");
+		urltext_append_escaped(sb, funnel_dim_name(r->filters[i].dim));
+		urltext_append_escaped(sb, r->filters[i].key);
+		strbuf_append_str(sb, "%3D");
+		urltext_append_escaped(sb, r->filters[i].value);
+	}
+}
+
+/* What a webhook receives for a transition (docs/alerts.md): the facts,
+ * links to reproduce them, and a Slack-compatible text. */
+static char *
+payload_text(const char *site, const struct alert_judgement *j,
+    const char *start, const char *end, const char *now)
+{
+	struct strbuf link, text;
+	bool target = j->rule.condition == ALERT_CONDITION_TARGET_PACE;
+	json_t *doc, *rule = alert_rule_json(&j->rule);
+	char evaluate[96], *out = NULL;
+
+	strbuf_init(&link);
+	strbuf_init(&text);
+	query_link(&link, site, &j->rule, start, end);
+	strbuf_appendf(&text, "[%s] %s (%s): %s", alert_state_name(j->to),
+	    j->rule.name, site, j->d.why);
+	if (!target) {
+		strbuf_appendf(&text, ", period %s to %s", start, end);
+	}
+	strbuf_appendf(&text, ". Owner: %s.", j->rule.owner);
+	snprintf(evaluate, sizeof(evaluate), "/api/v1/alerts/rules/%lld/"
+	    "evaluate?site=", j->id);
+	if (rule != NULL && !strbuf_failed(&link) && !strbuf_failed(&text)) {
+		json_object_set_new(rule, "id", json_integer(j->id));
+		doc = json_pack("{s:s, s:O, s:s, s:s, s:o, s:o, s:o, s:o, s:s,"
+		    " s:I, s:s, s:s, s:s+, s:s}",
+		    "site", site, "rule", rule, "state", alert_state_name(j->to),
+		    "previous_state", alert_state_name(j->from),
+		    "value", api_number_json(j->d.value),
+		    "bound", api_number_json(j->d.bound),
+		    "baseline", api_number_json(j->d.baseline),
+		    "period", target ? json_null() :
+		    json_pack("{s:s, s:s}", "start", start, "end", end),
+		    "why", j->d.why, "event_id", (json_int_t)j->event_id,
+		    "at", now, "query", link.data, "evaluate", evaluate, site,
+		    "text", text.data);
+		out = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+		json_decref(doc);
+	}
+	json_decref(rule);
+	strbuf_finish(&link);
+	strbuf_finish(&text);
+	return out;
+}
+
+/* Queues the rule's webhooks for the transition just stored; none for
+ * the quiet step from resolved back to ok. */
+static bool
+queue_deliveries(PGconn *pg, const char *site, struct alert_judgement *j,
+    const char *start, const char *end, const char *now, struct error *err)
+{
+	struct pgarray urls;
+	char event[24], *payload;
+	bool ok;
+
+	if (j->rule.n_notify == 0 ||
+	    (j->from == ALERT_STATE_RESOLVED && j->to == ALERT_STATE_OK)) {
+		return true;
+	}
+	pgarray_init(&urls);
+	for (size_t i = 0; i < j->rule.n_notify; i++) {
+		pgarray_add_text(&urls, j->rule.notify[i]);
+	}
+	snprintf(event, sizeof(event), "%lld", j->event_id);
+	payload = payload_text(site, j, start, end, now);
+	const char *params[] = { site, event, pgarray_value(&urls), payload };
+	if (params[2] == NULL || payload == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		ok = false;
+	} else {
+		ok = db_exec(pg, deliveries_sql, 4, params, err);
+	}
+	j->notified = ok;
+	free(payload);
+	pgarray_finish(&urls);
+	return ok;
+}
+
 static bool
 store(PGconn *pg, const char *site, const char *id, int64_t now_us,
     struct alert_judgement *out, struct error *err)
@@ -148,7 +275,7 @@ store(PGconn *pg, const char *site, const char *id, int64_t now_us,
 	}
 	out->event_id = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	return true;
+	return queue_deliveries(pg, site, out, start, end, now, err);
 }
 
 bool

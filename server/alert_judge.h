@@ -29,6 +29,7 @@ struct alert_judgement {
 	enum alert_state from, to;	/* the state before and after */
 	bool recorded;			/* state stored (and the transition) */
 	long long event_id;		/* the transition stored; 0: none */
+	bool notified;			/* its webhooks queued */
 };
 
 /* Judges rule id of site at now_us against state's plan. record: store

@@ -5,13 +5,13 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/alert_judge.h"
 #include "server/db.h"
 #include "server/query.h"
+#include "server/ticker.h"
 
 static const char rules_sql[] = "SELECT site_id, id FROM alert_rules"
     " ORDER BY site_id, id";
@@ -19,10 +19,10 @@ static const char rules_sql[] = "SELECT site_id, id FROM alert_rules"
 struct alerter {
 	struct query_job job;	/* first: the job is the alerter */
 	struct app *app;
-	pthread_t thread;
+	struct ticker *ticker;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;	/* stop asked, or a sweep done */
-	bool stop, sweeping;
+	pthread_cond_t idle;	/* a sweep ended */
+	bool sweeping;
 };
 
 /* Judges every rule once (those whose period is judged, or which another
@@ -68,42 +68,41 @@ sweep_done(struct query_job *job)
 	}
 	pthread_mutex_lock(&a->lock);
 	a->sweeping = false;
-	pthread_cond_broadcast(&a->wake);
+	pthread_cond_broadcast(&a->idle);
 	pthread_mutex_unlock(&a->lock);
 }
 
-static void *
-alerter_main(void *arg)
+/* A sweep on the query pool, unless the last one still runs. */
+static void
+tick(struct ticker *t, void *ctx)
 {
-	struct alerter *a = arg;
-	struct timespec until;
+	struct alerter *a = ctx;
 	struct error err = { 0 };
 
+	(void)t;
 	pthread_mutex_lock(&a->lock);
-	while (!a->stop) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += a->app->cfg->alert_evaluation_interval_s;
-		while (!a->stop && pthread_cond_timedwait(&a->wake, &a->lock,
-		    &until) == 0) {
-			/* woken by a sweep ending, or to stop */
-		}
-		if (a->stop || a->sweeping) {
-			continue;
-		}
-		a->sweeping = true;
-		memset(&a->job, 0, sizeof(a->job));
-		a->job.run = sweep_run;
-		a->job.done = sweep_done;
+	if (a->sweeping) {
 		pthread_mutex_unlock(&a->lock);
-		if (!query_pool_submit(a->app->queries, &a->job, &err)) {
-			pthread_mutex_lock(&a->lock);
-			a->sweeping = false;
-			continue;
-		}
-		pthread_mutex_lock(&a->lock);
+		return;
 	}
+	a->sweeping = true;
+	memset(&a->job, 0, sizeof(a->job));
+	a->job.run = sweep_run;
+	a->job.done = sweep_done;
 	pthread_mutex_unlock(&a->lock);
-	return NULL;
+	if (!query_pool_submit(a->app->queries, &a->job, &err)) {
+		pthread_mutex_lock(&a->lock);
+		a->sweeping = false;
+		pthread_mutex_unlock(&a->lock);
+	}
+}
+
+static long
+interval_s(void *ctx)
+{
+	struct alerter *a = ctx;
+
+	return a->app->cfg->alert_evaluation_interval_s;
 }
 
 struct alerter *
@@ -117,10 +116,10 @@ alerter_new(struct app *app, struct error *err)
 	}
 	a->app = app;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->wake, NULL);
-	if (pthread_create(&a->thread, NULL, alerter_main, a) != 0) {
-		error_set(err, ERR_INTERNAL, "cannot start the alert evaluator");
-		pthread_cond_destroy(&a->wake);
+	pthread_cond_init(&a->idle, NULL);
+	a->ticker = ticker_new(tick, interval_s, a, err);
+	if (a->ticker == NULL) {
+		pthread_cond_destroy(&a->idle);
 		pthread_mutex_destroy(&a->lock);
 		free(a);
 		return NULL;
@@ -134,18 +133,14 @@ alerter_free(struct alerter *a)
 	if (a == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&a->lock);
-	a->stop = true;
-	pthread_cond_broadcast(&a->wake);
-	pthread_mutex_unlock(&a->lock);
-	pthread_join(a->thread, NULL);
+	ticker_free(a->ticker);
 	/* A sweep on the pool still points at a. */
 	pthread_mutex_lock(&a->lock);
 	while (a->sweeping) {
-		pthread_cond_wait(&a->wake, &a->lock);
+		pthread_cond_wait(&a->idle, &a->lock);
 	}
 	pthread_mutex_unlock(&a->lock);
-	pthread_cond_destroy(&a->wake);
+	pthread_cond_destroy(&a->idle);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

@@ -14,6 +14,7 @@
 #include "server/alert_judge.h"
 #include "server/api.h"
 #include "server/db.h"
+#include "server/pgarray.h"
 
 /* A rule is a few levels deep; anything deeper is no rule. */
 #define RULE_DEPTH_MAX 8
@@ -250,7 +251,7 @@ evaluate_run(PGconn *pg, struct api_call *call, struct error *err)
 	    &j->d), "state", "from", alert_state_name(j->from),
 	    "to", alert_state_name(j->to), "recorded", j->recorded,
 	    "event_id", j->event_id > 0 ? json_integer(j->event_id) :
-	    json_null(), "notified", 0, "as_of", api_time_json(now));
+	    json_null(), "notified", j->notified, "as_of", api_time_json(now));
 	ok = call->answer != NULL;
 	if (!ok) {
 		error_set(err, ERR_INTERNAL, "out of memory");
@@ -369,6 +370,54 @@ events_read(struct request *req, const struct app_state *state, void *data,
 	return true;
 }
 
+/* The deliveries of the events listed ($2), to attach to them. */
+static const char deliveries_sql[] = "SELECT event_id, url, status, attempts,"
+    " last_status, last_error, to_json(delivered_at) #>> '{}'"
+    " FROM alert_deliveries WHERE site_id = $1 AND event_id = ANY ($2::bigint[])"
+    " ORDER BY event_id, id";
+
+static bool
+attach_deliveries(PGconn *pg, const char *site, json_t *events,
+    struct error *err)
+{
+	struct pgarray ids;
+	PGresult *res = NULL;
+	size_t i;
+	json_t *e;
+
+	pgarray_init(&ids);
+	json_array_foreach(events, i, e) {
+		pgarray_add_int(&ids, json_integer_value(json_object_get(e, "id")));
+		json_object_set_new(e, "deliveries", json_array());
+	}
+	const char *params[] = { site, pgarray_value(&ids) };
+	if (params[1] == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	} else {
+		res = db_query(pg, deliveries_sql, 2, params, err);
+	}
+	for (int r = 0; res != NULL && r < PQntuples(res); r++) {
+		json_int_t event = atoll(PQgetvalue(res, r, 0));
+		json_array_foreach(events, i, e) {
+			if (json_integer_value(json_object_get(e, "id")) != event) {
+				continue;
+			}
+			json_array_append_new(json_object_get(e, "deliveries"),
+			    json_pack("{s:s, s:s, s:i, s:o, s:o, s:o}",
+			    "url", PQgetvalue(res, r, 1),
+			    "status", PQgetvalue(res, r, 2),
+			    "attempts", atoi(PQgetvalue(res, r, 3)),
+			    "last_status", PQgetisnull(res, r, 4) ? json_null() :
+			    json_integer(atoi(PQgetvalue(res, r, 4))),
+			    "last_error", cell_text(res, r, 5),
+			    "delivered_at", cell_text(res, r, 6)));
+		}
+	}
+	pgarray_finish(&ids);
+	PQclear(res);
+	return res != NULL;
+}
+
 static bool
 events_run(PGconn *pg, struct api_call *call, struct error *err)
 {
@@ -391,13 +440,14 @@ events_run(PGconn *pg, struct api_call *call, struct error *err)
 		    "baseline", cell_number(res, r, 9), "why", PQgetvalue(res, r, 10),
 		    "at", PQgetvalue(res, r, 11)));
 	}
-	if (res != NULL) {
+	if (res != NULL && list != NULL &&
+	    attach_deliveries(pg, call->site_id, list, err)) {
 		call->answer = json_pack("{s:s, s:O}", "site", call->site_id,
 		    "events", list);
 	}
 	json_decref(list);
 	PQclear(res);
-	if (res != NULL && call->answer == NULL) {
+	if (call->answer == NULL && err->code == ERR_NONE) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return call->answer != NULL;

@@ -18,6 +18,8 @@
 #include "common/privacy.h"
 #include "common/timeutil.h"
 #include "server/alerter.h"
+#include "server/deliverer.h"
+#include "server/webhook.h"
 #include "server/app.h"
 #include "server/db.h"
 #include "server/http.h"
@@ -489,6 +491,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	struct channel_rules *rules;
 	struct http *http = NULL;
 	struct alerter *alerter = NULL;
+	struct deliverer *deliverer = NULL;
 	struct plan *plan;
 	long delay = 1;
 	int rc = EXIT_RUNTIME, sig;
@@ -498,7 +501,11 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	rules = plan != NULL ? channel_rules_new(cfg->channel_rules, &err) :
 	    NULL;
 	if (rules == NULL || !privacy_init(&err) ||
-	    (app.salt = visitor_salt_new()) == NULL) {
+	    (app.salt = visitor_salt_new()) == NULL || !webhook_init()) {
+		if (err.code == ERR_NONE) {
+			error_set(&err, ERR_INTERNAL, "out of memory, or libcurl "
+			    "did not start");
+		}
 		log_error("cannot start: %s", err.message);
 		plan_free(plan);
 		channel_rules_free(rules);
@@ -537,9 +544,11 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	}
 	app.queries = query_pool_new(cfg, &err);
 	alerter = app.queries != NULL ? alerter_new(&app, &err) : NULL;
-	http = alerter != NULL ? http_new(&app, &err) : NULL;
+	deliverer = alerter != NULL ? deliverer_new(&app, &err) : NULL;
+	http = deliverer != NULL ? http_new(&app, &err) : NULL;
 	if (http == NULL) {
 		log_error("%s", err.message);
+		deliverer_free(deliverer);
 		alerter_free(alerter);
 		query_pool_free(app.queries);
 		writer_free(app.writer);
@@ -557,7 +566,9 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		log_warn("requests still in flight after %lds; their events "
 		    "are answered 503", cfg->shutdown_timeout_s);
 	}
-	/* An alert sweep in progress finishes on the pool first. */
+	/* An alert sweep in progress finishes on the pool first; a webhook
+	 * being called, within its timeout. */
+	deliverer_free(deliverer);
 	alerter_free(alerter);
 	/* Answers the API calls still queued; a replay still running
 	 * finishes first, with the writer still there to take it. */
@@ -570,6 +581,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	log_info("stopped");
 	rc = EXIT_SUCCESS;
 done:
+	webhook_cleanup();
 	app_state_put(app.state);
 	app_state_put(boot);
 	visitor_salt_free(app.salt);

@@ -49,11 +49,13 @@ mp_pkg_installed() {
 # mp_build_packages: the Debian packages needed to build Milepost and run its
 # tests, one a line. gcc's ASan/UBSan runtimes (libasan8, libubsan1) come with
 # gcc through libgcc-12-dev on Debian 12; they are named anyway. esbuild
-# minifies the JavaScript snippet the binary serves (server/js/).
+# minifies the JavaScript snippet the binary serves (server/js/); libcurl
+# calls the alerts' webhooks.
 mp_build_packages() {
   printf '%s\n' \
     meson ninja-build pkg-config gcc libc6-dev libasan8 libubsan1 \
     libmicrohttpd-dev libjansson-dev libpq-dev zlib1g-dev libsodium-dev libcmocka-dev \
+    libcurl4-openssl-dev \
     python3 esbuild "postgresql-$MP_PG_MAJOR" "postgresql-client-$MP_PG_MAJOR" \
     util-linux
 }
