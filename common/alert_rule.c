@@ -3,8 +3,10 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/config.h"
 #include "common/timeutil.h"
 
 #define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
@@ -584,4 +586,91 @@ alert_rule_json(const struct alert_rule *r)
 	    "min_volume", (json_int_t)r->min_volume,
 	    "severity", severity_names[r->severity], "guardrail", r->guardrail,
 	    "notify", notify, "condition", condition_json(r));
+}
+
+/* ------------------------------------------------------- configuration */
+
+/* The site a configured rule names, checked against the sites. */
+static bool
+config_rule_site(const struct config *cfg, const json_t *v, size_t i,
+    char out[64], struct error *err)
+{
+	const char *site = json_string_value(v);
+
+	if (v == NULL && cfg->n_sites == 1) {
+		site = cfg->sites[0].id;
+	}
+	for (size_t k = 0; site != NULL && k < cfg->n_sites; k++) {
+		if (strcmp(cfg->sites[k].id, site) == 0) {
+			snprintf(out, 64, "%s", site);
+			return true;
+		}
+	}
+	error_set(err, ERR_CONFIG, "alerts[%zu]: \"site\" must name a "
+	    "configured site%s", i, cfg->n_sites == 1 ? "" :
+	    " (needed with several sites)");
+	return false;
+}
+
+bool
+alert_rules_from_config(const struct config *cfg, const struct plan *plan,
+    struct alert_config_rule **out, size_t *n, struct error *err)
+{
+	json_t *list = json_loads(cfg->alerts != NULL ? cfg->alerts : "[]",
+	    JSON_REJECT_DUPLICATES, NULL);
+	struct alert_config_rule *rules = NULL;
+	struct error why = { 0 };
+	bool ok = false;
+
+	*out = NULL;
+	*n = 0;
+	if (!json_is_array(list)) {
+		error_set(err, ERR_CONFIG, "alerts must be an array of rules");
+		goto done;
+	}
+	rules = calloc(json_array_size(list) + 1, sizeof(*rules));
+	if (rules == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *doc = json_deep_copy(json_array_get(list, i));
+		bool fine = json_is_object(doc) &&
+		    config_rule_site(cfg, json_object_get(doc, "site"), i,
+		    rules[i].site, err);
+
+		if (fine) {
+			json_object_del(doc, "site");
+			fine = alert_rule_parse(doc, plan, cfg->min_volume,
+			    &rules[i].rule, &why);
+			if (!fine) {
+				error_set(err, ERR_CONFIG, "alerts[%zu]: %s: %s", i,
+				    error_code_name(why.code), why.message);
+			}
+		} else if (!json_is_object(doc)) {
+			error_set(err, ERR_CONFIG, "alerts[%zu] must be an object",
+			    i);
+		}
+		json_decref(doc);
+		for (size_t k = 0; fine && k < i; k++) {
+			if (strcmp(rules[k].site, rules[i].site) == 0 &&
+			    strcmp(rules[k].rule.name, rules[i].rule.name) == 0) {
+				error_set(err, ERR_CONFIG, "alerts[%zu]: site %s "
+				    "has another rule named %s", i, rules[i].site,
+				    rules[i].rule.name);
+				fine = false;
+			}
+		}
+		if (!fine) {
+			goto done;
+		}
+	}
+	*n = json_array_size(list);
+	*out = rules;
+	rules = NULL;
+	ok = true;
+done:
+	free(rules);
+	json_decref(list);
+	return ok;
 }

@@ -96,4 +96,19 @@ const char *alert_period_name(enum alert_period p);
 const char *alert_condition_name(enum alert_condition c);
 const char *alert_severity_name(enum alert_severity s);
 
+/* A rule of the configuration's "alerts": the rule and its site. */
+struct alert_config_rule {
+	char site[64];
+	struct alert_rule rule;
+};
+
+/* Reads the configuration's alerts (cfg->alerts: a JSON array of rules,
+ * each with a "site", which may be left out when cfg has one site), each
+ * checked against plan, into *out (n of them, freed by the caller). False
+ * with err (ERR_CONFIG, naming the rule) at the first invalid one. */
+struct config;
+bool alert_rules_from_config(const struct config *cfg,
+    const struct plan *plan, struct alert_config_rule **out, size_t *n,
+    struct error *err);
+
 #endif

@@ -51,6 +51,7 @@ static const struct key keys[] = {
 	  0, 0, NULL, true },
 	{ "alert_webhook_timeout_s", KEY_INT, FIELD(alert_webhook_timeout_s),
 	  "5", 1, 60, NULL, true },
+	{ "alerts", KEY_JSON, FIELD(alerts), "[]", 0, 0, NULL, true },
 	{ "api_keys", KEY_API_KEYS, FIELD(api_keys), "[]", 0, 0, NULL, true },
 	{ "bot_handling", KEY_STRING, FIELD(bot_handling), "flag", 0, 0,
 	  check_bot_handling, true },

@@ -38,6 +38,7 @@ enum err_code {
 	ERR_IMPOSSIBLE_BOUND,
 	ERR_RULE_EXISTS,
 	ERR_RULE_BUSY,
+	ERR_RULE_FROM_CONFIG,
 	/* Per-event errors, reported inside a 202 answer. */
 	ERR_NOT_AN_OBJECT,
 	ERR_MISSING_FIELD,

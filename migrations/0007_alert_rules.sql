@@ -7,6 +7,8 @@ CREATE TABLE alert_rules (
 	id         bigint GENERATED ALWAYS AS IDENTITY,
 	name       text NOT NULL,
 	rule       jsonb NOT NULL,	-- every field written out, defaults too
+	-- 'config': declared in the configuration, which alone changes it.
+	source     text NOT NULL DEFAULT 'api' CHECK (source IN ('api', 'config')),
 	created_at timestamptz NOT NULL DEFAULT now(),
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (site_id, id),

@@ -22,9 +22,11 @@
 
 /* Columns of every statement answering rules: enum rule_col. */
 #define RULE_COLUMNS "id, name, rule::text, to_json(created_at) #>> '{}'," \
-	" to_json(updated_at) #>> '{}'"
+	" to_json(updated_at) #>> '{}', source"
 
-enum rule_col { COL_ID, COL_NAME, COL_RULE, COL_CREATED, COL_UPDATED };
+enum rule_col {
+	COL_ID, COL_NAME, COL_RULE, COL_CREATED, COL_UPDATED, COL_SOURCE
+};
 
 static const char list_sql[] = "SELECT " RULE_COLUMNS " FROM alert_rules"
     " WHERE site_id = $1 ORDER BY id";
@@ -36,10 +38,10 @@ static const char insert_sql[] = "INSERT INTO alert_rules (site_id, name,"
 /* Not onto the name of another rule of the site. */
 static const char update_sql[] = "UPDATE alert_rules SET name = $3,"
     " rule = $4::jsonb, updated_at = now() WHERE site_id = $1 AND id = $2"
-    " AND NOT EXISTS (SELECT 1 FROM alert_rules o WHERE o.site_id = $1"
+    " AND source = 'api' AND NOT EXISTS (SELECT 1 FROM alert_rules o WHERE o.site_id = $1"
     " AND o.name = $3 AND o.id <> $2) RETURNING " RULE_COLUMNS;
 static const char delete_sql[] = "DELETE FROM alert_rules WHERE site_id = $1"
-    " AND id = $2 RETURNING id";
+    " AND id = $2 AND source = 'api' RETURNING id";
 
 /* What a call works on: the rule's id (from the path) and its text. */
 struct rule_call {
@@ -70,9 +72,10 @@ entry_json(const PGresult *res, int row, struct error *err)
 		error_set(err, ERR_INTERNAL, "a stored rule is not JSON");
 		return NULL;
 	}
-	entry = json_pack("{s:I, s:s, s:s, s:s, s:o}",
+	entry = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o}",
 	    "id", (json_int_t)atoll(PQgetvalue(res, row, COL_ID)),
 	    "name", PQgetvalue(res, row, COL_NAME),
+	    "source", PQgetvalue(res, row, COL_SOURCE),
 	    "created_at", PQgetvalue(res, row, COL_CREATED),
 	    "updated_at", PQgetvalue(res, row, COL_UPDATED), "rule", rule);
 	if (entry == NULL) {
@@ -149,6 +152,30 @@ create_run(PGconn *pg, struct api_call *call, struct error *err)
 	    ERR_RULE_EXISTS, "the site has a rule of that name", err);
 }
 
+/* Why rule params[1] of site params[0] was not changed, when it was not
+ * for being there and from the API: err set, true. Otherwise (it is there,
+ * from the API) false, err untouched. */
+static bool
+unchangeable(PGconn *pg, const char *const *params, struct error *err)
+{
+	PGresult *res = db_query(pg, get_sql, 2, params, err);
+	bool why = true;
+
+	if (res == NULL) {
+		return true;
+	}
+	if (PQntuples(res) == 0) {
+		error_set(err, ERR_NOT_FOUND, "no such rule in this site");
+	} else if (strcmp(PQgetvalue(res, 0, COL_SOURCE), "config") == 0) {
+		error_set(err, ERR_RULE_FROM_CONFIG, "this rule is declared in "
+		    "the configuration (alerts): change it there");
+	} else {
+		why = false;
+	}
+	PQclear(res);
+	return why;
+}
+
 static bool
 replace_run(PGconn *pg, struct api_call *call, struct error *err)
 {
@@ -157,16 +184,12 @@ replace_run(PGconn *pg, struct api_call *call, struct error *err)
 	PGresult *res = db_query(pg, update_sql, 4, params, err);
 
 	if (res != NULL && PQntuples(res) == 0) {
-		/* Either no such rule, or the name is another's. */
+		/* No such rule, a configured one, or the name is another's. */
 		PQclear(res);
-		if (!answer_one(call, db_query(pg, get_sql, 2, params, err),
-		    ERR_NOT_FOUND, "no such rule in this site", err)) {
-			return false;
+		if (!unchangeable(pg, params, err)) {
+			error_set(err, ERR_RULE_EXISTS, "another rule of the site "
+			    "has that name");
 		}
-		json_decref(call->answer);
-		call->answer = NULL;
-		error_set(err, ERR_RULE_EXISTS, "another rule of the site has "
-		    "that name");
 		return false;
 	}
 	return answer_one(call, res, ERR_NOT_FOUND, "no such rule", err);
@@ -184,7 +207,9 @@ delete_run(PGconn *pg, struct api_call *call, struct error *err)
 	}
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		error_set(err, ERR_NOT_FOUND, "no such rule in this site");
+		if (!unchangeable(pg, params, err)) {
+			error_set(err, ERR_NOT_FOUND, "no such rule in this site");
+		}
 		return false;
 	}
 	PQclear(res);

@@ -338,8 +338,9 @@ cmd_migrate(const struct config *cfg)
 
 /* Migrations, sites, partitions and the day's salt, before serving. */
 static bool
-prepare_database(const struct config *cfg, struct visitor_salt *salt,
-    struct error *err)
+prepare_database(const struct config *cfg,
+    const struct alert_config_rule *alerts, size_t n_alerts,
+    struct visitor_salt *salt, struct error *err)
 {
 	PGconn *pg = db_connect(cfg->database_url, err);
 	int version = 0;
@@ -361,6 +362,7 @@ prepare_database(const struct config *cfg, struct visitor_salt *salt,
 		goto done;
 	}
 	ok = store_sync_sites(pg, cfg, err) &&
+	    store_sync_alert_rules(pg, alerts, n_alerts, err) &&
 	    store_ensure_partitions_ahead(pg, timeutil_now_us(),
 	    cfg->partitions_ahead_months, err) &&
 	    visitor_salt_refresh(salt, pg, timeutil_now_us(), err);
@@ -384,21 +386,23 @@ signal_wait(const sigset_t *set, long seconds)
 	return sig > 0 ? sig : 0;
 }
 
-/* Loads the day's salt (and, after a reload, the sites) with a
- * connection of its own: the writer's are busy. */
+/* Loads the day's salt (and, after a reload, the sites and alert rules)
+ * with a connection of its own: the writer's are busy. */
 static bool
 refresh_database(const struct config *boot, const struct config *cfg,
+    const struct alert_config_rule *alerts, size_t n_alerts,
     struct visitor_salt *salt)
 {
 	struct error err = { 0 };
 	PGconn *pg = db_connect(boot->database_url, &err);
 	bool ok = pg != NULL &&
-	    (cfg == NULL || store_sync_sites(pg, cfg, &err)) &&
+	    (cfg == NULL || (store_sync_sites(pg, cfg, &err) &&
+	    store_sync_alert_rules(pg, alerts, n_alerts, &err))) &&
 	    visitor_salt_refresh(salt, pg, timeutil_now_us(), &err);
 
 	if (!ok) {
 		log_warn("cannot refresh the visitor salt%s: %s", cfg != NULL ?
-		    " and sites" : "", err.message);
+		    ", sites and alert rules" : "", err.message);
 	}
 	PQfinish(pg);
 	return ok;
@@ -411,6 +415,8 @@ reload(struct app *app, const struct args *a)
 	struct error err = { 0 };
 	struct config *cfg = config_build(a, &err);
 	struct channel_rules *rules = NULL;
+	struct alert_config_rule *alerts = NULL;
+	size_t n_alerts = 0;
 	struct app_state *state;
 	struct plan *plan;
 	const char *fixed;
@@ -419,6 +425,11 @@ reload(struct app *app, const struct args *a)
 	plan = cfg != NULL ? plan_for(cfg, &err) : NULL;
 	rules = plan != NULL ? channel_rules_new(cfg->channel_rules, &err) :
 	    NULL;
+	if (rules != NULL && !alert_rules_from_config(cfg, plan, &alerts,
+	    &n_alerts, &err)) {
+		channel_rules_free(rules);
+		rules = NULL;
+	}
 	if (rules == NULL) {
 		plan_free(plan);
 		plan = NULL;
@@ -437,7 +448,8 @@ reload(struct app *app, const struct args *a)
 		log_warn("reload: %s changed, which takes effect only after a "
 		    "restart", fixed);
 	}
-	refresh_database(app->cfg, cfg, app->salt);
+	refresh_database(app->cfg, cfg, alerts, n_alerts, app->salt);
+	free(alerts);
 	state = app_state_new(cfg, plan, rules);
 	if (state == NULL) {
 		atomic_fetch_add(&app->counters.reload_failures, 1);
@@ -478,7 +490,7 @@ serve_loop(struct app *app, const struct args *a, const sigset_t *signals)
 		if (sig != 0) {
 			return;
 		}
-		salt_ok = refresh_database(app->cfg, NULL, app->salt);
+		salt_ok = refresh_database(app->cfg, NULL, NULL, 0, app->salt);
 	}
 }
 
@@ -492,6 +504,8 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	struct http *http = NULL;
 	struct alerter *alerter = NULL;
 	struct deliverer *deliverer = NULL;
+	struct alert_config_rule *alerts = NULL;
+	size_t n_alerts = 0;
 	struct plan *plan;
 	long delay = 1;
 	int rc = EXIT_RUNTIME, sig;
@@ -520,9 +534,13 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	}
 	app.state = boot;
 	boot = app_state_get(&app);
+	if (!alert_rules_from_config(cfg, plan, &alerts, &n_alerts, &err)) {
+		log_error("cannot start: %s", err.message);
+		goto done;
+	}
 	/* A database that is still starting (as in a compose file) is
 	 * waited for; a broken migration is not. */
-	while (!prepare_database(cfg, app.salt, &err)) {
+	while (!prepare_database(cfg, alerts, n_alerts, app.salt, &err)) {
 		if (err.code != ERR_DATABASE_UNAVAILABLE) {
 			log_error("cannot prepare the database: %s",
 			    err.message);
@@ -581,6 +599,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	log_info("stopped");
 	rc = EXIT_SUCCESS;
 done:
+	free(alerts);
 	webhook_cleanup();
 	app_state_put(app.state);
 	app_state_put(boot);

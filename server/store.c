@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/db.h"
+#include "server/pgarray.h"
 
 static char *
 origins_json(const struct config_site *site)
@@ -100,6 +101,70 @@ fail:
 	free(ids);
 	db_exec(pg, "ROLLBACK", 0, NULL, &ignored);
 	return false;
+}
+
+/* A configured rule, replacing what the site had under its name (a rule
+ * saved over the API included: the configuration wins). */
+static const char config_rule_sql[] = "INSERT INTO alert_rules (site_id,"
+    " name, rule, source) VALUES ($1, $2, $3::jsonb, 'config')"
+    " ON CONFLICT (site_id, name) DO UPDATE SET rule = EXCLUDED.rule,"
+    " source = 'config', updated_at = now()"
+    " WHERE alert_rules.rule IS DISTINCT FROM EXCLUDED.rule"
+    " OR alert_rules.source <> 'config'";
+/* The configured rules no longer configured: $1 sites, $2 names. */
+static const char config_rules_gone_sql[] = "DELETE FROM alert_rules"
+    " WHERE source = 'config' AND (site_id, name) NOT IN"
+    " (SELECT * FROM unnest($1::text[], $2::text[]))";
+
+bool
+store_sync_alert_rules(PGconn *pg, const struct alert_config_rule *rules,
+    size_t n, struct error *err)
+{
+	struct pgarray sites, names;
+	struct error ignored;
+	bool ok = false;
+
+	pgarray_init(&sites);
+	pgarray_init(&names);
+	if (!db_exec(pg, "BEGIN", 0, NULL, err)) {
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *doc = alert_rule_json(&rules[i].rule);
+		char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+		const char *params[] = { rules[i].site, rules[i].rule.name, text };
+		bool fine = text != NULL && db_exec(pg, config_rule_sql, 3, params,
+		    err);
+
+		if (text == NULL) {
+			error_set(err, ERR_NOMEM, "out of memory");
+		}
+		free(text);
+		json_decref(doc);
+		if (!fine) {
+			goto done;
+		}
+		pgarray_add_text(&sites, rules[i].site);
+		pgarray_add_text(&names, rules[i].rule.name);
+	}
+	const char *gone[] = { pgarray_value(&sites), pgarray_value(&names) };
+	if (gone[0] == NULL || gone[1] == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	ok = db_exec(pg, config_rules_gone_sql, 2, gone, err) &&
+	    db_exec(pg, "COMMIT", 0, NULL, err);
+	if (ok) {
+		log_info("synchronised %zu alert rule(s) from the configuration",
+		    n);
+	}
+done:
+	if (!ok) {
+		db_exec(pg, "ROLLBACK", 0, NULL, &ignored);
+	}
+	pgarray_finish(&sites);
+	pgarray_finish(&names);
+	return ok;
 }
 
 bool

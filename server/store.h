@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/alert_rule.h"
 #include "common/config.h"
 #include "common/error.h"
 
@@ -17,6 +18,12 @@ bool store_sync_sites(PGconn *pg, const struct config *cfg,
 
 /* Creates the events partition for month_index (timeutil_month_index) if
  * it is missing. */
+/* Makes the configuration's alert rules (alert_rules_from_config) those
+ * of source 'config': each created or replaced, the ones no longer
+ * configured deleted. One transaction. */
+bool store_sync_alert_rules(PGconn *pg, const struct alert_config_rule *rules,
+    size_t n, struct error *err);
+
 bool store_ensure_partition(PGconn *pg, int32_t month_index,
     struct error *err);
 

@@ -115,5 +115,69 @@ class AlertRulesCase(harness.DaemonTestCase):
         self.assertEqual(self.call("PATCH", path, body=RULE).status, 405)
 
 
+CONFIGURED = dict(RULE, name="From the configuration", site="shop")
+
+
+class ConfiguredRulesCase(harness.DaemonTestCase):
+    """Rules declared in the configuration's alerts: synchronised at start
+    and on reload (created, replaced, deleted when gone), shown with
+    source "config", and changed only there."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon_config = {"plan": harness.write_plan(PLAN), "pii_hash_key": "alerts-test-pii-key-0123456789ab",
+                             "alerts": [CONFIGURED, dict(RULE, name="Blog rule", site="blog")],
+                             "api_keys": [key_entry("admin", "admin", ADMIN)]}
+        super().setUpClass()
+
+    def rules(self, site="shop"):
+        resp = api_call(self.daemon, "GET", RULES, key=ADMIN, params={"site": site})
+        self.assertEqual(resp.status, 200)
+        return {r["name"]: r for r in resp.body["rules"]}
+
+    def test_configured_rules(self):
+        made = self.rules()["From the configuration"]
+        self.assertEqual((made["source"], made["rule"]["condition"]), ("config", {"kind": "threshold", "below": 0.3}))
+        self.assertIn("Blog rule", self.rules("blog"))
+        path = "%s/%d" % (RULES, made["id"])
+        resp = api_call(self.daemon, "PUT", path, key=ADMIN, params={"site": "shop"}, body=RULE)
+        self.assertError(resp, 409, "rule_from_config")
+        self.assertError(api_call(self.daemon, "DELETE", path, key=ADMIN, params={"site": "shop"}),
+                         409, "rule_from_config")
+        self.assertError(api_call(self.daemon, "POST", RULES, key=ADMIN, params={"site": "shop"},
+                                  body=dict(RULE, name="From the configuration")), 409, "rule_exists")
+        api = api_call(self.daemon, "POST", RULES, key=ADMIN, params={"site": "shop"},
+                       body=dict(RULE, name="From the API")).body
+        self.assertEqual(api["source"], "api")
+        # Reload: the configured rule changes, the blog's goes, the API's stays.
+        changed = dict(CONFIGURED, condition={"kind": "threshold", "below": 0.2})
+        self.daemon.rewrite_config(alerts=[changed])
+        self.daemon.reload()
+        rules = self.rules()
+        self.assertEqual(rules["From the configuration"]["rule"]["condition"]["below"], 0.2)
+        self.assertEqual(rules["From the configuration"]["id"], made["id"])
+        self.assertIn("From the API", rules)
+        self.assertNotIn("Blog rule", self.rules("blog"))
+        # An invalid rule refuses the whole reload.
+        self.daemon.rewrite_config(alerts=[dict(CONFIGURED, period="fortnight")])
+        log = self.daemon.reload(expect="refused")
+        self.assertIn("alerts[0]: invalid_period", log)
+        self.assertEqual(self.rules()["From the configuration"]["rule"]["condition"]["below"], 0.2)
+
+    def test_an_invalid_rule_refuses_the_start(self):
+        for alerts, says in (([dict(RULE, site="shop", metric={"type": "count", "event": "nope_nope"})],
+                              "alerts[0]: rule_unknown_event"),
+                             ([RULE], "must name a configured site (needed with several sites)"),
+                             ([dict(RULE, site="shop"), dict(RULE, site="shop")], "alerts[1]")):
+            with self.subTest(says=says):
+                d = harness.Daemon(self.db, wait=None, **dict(self.daemon_config, alerts=alerts))
+                try:
+                    self.assertIsNotNone(d.wait(20), "started anyway")
+                    self.assertNotEqual(d.exit_code, 0)
+                    self.assertIn(says, d.log())
+                finally:
+                    d.kill()
+
+
 if __name__ == "__main__":
     harness.main()
