@@ -200,5 +200,80 @@ class EvaluateCase(harness.DaemonTestCase):
                 self.assertError(resp, 404, "not_found")
 
 
+class ResolveCase(harness.DaemonTestCase):
+    """Each condition driven to fire, then to resolve by events added to the
+    period it judges (evaluated with notify=true, as the evaluator would):
+      stall, wishlist_added people: D-5..D-2 10 each, D-1 2 -> fires
+          (below 50% of 10); 4 more on D-1 -> 6 -> resolved;
+      anomaly, cart_updated people: D-9..D-2 as HISTORY, D-1 2 -> fires;
+          8 more -> 10, on the mean -> resolved;
+      target_pace, site blog: 20 people last week, 1 adds to the cart
+          (0.05, 50% behind 0.10) -> fires; a 2nd -> 0.10 -> resolved."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon_config = {"plan": harness.write_plan(PLAN), "pii_hash_key": "resolve-pii-key-0123456789abcdef",
+                             "alert_evaluation_interval_s": 3600,
+                             "api_keys": [key_entry("admin", "admin", ADMIN)]}
+        super().setUpClass()
+        d0 = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        cls.tag = harness.new_id()[:8]
+        cls.yesterday = d0 - timedelta(days=1, hours=-12)
+        cls.monday = d0 - timedelta(days=d0.weekday()) - timedelta(days=7)
+        shop = []
+        for k in range(5, 1, -1):
+            shop += [cls.e("wishlist_added", "w%d-%d" % (k, i), d0 - timedelta(days=k, hours=-12)) for i in range(10)]
+        for k, n in zip(range(9, 1, -1), HISTORY):
+            shop += [cls.e("cart_updated", "u%d-%d" % (k, i), d0 - timedelta(days=k, hours=-12)) for i in range(n)]
+        shop += [cls.e("wishlist_added", "wy%d" % i, cls.yesterday) for i in range(2)]
+        shop += [cls.e("cart_updated", "uy%d" % i, cls.yesterday) for i in range(2)]
+        cls.post(shop)
+        blog = [cls.e("page_viewed", "b%d" % i, cls.monday + timedelta(days=1, hours=12)) for i in range(20)]
+        blog.append(cls.e("cart_added", "b0", cls.monday + timedelta(days=1, hours=13)))
+        cls.post(blog, key=BLOG_KEY)
+
+    @classmethod
+    def e(cls, name, who, at):
+        props = {"wishlist_added": {"product_id": "P-1"}, "cart_updated": {"product_id": "P-1", "action": "add"}}
+        return harness.person_event(cls.tag, name, who, at, props=props.get(name, PROPS.get(name)))
+
+    @classmethod
+    def post(cls, events, key=harness.SHOP_KEY):
+        for i in range(0, len(events), 200):
+            resp = cls.daemon.post_events({"batch": events[i:i + 200]}, key=key)
+            assert resp.status == 202 and resp.body["accepted"] == len(events[i:i + 200]), resp
+
+    def fire_then_resolve(self, rule, more, site="shop"):
+        resp = api_call(self.daemon, "POST", RULES, key=ADMIN, params={"site": site}, body=rule)
+        self.assertEqual(resp.status, 201, "%r" % (resp,))
+        path = "%s/%d/evaluate" % (RULES, resp.body["id"])
+        judged = []
+        for step in ("fire", "resolve"):
+            if step == "resolve":
+                self.post(more, key=BLOG_KEY if site == "blog" else harness.SHOP_KEY)
+            resp = api_call(self.daemon, "POST", path, key=ADMIN, params={"site": site, "notify": "true"})
+            self.assertEqual(resp.status, 200, "%r" % (resp,))
+            judged.append((resp.body["state"]["to"], resp.body["evaluation"]["value"]))
+        return judged
+
+    def test_stall(self):
+        rule = {"name": "stall", "owner": "o", "min_volume": 1, "condition": {"kind": "stall", "below_percent": 50},
+                "metric": {"type": "count", "event": "wishlist_added", "unit": "people"}}
+        more = [self.e("wishlist_added", "wz%d" % i, self.yesterday) for i in range(4)]
+        self.assertEqual(self.fire_then_resolve(rule, more), [("firing", 2), ("resolved", 6)])
+
+    def test_anomaly(self):
+        rule = {"name": "anomaly", "owner": "o", "min_volume": 1, "condition": {"kind": "anomaly", "trailing": 8},
+                "metric": {"type": "count", "event": "cart_updated", "unit": "people"}}
+        more = [self.e("cart_updated", "uz%d" % i, self.yesterday) for i in range(8)]
+        self.assertEqual(self.fire_then_resolve(rule, more), [("firing", 2), ("resolved", 10)])
+
+    def test_target_pace(self):
+        rule = {"name": "pace", "owner": "o", "min_volume": 1, "condition": {"kind": "target_pace", "behind_percent": 10},
+                "metric": {"type": "count", "event": "cart_added"}}
+        more = [self.e("cart_added", "b1", self.monday + timedelta(days=1, hours=14))]
+        self.assertEqual(self.fire_then_resolve(rule, more, site="blog"), [("firing", 0.05), ("resolved", 0.1)])
+
+
 if __name__ == "__main__":
     harness.main()
