@@ -19,12 +19,14 @@
 #include "server/db.h"
 #include "server/pgarray.h"
 
-static const char lock_sql[] = "SELECT rule::text FROM alert_rules"
+static const char lock_sql[] = "SELECT rule::text,"
+    " (extract(epoch FROM updated_at) * 1000000)::bigint FROM alert_rules"
     " WHERE site_id = $1 AND id = $2 FOR UPDATE SKIP LOCKED";
 static const char exists_sql[] = "SELECT 1 FROM alert_rules"
     " WHERE site_id = $1 AND id = $2";
 static const char state_sql[] = "SELECT state,"
-    " (extract(epoch FROM period_start) * 1000000)::bigint"
+    " (extract(epoch FROM period_start) * 1000000)::bigint,"
+    " (extract(epoch FROM judged_at) * 1000000)::bigint"
     " FROM alert_states WHERE site_id = $1 AND rule_id = $2";
 /* $1 site, $2 rule, $3 state, $4 period start, $5 value, $6 bound,
  * $7 baseline, $8 now. */
@@ -76,7 +78,7 @@ number(char *buf, size_t size, double v)
  * another holds it, or err ERR_NOT_FOUND when there is none. */
 static bool
 lock_rule(PGconn *pg, const char *const *params, json_t **doc,
-    struct alert_judgement *out, struct error *err)
+    int64_t *updated, struct alert_judgement *out, struct error *err)
 {
 	PGresult *res = db_query(pg, lock_sql, 2, params, err);
 
@@ -84,6 +86,7 @@ lock_rule(PGconn *pg, const char *const *params, json_t **doc,
 		return false;
 	}
 	if (PQntuples(res) == 1) {
+		*updated = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		*doc = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 		PQclear(res);
 		if (*doc == NULL) {
@@ -102,15 +105,16 @@ lock_rule(PGconn *pg, const char *const *params, json_t **doc,
 	return false;
 }
 
-/* The state stored, and the last period judged (INT64_MIN: none). */
+/* The state stored, the last period judged and when (INT64_MIN:
+ * never). */
 static bool
 read_state(PGconn *pg, const char *const *params, enum alert_state *state,
-    int64_t *period, struct error *err)
+    int64_t *period, int64_t *when, struct error *err)
 {
 	PGresult *res = db_query(pg, state_sql, 2, params, err);
 
 	*state = ALERT_STATE_OK;
-	*period = INT64_MIN;
+	*period = *when = INT64_MIN;
 	if (res == NULL) {
 		return false;
 	}
@@ -119,6 +123,7 @@ read_state(PGconn *pg, const char *const *params, enum alert_state *state,
 		if (!PQgetisnull(res, 0, 1)) {
 			*period = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		}
+		*when = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 	}
 	PQclear(res);
 	return true;
@@ -286,7 +291,7 @@ alert_judge(PGconn *pg, const struct app_state *state, const char *site,
 	const char *params[] = { site, id };
 	struct error ignored;
 	json_t *doc = NULL;
-	int64_t judged;
+	int64_t judged, judged_at, updated = 0;
 	bool ok = false;
 
 	memset(out, 0, sizeof(*out));
@@ -294,17 +299,19 @@ alert_judge(PGconn *pg, const struct app_state *state, const char *site,
 	if (!api_snapshot_begin_writable(pg, err)) {
 		return false;
 	}
-	if (!lock_rule(pg, params, &doc, out, err)) {
+	if (!lock_rule(pg, params, &doc, &updated, out, err)) {
 		ok = out->outcome == ALERT_BUSY;
 		goto done;
 	}
 	/* Against the plan in force, which may have changed since. */
 	if (!alert_rule_parse(doc, state->plan, state->cfg->min_volume,
 	    &out->rule, err) ||
-	    !read_state(pg, params, &out->from, &judged, err)) {
+	    !read_state(pg, params, &out->from, &judged, &judged_at, err)) {
 		goto done;
 	}
-	if (!again && judged == alert_last_period_start(&out->rule, now_us)) {
+	/* A rule changed since its last judgement is judged again. */
+	if (!again && judged == alert_last_period_start(&out->rule, now_us) &&
+	    updated <= judged_at) {
 		out->outcome = ALERT_ALREADY;
 		out->to = out->from;
 		ok = true;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The evaluator judges rules by itself, every alert_evaluation_interval_s
 (1 s here): a rule that fires on its last complete period is found firing
-without anyone asking, with one transition stored; with a second daemon
-on the same database sweeping too, still one transition per rule.
+without anyone asking, with one transition stored; a rule changed is
+judged again within its period; with a second daemon on the same database
+sweeping too, still one transition per rule.
 
 Fixture: cart_viewed by 2 people yesterday (UTC); rules "people below 5"
 fire on it."""
@@ -67,6 +68,17 @@ class EvaluatorCase(harness.DaemonTestCase):
         time.sleep(2.5)  # more sweeps: the period is judged, nothing new
         self.assertEqual([(t["from"], t["to"]) for t in self.transitions(rid)], [("ok", "firing")])
         self.assertEqual(self.state_of(rid)["judged_at"], state["judged_at"], "judged once per period")
+
+    def test_a_changed_rule_is_judged_again(self):
+        rid = self.create("changed")
+        self.wait_firing(rid)
+        changed = dict(rule("changed"), condition={"kind": "threshold", "below": 1})
+        resp = api_call(self.daemon, "PUT", "%s/%d" % (RULES, rid), key=ADMIN, params={"site": "shop"}, body=changed)
+        self.assertEqual(resp.status, 200, "%r" % (resp,))
+        deadline = time.monotonic() + 15
+        while self.state_of(rid)["state"] == "firing" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.state_of(rid)["state"], "resolved", "judged again in the same period")
 
     def test_two_daemons_judge_a_rule_once(self):
         other = harness.Daemon(self.db, **self.daemon_config)
