@@ -189,6 +189,21 @@ run_suites() {
   fi
 }
 
+# tap_testlog NAME OUT STATUS LOG: the TAP in file OUT of a program that
+# exited with STATUS, written as one test program of meson's testlog.json
+# format into LOG, and counted with the others.
+tap_testlog() {
+  python3 - "$1" "$2" "$3" >"$4" <<'EOF'
+import json, sys
+with open(sys.argv[2], encoding="utf-8", errors="replace") as f:
+    stdout = f.read()
+print(json.dumps({"name": sys.argv[1], "stdout": stdout,
+                  "result": "OK" if sys.argv[3] == "0" else "FAIL",
+                  "returncode": int(sys.argv[3])}))
+EOF
+  TESTLOGS+=("$4")
+}
+
 # Browser tests (a later issue): tests/browser/run.sh, if it exists, runs
 # with the same PostgreSQL and build/test, prints TAP on its standard output
 # and exits non-zero on failure. Its results are counted like a test program
@@ -212,15 +227,25 @@ run_browser_tests() {
   rm -f build/browser/testlog.json
   MILEPOST_TEST_BUILDDIR="$ROOT/build/test" bash tests/browser/run.sh |
     tee "$out" || status=$?
-  python3 - "$out" "$status" >build/browser/testlog.json <<'EOF'
-import json, sys
-with open(sys.argv[1], encoding="utf-8", errors="replace") as f:
-    stdout = f.read()
-print(json.dumps({"name": "browser", "stdout": stdout,
-                  "result": "OK" if sys.argv[2] == "0" else "FAIL",
-                  "returncode": int(sys.argv[2])}))
-EOF
-  TESTLOGS+=(build/browser/testlog.json)
+  tap_testlog browser "$out" "$status" build/browser/testlog.json
+}
+
+# Fuzzing: every libFuzzer target (tests/fuzz) for FUZZ_SECONDS (20) each,
+# built with clang into build/fuzz; counted like a test program of meson's
+# (build/fuzz/testlog.json).
+run_fuzz_tests() {
+  section "Fuzzing (${FUZZ_SECONDS:-20} s per target)"
+  mp_install_packages clang libclang-rt-14-dev
+  local out=build/fuzz-tap.txt status=0
+  CC=clang build fuzz -Dfuzz=true -Dtests=false -Db_lundef=false ||
+    status=$?
+  if [ "$status" -eq 0 ]; then
+    tests/fuzz/run.sh build/fuzz | tee "$out" || status=$?
+  else
+    echo "not ok 1 - the fuzz build failed" >"$out"
+  fi
+  mkdir -p build/fuzz
+  tap_testlog fuzz "$out" "$status" build/fuzz/testlog.json
 }
 
 section "Packages"
@@ -234,6 +259,7 @@ for name in "${BUILDS[@]}"; do
   TESTLOGS+=("build/$name/meson-logs/testlog.json")
 done
 run_browser_tests
+run_fuzz_tests
 
 # Stop PostgreSQL now, so that nothing is printed after the total.
 cleanup
