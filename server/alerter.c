@@ -35,6 +35,8 @@ sweep_run(PGconn *pg, struct query_job *job, struct error *err)
 	PGresult *res = db_query(pg, rules_sql, 0, NULL, err);
 	struct alert_judgement *j = malloc(sizeof(*j));
 
+	atomic_fetch_add(&a->app->counters.alert_sweeps, 1);
+
 	for (int r = 0; res != NULL && j != NULL && r < PQntuples(res); r++) {
 		const char *site = PQgetvalue(res, r, 0), *id = PQgetvalue(res, r, 1);
 		struct error e = { 0 };
@@ -43,7 +45,13 @@ sweep_run(PGconn *pg, struct query_job *job, struct error *err)
 		    false, j, &e)) {
 			log_warn("alert rule %s of site %s not judged: %s", id, site,
 			    e.message);
-		} else if (j->outcome == ALERT_JUDGED && j->to != j->from) {
+			continue;
+		}
+		if (j->outcome == ALERT_JUDGED) {
+			atomic_fetch_add(&a->app->counters.alert_judgements, 1);
+		}
+		if (j->outcome == ALERT_JUDGED && j->to != j->from) {
+			atomic_fetch_add(&a->app->counters.alert_transitions, 1);
 			log_info("alert rule %s of site %s (%s): %s -> %s: %s", id,
 			    site, j->rule.name, alert_state_name(j->from),
 			    alert_state_name(j->to), j->d.why);

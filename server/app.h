@@ -15,6 +15,7 @@
 
 #include "common/channel.h"
 #include "common/config.h"
+#include "common/error.h"
 #include "common/plan.h"
 #include "server/visitor.h"
 #include "server/writer.h"
@@ -31,6 +32,9 @@ struct app_state {
 };
 
 /* Counters since start; read by the metrics endpoint. */
+/* As many as enum pipeline_result has (pipeline.c checks). */
+#define APP_RESULTS 5
+
 struct app_counters {
 	atomic_ullong dropped_no_consent;
 	atomic_ullong anonymised;
@@ -39,6 +43,16 @@ struct app_counters {
 	atomic_ullong bots_dropped;
 	atomic_ullong reloads;
 	atomic_ullong reload_failures;
+	/* Events by pipeline outcome (enum pipeline_result), and the
+	 * problems of those rejected or quarantined by code. */
+	atomic_ullong events[APP_RESULTS];
+	atomic_ullong problems[ERR_COUNT_];
+	atomic_ullong alert_sweeps;
+	atomic_ullong alert_judgements;
+	atomic_ullong alert_transitions;
+	atomic_ullong webhook_delivered;
+	atomic_ullong webhook_attempts_failed;
+	atomic_ullong webhook_gave_up;
 };
 
 struct app {

@@ -73,6 +73,11 @@ deliver_one(struct deliverer *d, const struct config *cfg,
 	    cfg->alert_webhook_backoff_s, attempts));
 	const char *params[] = { site, id, ok ? "delivered" : last ? "failed" :
 		"pending", r.status > 0 ? http : NULL, ok ? NULL : r.error, wait };
+	atomic_fetch_add(ok ? &d->app->counters.webhook_delivered :
+	    &d->app->counters.webhook_attempts_failed, 1);
+	if (last) {
+		atomic_fetch_add(&d->app->counters.webhook_gave_up, 1);
+	}
 	/* The URL may carry a token: logs name the delivery, not the URL. */
 	if (!ok) {
 		log_warn("alert delivery %s of site %s, attempt %ld: %s%s", id,

@@ -235,6 +235,19 @@ header_is_1(struct request *req, const char *name)
 	return v != NULL && strcmp(v, "1") == 0;
 }
 
+/* /metrics: each event's outcome, and why it was refused. */
+static void
+count_outcome(struct app_counters *c, const struct pipeline_outcome *out)
+{
+	atomic_fetch_add(&c->events[out->result], 1);
+	if (out->result == PIPELINE_REJECTED ||
+	    out->result == PIPELINE_QUARANTINED) {
+		for (size_t i = 0; i < out->errors.n; i++) {
+			atomic_fetch_add(&c->problems[out->errors.items[i].code], 1);
+		}
+	}
+}
+
 /* Runs every event through the pipeline into in's rows and answer: the
  * native one with each event's outcome, or with segment what Segment's
  * clients expect (their protocol has no place for outcomes, so none are
@@ -282,6 +295,7 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 			ok = false;
 			break;
 		}
+		count_outcome(&app->counters, &out);
 		if (segment) {
 			continue;
 		}

@@ -18,6 +18,9 @@ static const char *const result_names[] = {
 	[PIPELINE_QUARANTINED] = "quarantined",
 };
 
+_Static_assert(PIPELINE_RESULTS == APP_RESULTS,
+    "app_counters counts every pipeline result");
+
 const char *
 pipeline_result_name(enum pipeline_result r)
 {

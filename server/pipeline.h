@@ -23,6 +23,9 @@ enum pipeline_result {
 	PIPELINE_REJECTED,	/* kept in rejected_events, client told */
 	PIPELINE_QUARANTINED,	/* kept in rejected_events for replay */
 };
+/* How many results there are (kept out of the enum, whose switches list
+ * every real one). */
+#define PIPELINE_RESULTS (PIPELINE_QUARANTINED + 1)
 
 /* The wire name of r: stored, anonymised, dropped, rejected, quarantined. */
 const char *pipeline_result_name(enum pipeline_result r);

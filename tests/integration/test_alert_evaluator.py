@@ -14,6 +14,7 @@ from datetime import timedelta
 import harness
 from admin_api import api_call, key_entry, new_api_key
 from harness import utcnow
+from test_metrics import parse as parse_metrics
 
 PLAN = harness.read_example_plan()
 ADMIN = new_api_key("ak_evaluator")
@@ -68,6 +69,9 @@ class EvaluatorCase(harness.DaemonTestCase):
         time.sleep(2.5)  # more sweeps: the period is judged, nothing new
         self.assertEqual([(t["from"], t["to"]) for t in self.transitions(rid)], [("ok", "firing")])
         self.assertEqual(self.state_of(rid)["judged_at"], state["judged_at"], "judged once per period")
+        metrics = parse_metrics(harness.http_request("GET", self.daemon.url("/metrics")).raw.decode())
+        self.assertGreaterEqual(metrics[("milepost_alert_sweeps_total", "")], 2)
+        self.assertGreaterEqual(metrics[("milepost_alert_transitions_total", "")], 1)
 
     def test_a_changed_rule_is_judged_again(self):
         rid = self.create("changed")

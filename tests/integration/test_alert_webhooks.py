@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import harness
 from admin_api import api_call, key_entry, new_api_key
 from harness import utcnow
+from test_metrics import parse as parse_metrics
 
 PLAN = harness.read_example_plan()
 ADMIN = new_api_key("ak_hooks")
@@ -104,6 +105,9 @@ class WebhookCase(harness.DaemonTestCase):
             self.assertEqual((d["attempts"], d["last_status"], d["last_error"], d["url"]),
                              (3, 200, None, receiver.url))
             self.assertEqual(len(receiver.requests), 3)
+            metrics = parse_metrics(harness.http_request("GET", self.daemon.url("/metrics")).raw.decode())
+            self.assertGreaterEqual(metrics[("milepost_webhook_deliveries_total", "")], 1)
+            self.assertGreaterEqual(metrics[("milepost_webhook_attempts_failed_total", "")], 2)
             headers, body = receiver.requests[-1]
             self.assertEqual(receiver.requests[0][1], body, "the same payload every attempt")
             want = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
