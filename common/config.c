@@ -772,6 +772,35 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
+/* A relative plan path in a configuration file is relative to the file's
+ * directory, so that a configuration and its plan can be installed or
+ * mounted together and read from anywhere. */
+static bool
+plan_beside(struct config *cfg, const json_t *root, const char *path,
+    struct error *err)
+{
+	const char *plan = json_string_value(json_object_get(root, "plan"));
+	const char *slash = strrchr(path, '/');
+	size_t dir, len;
+	char *full;
+
+	if (plan == NULL || plan[0] == '\0' || plan[0] == '/' || slash == NULL) {
+		return true;
+	}
+	dir = (size_t)(slash - path) + 1;
+	len = dir + strlen(plan) + 1;
+	full = malloc(len);
+	if (full == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	memcpy(full, path, dir);
+	memcpy(full + dir, plan, strlen(plan) + 1);
+	free(cfg->plan);
+	cfg->plan = full;
+	return true;
+}
+
 bool
 config_load_file(struct config *cfg, const char *path, struct error *err)
 {
@@ -801,7 +830,7 @@ config_load_file(struct config *cfg, const char *path, struct error *err)
 			goto done;
 		}
 	}
-	ok = true;
+	ok = plan_beside(cfg, root, path, err);
 done:
 	json_decref(root);
 	return ok;

@@ -31,6 +31,7 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+/* A checkout's configuration, when no installed one is found. */
 #define DEFAULT_CONFIG "config/milepost.json"
 #define MAX_FLAGS 64
 #define STARTUP_RETRY_MAX_S 5
@@ -48,8 +49,10 @@ static const char usage_text[] =
     "  version           print the version\n"
     "\n"
     "Every configuration key can be given as --key-with-dashes VALUE,\n"
-    "as MILEPOST_KEY in the environment, or in the JSON file\n"
-    "(default " DEFAULT_CONFIG "). See docs/config.md.\n";
+    "as MILEPOST_KEY in the environment, or in the JSON file (default:\n"
+    "the installed etc/milepost/milepost.json beside the binary, else\n"
+    MILEPOST_INSTALLED_CONFIG ", else " DEFAULT_CONFIG ").\n"
+    "See docs/config.md.\n";
 
 static const struct {
 	const char *name;
@@ -158,12 +161,40 @@ apply_log_level(const struct config *cfg)
 	}
 }
 
+/* The configuration file when none is named: the one installed with the
+ * binary (found from the binary's own location, so that an installed tree
+ * works wherever it was copied or unpacked), else the one at the install
+ * path, else a checkout's. Into buf. */
+static const char *
+default_config(char *buf, size_t size)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			snprintf(buf, size, "%s/%s", exe, MILEPOST_CONFIG_FROM_BIN);
+			if (access(buf, R_OK) == 0) {
+				return buf;
+			}
+		}
+	}
+	snprintf(buf, size, "%s", access(MILEPOST_INSTALLED_CONFIG, R_OK) == 0 ?
+	    MILEPOST_INSTALLED_CONFIG : DEFAULT_CONFIG);
+	return buf;
+}
+
 /* Defaults, file, environment, flags; then checks. */
 static struct config *
 config_build(const struct args *a, struct error *err)
 {
 	const char *path = a->config_path;
 	struct config *cfg = config_new(err);
+	char found[4200];
 	bool must_exist = true;
 	FILE *probe;
 
@@ -174,7 +205,7 @@ config_build(const struct args *a, struct error *err)
 		path = getenv("MILEPOST_CONFIG");
 	}
 	if (path == NULL) {
-		path = DEFAULT_CONFIG;
+		path = default_config(found, sizeof(found));
 		must_exist = false;
 	}
 	probe = fopen(path, "r");
