@@ -148,13 +148,15 @@ read_query(struct request *req, const struct app_state *state,
  * period: whether it lies whole in the range and is over; 'a' people
  * with any event in a period; 'e' an event's people and events in a
  * period), name, period start (a date), people, events, and the period's
- * start in microseconds (for milestones_count's hours). */
+ * start in microseconds (for milestones_count's hours). $6: whether the
+ * 'a' rows are wanted; without them only the named events are read
+ * (through events_name), as an alert's count needs. */
 static const char periods_sql[] =
     "WITH base AS (SELECT e.person, e.name,"
     " date_trunc($4, e.ts AT TIME ZONE 'UTC') AS period"
     " FROM events_people e WHERE e.site_id = $1"
     " AND e.ts >= $2 AND e.ts < $3 AND NOT e.bot"
-    " AND e.person_id IS NOT NULL)"
+    " AND e.person_id IS NOT NULL AND ($6 OR e.name = ANY ($5::text[])))"
     " SELECT 'p', NULL, to_char(p, 'YYYY-MM-DD'),"
     " (p >= $2::timestamptz AT TIME ZONE 'UTC'"
     " AND p + ('1 ' || $4)::interval <= LEAST($3::timestamptz, now())"
@@ -163,7 +165,8 @@ static const char periods_sql[] =
     " 'UTC'), $3::timestamptz AT TIME ZONE 'UTC' - interval '1 microsecond',"
     " ('1 ' || $4)::interval) AS p"
     " UNION ALL SELECT 'a', NULL, to_char(period, 'YYYY-MM-DD'),"
-    " count(DISTINCT person), count(*), NULL FROM base GROUP BY period"
+    " count(DISTINCT person), count(*), NULL FROM base WHERE $6"
+    " GROUP BY period"
     " UNION ALL SELECT 'e', name, to_char(period, 'YYYY-MM-DD'),"
     " count(DISTINCT person), count(*),"
     " (extract(epoch FROM period AT TIME ZONE 'UTC') * 1000000)::bigint"
@@ -421,7 +424,7 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 		}
 	}
 	const char *p1[] = { call->site_id, q->from, q->to,
-		intervals[q->interval], pgarray_value(&names) };
+		intervals[q->interval], pgarray_value(&names), "true" };
 	const char *p2[] = { call->site_id, pgarray_value(&tps), q->to,
 		pgarray_value(&names) };
 	if (p1[4] == NULL || p2[1] == NULL || list == NULL) {
@@ -432,7 +435,7 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 	if (!api_snapshot_begin(pg, err)) {
 		goto done;
 	}
-	if ((res = db_query(pg, periods_sql, 5, p1, err)) == NULL ||
+	if ((res = db_query(pg, periods_sql, 6, p1, err)) == NULL ||
 	    (tres = db_query(pg, targets_sql, 4, p2, err)) == NULL) {
 		goto done;
 	}
@@ -481,11 +484,11 @@ milestones_count(PGconn *pg, const char *site, const char *name,
 	timeutil_format_rfc3339(from_us, from);
 	timeutil_format_rfc3339(to_us, to);
 	const char *params[] = { site, from, to, interval,
-		pgarray_value(&names) };
+		pgarray_value(&names), "false" };
 	if (params[4] == NULL) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 	} else {
-		res = db_query(pg, periods_sql, 5, params, err);
+		res = db_query(pg, periods_sql, 6, params, err);
 	}
 	for (int r = 0; res != NULL && r < PQntuples(res) && *n < max; r++) {
 		if (PQgetvalue(res, r, 0)[0] == 'e') {
