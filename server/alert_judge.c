@@ -192,6 +192,9 @@ payload_text(const char *site, const struct alert_judgement *j,
 	snprintf(evaluate, sizeof(evaluate), "/api/v1/alerts/rules/%lld/"
 	    "evaluate?site=", j->id);
 	if (rule != NULL && !strbuf_failed(&link) && !strbuf_failed(&text)) {
+		/* Each receiver's URL is its own secret: none is told the
+		 * others'. */
+		json_object_del(rule, "notify");
 		json_object_set_new(rule, "id", json_integer(j->id));
 		doc = json_pack("{s:s, s:O, s:s, s:s, s:o, s:o, s:o, s:o, s:s,"
 		    " s:I, s:s, s:s, s:s+, s:s}",

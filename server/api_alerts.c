@@ -62,15 +62,36 @@ rule_call_free(void *p)
 	}
 }
 
+/* A webhook URL as a key of scope admin sees it; others see only its
+ * scheme and host, since a webhook's path often is its secret (Slack's
+ * are). New reference. */
 static json_t *
-entry_json(const PGresult *res, int row, struct error *err)
+url_json(const char *url, bool admin)
+{
+	const char *host = strstr(url, "://");
+	size_t end;
+
+	if (admin || host == NULL) {
+		return json_string(admin ? url : "(hidden)");
+	}
+	end = (size_t)(host + 3 - url) + strcspn(host + 3, "/?#");
+	return json_sprintf("%.*s/...", (int)end, url);
+}
+
+static json_t *
+entry_json(const PGresult *res, int row, bool admin, struct error *err)
 {
 	json_t *rule = json_loads(PQgetvalue(res, row, COL_RULE), 0, NULL);
-	json_t *entry;
+	json_t *entry, *notify = json_object_get(rule, "notify"), *u;
+	size_t i;
 
 	if (rule == NULL) {
 		error_set(err, ERR_INTERNAL, "a stored rule is not JSON");
 		return NULL;
+	}
+	json_array_foreach(notify, i, u) {
+		json_array_set_new(notify, i, url_json(json_string_value(u),
+		    admin));
 	}
 	entry = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o}",
 	    "id", (json_int_t)atoll(PQgetvalue(res, row, COL_ID)),
@@ -98,7 +119,7 @@ answer_one(struct api_call *call, PGresult *res, enum err_code none,
 	if (PQntuples(res) == 0) {
 		error_set(err, none, "%s", why);
 	} else {
-		call->answer = entry_json(res, 0, err);
+		call->answer = entry_json(res, 0, call->key->admin, err);
 		ok = call->answer != NULL;
 	}
 	PQclear(res);
@@ -117,7 +138,7 @@ list_run(PGconn *pg, struct api_call *call, struct error *err)
 		return false;
 	}
 	for (int row = 0; rules != NULL && row < PQntuples(res); row++) {
-		json_t *entry = entry_json(res, row, err);
+		json_t *entry = entry_json(res, row, call->key->admin, err);
 		if (entry == NULL) {
 			json_decref(rules);
 			PQclear(res);
@@ -402,18 +423,24 @@ static const char deliveries_sql[] = "SELECT event_id, url, status, attempts,"
     " ORDER BY event_id, id";
 
 static bool
-attach_deliveries(PGconn *pg, const char *site, json_t *events,
+attach_deliveries(PGconn *pg, const char *site, json_t *events, bool admin,
     struct error *err)
 {
 	struct pgarray ids;
 	PGresult *res = NULL;
+	json_t *by_id = json_object(), *e;	/* id text -> its deliveries */
 	size_t i;
-	json_t *e;
 
 	pgarray_init(&ids);
 	json_array_foreach(events, i, e) {
+		json_t *list = json_array();
+		char key[24];
+
 		pgarray_add_int(&ids, json_integer_value(json_object_get(e, "id")));
-		json_object_set_new(e, "deliveries", json_array());
+		snprintf(key, sizeof(key), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(json_object_get(e, "id")));
+		json_object_set(by_id, key, list);
+		json_object_set_new(e, "deliveries", list);
 	}
 	const char *params[] = { site, pgarray_value(&ids) };
 	if (params[1] == NULL) {
@@ -422,22 +449,17 @@ attach_deliveries(PGconn *pg, const char *site, json_t *events,
 		res = db_query(pg, deliveries_sql, 2, params, err);
 	}
 	for (int r = 0; res != NULL && r < PQntuples(res); r++) {
-		json_int_t event = atoll(PQgetvalue(res, r, 0));
-		json_array_foreach(events, i, e) {
-			if (json_integer_value(json_object_get(e, "id")) != event) {
-				continue;
-			}
-			json_array_append_new(json_object_get(e, "deliveries"),
-			    json_pack("{s:s, s:s, s:i, s:o, s:o, s:o}",
-			    "url", PQgetvalue(res, r, 1),
+		json_array_append_new(json_object_get(by_id,
+		    PQgetvalue(res, r, 0)), json_pack("{s:o, s:s, s:i, s:o, s:o, s:o}",
+			    "url", url_json(PQgetvalue(res, r, 1), admin),
 			    "status", PQgetvalue(res, r, 2),
 			    "attempts", atoi(PQgetvalue(res, r, 3)),
 			    "last_status", PQgetisnull(res, r, 4) ? json_null() :
 			    json_integer(atoi(PQgetvalue(res, r, 4))),
 			    "last_error", cell_text(res, r, 5),
 			    "delivered_at", cell_text(res, r, 6)));
-		}
 	}
+	json_decref(by_id);
 	pgarray_finish(&ids);
 	PQclear(res);
 	return res != NULL;
@@ -466,7 +488,7 @@ events_run(PGconn *pg, struct api_call *call, struct error *err)
 		    "at", PQgetvalue(res, r, 11)));
 	}
 	if (res != NULL && list != NULL &&
-	    attach_deliveries(pg, call->site_id, list, err)) {
+	    attach_deliveries(pg, call->site_id, list, call->key->admin, err)) {
 		call->answer = json_pack("{s:s, s:O}", "site", call->site_id,
 		    "events", list);
 	}

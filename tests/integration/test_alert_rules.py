@@ -45,12 +45,17 @@ class AlertRulesCase(harness.DaemonTestCase):
         self.assertEqual(made["rule"]["min_volume"], 25)
         self.assertEqual(made["rule"]["severity"], "warning")
         self.assertEqual(made["rule"]["metric"]["window"], "1d")
+        self.assertEqual(made["rule"]["notify"], ["https://hooks.example.com/milepost"])
         path = "%s/%d" % (RULES, made["id"])
+        self.assertEqual(self.call("GET", path).body, made)
+        # A read key sees a webhook's scheme and host, not its secret path.
+        hidden = copy.deepcopy(made)
+        hidden["rule"]["notify"] = ["https://hooks.example.com/..."]
         got = self.call("GET", path, key=READ)
-        self.assertEqual((got.status, got.body), (200, made))
+        self.assertEqual((got.status, got.body), (200, hidden))
         listed = self.call("GET", RULES, key=READ)
         self.assertEqual(listed.status, 200)
-        self.assertIn(made, listed.body["rules"])
+        self.assertIn(hidden, listed.body["rules"])
         # Replaced whole: what GET gave, changed, goes back.
         changed = copy.deepcopy(made["rule"])
         changed["condition"] = {"kind": "stall", "below_percent": 40}
@@ -60,7 +65,7 @@ class AlertRulesCase(harness.DaemonTestCase):
         self.assertEqual(put.body["rule"]["condition"], {"kind": "stall", "below_percent": 40.0, "trailing": 4})
         self.assertEqual((put.body["id"], put.body["name"], put.body["created_at"]),
                          (made["id"], "Life, renamed", made["created_at"]))
-        self.assertEqual(self.call("GET", path, key=READ).body, put.body)
+        self.assertEqual(self.call("GET", path).body, put.body)
         deleted = self.call("DELETE", path)
         self.assertEqual((deleted.status, deleted.body), (200, {"site": "shop", "id": made["id"], "deleted": True}))
         self.assertError(self.call("GET", path, key=READ), 404, "not_found")

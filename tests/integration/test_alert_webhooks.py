@@ -23,6 +23,7 @@ from test_metrics import parse as parse_metrics
 
 PLAN = harness.read_example_plan()
 ADMIN = new_api_key("ak_hooks")
+READ = new_api_key("rk_hooks")
 SECRET = "hook-secret-0123456789"
 RULES = "/api/v1/alerts/rules"
 
@@ -63,7 +64,7 @@ class WebhookCase(harness.DaemonTestCase):
         cls.daemon_config = {"plan": harness.write_plan(PLAN), "pii_hash_key": "hooks-test-pii-key-0123456789abc",
                              "alert_evaluation_interval_s": 3600, "alert_webhook_backoff_s": 1,
                              "alert_webhook_max_attempts": 4, "alert_webhook_secret": SECRET,
-                             "api_keys": [key_entry("admin", "admin", ADMIN)]}
+                             "api_keys": [key_entry("admin", "admin", ADMIN), key_entry("read", "read", READ)]}
         super().setUpClass()
         noon = utcnow().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
         run = harness.new_id()[:8]
@@ -105,6 +106,9 @@ class WebhookCase(harness.DaemonTestCase):
             self.assertEqual((d["attempts"], d["last_status"], d["last_error"], d["url"]),
                              (3, 200, None, receiver.url))
             self.assertEqual(len(receiver.requests), 3)
+            seen = api_call(self.daemon, "GET", "/api/v1/alerts/events", key=READ,
+                            params={"site": "shop", "rule": rid}).body["events"][0]["deliveries"]
+            self.assertEqual(seen[0]["url"], receiver.url.rsplit("/", 1)[0] + "/...", "a read key sees no path")
             metrics = parse_metrics(harness.http_request("GET", self.daemon.url("/metrics")).raw.decode())
             self.assertGreaterEqual(metrics[("milepost_webhook_deliveries_total", "")], 1)
             self.assertGreaterEqual(metrics[("milepost_webhook_attempts_failed_total", "")], 2)
@@ -117,6 +121,7 @@ class WebhookCase(harness.DaemonTestCase):
             self.assertEqual((p["state"], p["previous_state"], p["value"], p["bound"], p["event_id"], p["site"]),
                              ("firing", "ok", 2, 5, event_id, "shop"))
             self.assertEqual((p["rule"]["id"], p["rule"]["name"], p["rule"]["severity"]), (rid, "retried", "critical"))
+            self.assertNotIn("notify", p["rule"], "no receiver learns the webhook URLs")
             self.assertEqual(p["why"], "2 is below 5")
             self.assertTrue(p["text"].startswith("[firing] retried (shop): 2 is below 5, period "), p["text"])
             self.assertIn("shop-team@example.com", p["text"])
