@@ -73,7 +73,12 @@ struct attribution_query {
 	enum attr_model order[ATTR_MODEL_COUNT];	/* as asked */
 	size_t n_models;
 	long position[3];		/* first, middle, last (percent) */
-	struct error *err;		/* while reading lookback.* */
+};
+
+/* What read_channel_lookback fills, through http_request_query_each. */
+struct lookback_walk {
+	struct attribution_query *q;
+	struct error *err;
 };
 
 /* "Paid Search" is lookback.paid_search. */
@@ -100,7 +105,8 @@ static bool
 read_channel_lookback(void *ctx, const char *name, const char *value)
 {
 	static const char prefix[] = "lookback.";
-	struct attribution_query *q = ctx;
+	struct lookback_walk *w = ctx;
+	struct attribution_query *q = w->q;
 	int ch;
 
 	if (strncmp(name, prefix, sizeof(prefix) - 1) != 0) {
@@ -109,14 +115,14 @@ read_channel_lookback(void *ctx, const char *name, const char *value)
 	/* The name is not echoed: it may be any bytes. */
 	ch = channel_of_key(name + sizeof(prefix) - 1);
 	if (ch < 0) {
-		error_set(q->err, ERR_INVALID_PARAMETER, "a lookback.<channel> "
+		error_set(w->err, ERR_INVALID_PARAMETER, "a lookback.<channel> "
 		    "parameter names no channel (lookback.paid_search, "
 		    "lookback.email, ...)");
 		return false;
 	}
 	if (!timeutil_parse_duration(value, LOOKBACK_MAX_US,
 	    &q->channel_lookback_us[ch])) {
-		error_set(q->err, ERR_INVALID_PARAMETER, "the lookback of %s must "
+		error_set(w->err, ERR_INVALID_PARAMETER, "the lookback of %s must "
 		    "be a number of days or hours (90d, 12h), at most 180d",
 		    channel_name(ch));
 		return false;
@@ -193,8 +199,8 @@ read_query(struct request *req, const struct app_state *state, void *data,
 {
 	static const char *const conversions[] = { "all", "first" };
 	struct attribution_query *q = data;
+	struct lookback_walk walk = { q, err };
 
-	q->err = err;
 	if (!api_param_conversion(req, state->plan, q->conversion, err) ||
 	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,
 	    err) ||
@@ -207,7 +213,7 @@ read_query(struct request *req, const struct app_state *state, void *data,
 	    !api_param_choice(req, "conversions", conversions, 2, 0, &q->first,
 	    err) ||
 	    !read_models(req, q, err) || !read_position(req, q, err) ||
-	    !http_request_query_each(req, read_channel_lookback, q)) {
+	    !http_request_query_each(req, read_channel_lookback, &walk)) {
 		return false;
 	}
 	if (q->first && plan_find_event(state->plan, q->conversion) == NULL) {
