@@ -104,6 +104,9 @@ static const struct key keys[] = {
 	{ "shutdown_timeout_s", KEY_INT, FIELD(shutdown_timeout_s), "10", 1,
 	  600, NULL, false },
 	{ "sites", KEY_SITES, FIELD(sites), "[]", 0, 0, NULL, true },
+	{ "spool_dir", KEY_STRING, FIELD(spool_dir), "", 0, 0, NULL, false },
+	{ "spool_max_bytes", KEY_INT, FIELD(spool_max_bytes), "1073741824",
+	  1048576, 1099511627776L, NULL, false },
 	{ "url_strip_params", KEY_LIST, FIELD(url_strip_params),
 	  "email,e-mail,mail,phone,tel,token,access_token,id_token,"
 	  "refresh_token,auth,code,password,pass,passwd,pwd,secret,api_key,"
@@ -772,32 +775,32 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
-/* A relative plan path in a configuration file is relative to the file's
- * directory, so that a configuration and its plan can be installed or
- * mounted together and read from anywhere. */
+/* A relative path (the plan, the spool) in a configuration file is
+ * relative to the file's directory, so that a configuration and its plan
+ * can be installed or mounted together and read from anywhere. */
 static bool
-plan_beside(struct config *cfg, const json_t *root, const char *path,
-    struct error *err)
+path_beside(char **field, const json_t *root, const char *key,
+    const char *path, struct error *err)
 {
-	const char *plan = json_string_value(json_object_get(root, "plan"));
+	const char *rel = json_string_value(json_object_get(root, key));
 	const char *slash = strrchr(path, '/');
 	size_t dir, len;
 	char *full;
 
-	if (plan == NULL || plan[0] == '\0' || plan[0] == '/' || slash == NULL) {
+	if (rel == NULL || rel[0] == '\0' || rel[0] == '/' || slash == NULL) {
 		return true;
 	}
 	dir = (size_t)(slash - path) + 1;
-	len = dir + strlen(plan) + 1;
+	len = dir + strlen(rel) + 1;
 	full = malloc(len);
 	if (full == NULL) {
 		error_set(err, ERR_NOMEM, "out of memory");
 		return false;
 	}
 	memcpy(full, path, dir);
-	memcpy(full + dir, plan, strlen(plan) + 1);
-	free(cfg->plan);
-	cfg->plan = full;
+	memcpy(full + dir, rel, strlen(rel) + 1);
+	free(*field);
+	*field = full;
 	return true;
 }
 
@@ -830,7 +833,8 @@ config_load_file(struct config *cfg, const char *path, struct error *err)
 			goto done;
 		}
 	}
-	ok = plan_beside(cfg, root, path, err);
+	ok = path_beside(&cfg->plan, root, "plan", path, err) &&
+	    path_beside(&cfg->spool_dir, root, "spool_dir", path, err);
 done:
 	json_decref(root);
 	return ok;

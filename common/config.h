@@ -74,6 +74,8 @@ struct config {
 	long shutdown_timeout_s;
 	struct config_site *sites;
 	size_t n_sites;
+	char *spool_dir;	/* "": no spool */
+	long spool_max_bytes;
 	struct config_list url_strip_params;
 	long writer_batch_max_events;
 	long writer_batch_max_wait_ms;

@@ -25,6 +25,7 @@ static const struct {
 	[ERR_DATABASE_UNAVAILABLE] = { "database_unavailable", 503 },
 	[ERR_SHUTTING_DOWN] = { "shutting_down", 503 },
 	[ERR_NOT_READY] = { "not_ready", 503 },
+	[ERR_SPOOL_FULL] = { "spool_full", 503 },
 	[ERR_MISSING_API_KEY] = { "missing_api_key", 401 },
 	[ERR_INVALID_API_KEY] = { "invalid_api_key", 401 },
 	[ERR_FORBIDDEN] = { "forbidden", 403 },

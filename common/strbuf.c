@@ -73,7 +73,9 @@ reserve(struct strbuf *sb, size_t extra)
 void
 strbuf_append(struct strbuf *sb, const void *data, size_t len)
 {
-	if (!reserve(sb, len)) {
+	/* An empty buffer's data may be NULL, which memcpy may not take
+	 * even for 0 bytes. */
+	if (len == 0 || !reserve(sb, len)) {
 		return;
 	}
 	memcpy(sb->data + sb->len, data, len);

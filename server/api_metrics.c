@@ -7,6 +7,8 @@
 #include "common/strbuf.h"
 #include "server/http.h"
 #include "server/pipeline.h"
+#include "server/spool.h"
+#include "server/spool_replay.h"
 
 static const struct {
 	const char *name;
@@ -87,6 +89,10 @@ api_metrics(struct request *req, struct app *app)
 			    "{code=\"%s\"} %llu\n", error_code_name(
 			    (enum err_code)c), n);
 		}
+	}
+	if (app->spool != NULL) {
+		spool_metrics(app->spool, &out);
+		spool_replay_metrics(app->spool_replay, &out);
 	}
 	http_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    &out);

@@ -21,6 +21,8 @@
 #include "server/writer.h"
 
 struct query_pool;
+struct spool;
+struct spool_replay;
 
 struct app_state {
 	atomic_long refs;
@@ -58,6 +60,9 @@ struct app_counters {
 struct app {
 	const struct config *cfg;	/* as started; see above */
 	struct writer *writer;
+	/* Both NULL without spool_dir. */
+	struct spool *spool;
+	struct spool_replay *spool_replay;
 	struct query_pool *queries;
 	struct visitor_salt *salt;
 	struct app_counters counters;

@@ -21,6 +21,7 @@
 #include "server/cors.h"
 #include "server/http.h"
 #include "server/pipeline.h"
+#include "server/spool.h"
 
 /* A site's own hosts (from its allowed origins) looked at for internal
  * referrers; more origins than this are unusual. */
@@ -32,6 +33,7 @@
 /* One request's state while its events wait for the writer. */
 struct ingest {
 	struct writer_item item;
+	struct spool *spool;	/* NULL: none */
 	struct app_state *state;	/* the rules in force for it */
 	json_t *answer;		/* the body sent once committed */
 	unsigned status;	/* and its status */
@@ -59,33 +61,61 @@ on_written(struct writer_item *item, void *arg)
 	http_request_resume(arg);
 }
 
+/* Events the database could not take are as safe in the spool, if there
+ * is one: the answer is the same. */
+static bool
+spooled(struct ingest *in, struct error *err)
+{
+	if (in->spool == NULL) {
+		return false;
+	}
+	if (spool_append(in->spool, &in->item, err)) {
+		return true;
+	}
+	if (err->code != ERR_SPOOL_FULL) {
+		log_error("%s", err->message);
+	}
+	return false;
+}
+
 /* Request thread, after resume: answer with the commit's outcome. */
 static void
 on_resume(struct request *req)
 {
 	struct ingest *in = http_request_context(req);
-	struct error err;
+	struct error err = { 0 };
 
 	switch (in->item.status) {
 	case WRITER_COMMITTED:
-		http_respond_json(req, in->status, in->answer);
-		in->answer = NULL;
-		return;
+		break;
 	case WRITER_UNAVAILABLE:
 	case WRITER_PENDING:
-		error_set(&err, ERR_DATABASE_UNAVAILABLE, "the database is "
-		    "unavailable; nothing was stored, retry later");
-		break;
+		if (spooled(in, &err)) {
+			break;
+		}
+		if (err.code != ERR_SPOOL_FULL) {
+			error_set(&err, ERR_DATABASE_UNAVAILABLE, "the "
+			    "database is unavailable; nothing was stored, "
+			    "retry later");
+		}
+		http_respond_error(req, &err);
+		return;
 	case WRITER_SHUTTING_DOWN:
+		if (spooled(in, &err)) {
+			break;
+		}
 		error_set(&err, ERR_SHUTTING_DOWN, "the collector is stopping; "
 		    "nothing was stored, retry");
-		break;
+		http_respond_error(req, &err);
+		return;
 	case WRITER_FAILED:
 		error_set(&err, ERR_INTERNAL, "the database refused the events; "
 		    "nothing was stored");
-		break;
+		http_respond_error(req, &err);
+		return;
 	}
-	http_respond_error(req, &err);
+	http_respond_json(req, in->status, in->answer);
+	in->answer = NULL;
 }
 
 /* True if the media type of header value ct (parameters ignored) is
@@ -358,6 +388,7 @@ ingest_events(struct request *req, struct app *app, struct app_state *state,
 		return;
 	}
 	writer_item_init(&in->item);
+	in->spool = app->spool;
 	in->state = state;
 	http_request_set_context(req, in, ingest_free);
 	if (!take_events(in, req, app, events, site, segment)) {

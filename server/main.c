@@ -26,6 +26,8 @@
 #include "server/migrate.h"
 #include "server/query.h"
 #include "server/store.h"
+#include "server/spool.h"
+#include "server/spool_replay.h"
 #include "server/visitor.h"
 #include "server/writer.h"
 
@@ -586,9 +588,20 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		delay = delay * 2 > STARTUP_RETRY_MAX_S ? STARTUP_RETRY_MAX_S :
 		    delay * 2;
 	}
+	if (cfg->spool_dir[0] != '\0' && (app.spool = spool_open(
+	    cfg->spool_dir, cfg->spool_max_bytes, &err)) == NULL) {
+		log_error("cannot open the spool: %s", err.message);
+		goto done;
+	}
 	app.writer = writer_new(cfg, &err);
 	if (app.writer == NULL) {
 		log_error("cannot start the writer: %s", err.message);
+		goto done;
+	}
+	if (app.spool != NULL && (app.spool_replay = spool_replay_new(
+	    app.spool, app.writer, &err)) == NULL) {
+		log_error("%s", err.message);
+		writer_free(app.writer);
 		goto done;
 	}
 	app.queries = query_pool_new(cfg, &err);
@@ -600,6 +613,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		deliverer_free(deliverer);
 		alerter_free(alerter);
 		query_pool_free(app.queries);
+		spool_replay_free(app.spool_replay);
 		writer_free(app.writer);
 		goto done;
 	}
@@ -622,7 +636,11 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	/* Answers the API calls still queued; a replay still running
 	 * finishes first, with the writer still there to take it. */
 	query_pool_free(app.queries);
-	/* Completes every queued item, resuming its request... */
+	/* A spool file being replayed stays for the next start from the
+	 * record its replay stopped at. */
+	spool_replay_free(app.spool_replay);
+	/* Completes every queued item, resuming its request (which may
+	 * still spool it)... */
 	writer_free(app.writer);
 	/* ...so that those get their answer before the daemon closes. */
 	http_wait_idle(http, 2000);
@@ -630,6 +648,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	log_info("stopped");
 	rc = EXIT_SUCCESS;
 done:
+	spool_close(app.spool);
 	free(alerts);
 	webhook_cleanup();
 	app_state_put(app.state);

@@ -164,6 +164,7 @@ people_note_event(struct writer_item *item, const char *site_id,
 		pe->landing[i] = text_add(&item->people_text, texts[i]);
 	}
 	pe->bot = enr->ua.bot;
+	pe->id_given = !ev->event_id_generated;
 	if (strbuf_failed(&item->people_text)) {
 		return false;
 	}

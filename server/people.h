@@ -47,6 +47,7 @@ struct people_event {
 	size_t url, landing[ENRICH_TEXTS];
 	bool bot;
 	bool milestone;		/* counts towards person_milestones */
+	bool id_given;		/* the client's id, not one made here */
 };
 
 /* Records ev of site_id, whose row item->events ends with now. False out

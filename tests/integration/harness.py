@@ -817,6 +817,19 @@ class TestCase(unittest.TestCase):
         self._own_daemons.append(d)
         return d
 
+    def poll(self, what, check, timeout, interval=0.3):
+        """Call check() until it returns a true value; returns it, or fails
+        after timeout seconds with the newest daemon's log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                log = self._own_daemons[-1].log_tail() if self._own_daemons else ""
+                self.fail("%s: not within %d s; log:\n%s" % (what, timeout, log))
+            time.sleep(interval)
+
     # -- assertions on answers
 
     def assertRequestId(self, resp):

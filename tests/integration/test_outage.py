@@ -51,17 +51,6 @@ class OutageTest(harness.TestCase):
             self.fail("unexpected answer after %.1f s: %r" % (elapsed, resp))
         return resp
 
-    def poll(self, what, check, timeout):
-        """Call check() until it returns a true value; returns it or fails."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                self.fail("%s: not within %d s; log:\n%s" % (what, timeout, self.daemon.log_tail()))
-            time.sleep(0.5)
-
     def readyz_unavailable(self):
         resp = self.daemon.get("/readyz")
         return resp if resp.status == 503 else None
