@@ -9,7 +9,8 @@ set -uo pipefail
 
 BUILD=${1:?usage: tests/fuzz/run.sh BUILDDIR}
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-TARGETS=(fuzz_event fuzz_plan fuzz_url fuzz_gzip fuzz_segment fuzz_alert_rule)
+TARGETS=(fuzz_event fuzz_plan fuzz_url fuzz_gzip fuzz_segment fuzz_alert_rule
+	fuzz_spool_record)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/milepost-fuzz.XXXXXX")
 trap 'rm -rf -- "$WORK"' EXIT
 
