@@ -106,7 +106,8 @@ test_threads(void **state)
 	(void)state;
 	histogram_init(&h, small_bounds, 3, 0);
 	for (size_t i = 0; i < THREADS; i++) {
-		assert_int_equal(pthread_create(&t[i], NULL, observe_many, &h), 0);
+		assert_int_equal(pthread_create(&t[i], NULL, observe_many, &h),
+		    0);
 	}
 	for (size_t i = 0; i < THREADS; i++) {
 		pthread_join(t[i], NULL);
