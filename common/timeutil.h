@@ -32,6 +32,9 @@ int64_t timeutil_now_us(void);
 /* Milliseconds on a monotonic clock, for timeouts and ages. */
 int64_t timeutil_monotonic_ms(void);
 
+/* Nanoseconds on the same clock, for latencies. */
+int64_t timeutil_monotonic_ns(void);
+
 /* Months since year 0 (year * 12 + month - 1) of the UTC month holding us:
  * identifies an events partition. */
 int32_t timeutil_month_index(int64_t us);

@@ -1,14 +1,18 @@
 /* api_metrics.c - the counters, one table so that names, help and values
- * cannot drift apart. */
+ * cannot drift apart; then what the HTTP layer (server/http_stats.h) and
+ * the writer (writer_metrics_get) measured, each through its own API. */
 #include "server/api_metrics.h"
 
 #include <stddef.h>
 
+#include "common/histogram.h"
 #include "common/strbuf.h"
 #include "server/http.h"
+#include "server/http_stats.h"
 #include "server/pipeline.h"
 #include "server/spool.h"
 #include "server/spool_replay.h"
+#include "server/writer.h"
 
 static const struct {
 	const char *name;
@@ -58,6 +62,37 @@ static const struct {
 	  offsetof(struct app_counters, webhook_gave_up) },
 };
 
+/* A family of one series without labels. */
+static void
+append_scalar(struct strbuf *out, const char *name, const char *type,
+    const char *help, unsigned long long value)
+{
+	strbuf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name,
+	    help, name, type, name, value);
+}
+
+static void
+append_writer(struct strbuf *out, struct writer *w)
+{
+	struct writer_metrics m;
+
+	writer_metrics_get(w, &m);
+	append_scalar(out, "milepost_events_deduplicated_total", "counter",
+	    "Events not stored because their client-given id already was "
+	    "(a retry).", (unsigned long long)m.deduplicated);
+	append_scalar(out, "milepost_writer_queue_depth", "gauge",
+	    "Events enqueued and waiting for a writer thread.",
+	    (unsigned long long)m.queued_events);
+	append_scalar(out, "milepost_database_up", "gauge", "1 when a writer "
+	    "is connected to PostgreSQL and the schema is current, else 0.",
+	    m.ready ? 1ULL : 0ULL);
+	histogram_render(out, m.batch_events, "milepost_writer_batch_events",
+	    "Events per committed batch transaction (group commit).", NULL);
+	histogram_render(out, m.commit_seconds,
+	    "milepost_writer_commit_duration_seconds", "Time to write and "
+	    "commit one batch transaction, retries included.", NULL);
+}
+
 void
 api_metrics(struct request *req, struct app *app)
 {
@@ -67,9 +102,8 @@ api_metrics(struct request *req, struct app *app)
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 		atomic_ullong *c = (atomic_ullong *)(void *)
 		    ((char *)&app->counters + counters[i].offset);
-		strbuf_appendf(&out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
-		    counters[i].name, counters[i].help, counters[i].name,
-		    counters[i].name, (unsigned long long)atomic_load(c));
+		append_scalar(&out, counters[i].name, "counter",
+		    counters[i].help, (unsigned long long)atomic_load(c));
 	}
 	strbuf_append_str(&out, "# HELP milepost_events_total Events taken "
 	    "through the pipeline, by outcome (before they are written).\n"
@@ -90,6 +124,8 @@ api_metrics(struct request *req, struct app *app)
 			    (enum err_code)c), n);
 		}
 	}
+	append_writer(&out, app->writer);
+	http_stats_render(http_request_stats(req), &out);
 	if (app->spool != NULL) {
 		spool_metrics(app->spool, &out);
 		spool_replay_metrics(app->spool_replay, &out);

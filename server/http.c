@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "common/timeutil.h"
+#include "server/http_stats.h"
 #include "server/routes.h"
 
 struct http {
@@ -34,6 +35,7 @@ struct http {
 	atomic_bool quiescing;
 	atomic_ulong next_id;
 	unsigned long id_prefix;
+	struct http_stats *stats;
 };
 
 struct request {
@@ -54,7 +56,14 @@ struct request {
 	unsigned status;
 	bool origin_allowed;	/* answer the Origin with CORS headers */
 	bool preflight;		/* ... and those of a preflight */
+	int64_t started_ns;	/* monotonic, when its headers came */
 };
+
+const struct http_stats *
+http_request_stats(const struct request *req)
+{
+	return req->http->stats;
+}
 
 const char *
 http_request_id(const struct request *req)
@@ -371,6 +380,7 @@ request_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	}
 	req->http = h;
 	req->conn = conn;
+	req->started_ns = timeutil_monotonic_ns();
 	strbuf_init(&req->body);
 	snprintf(req->id, sizeof(req->id), "%08lx%08lx", h->id_prefix,
 	    atomic_fetch_add(&h->next_id, 1) & 0xffffffffUL);
@@ -417,6 +427,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
 		log_at(LVL_DEBUG, req->id, "request ended early (code %d)",
 		    (int)toe);
+	}
+	if (req->status != 0) {
+		http_stats_record(req->http->stats, req->route, req->status,
+		    timeutil_monotonic_ns() - req->started_ns);
 	}
 	request_free(req);
 	*con_cls = NULL;
@@ -627,6 +641,12 @@ http_new(struct app *app, struct error *err)
 		return NULL;
 	}
 	h->app = app;
+	h->stats = http_stats_new();
+	if (h->stats == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		free(h);
+		return NULL;
+	}
 	if (getrandom(&h->id_prefix, sizeof(h->id_prefix), 0) < 0) {
 		h->id_prefix = (unsigned long)time(NULL);
 	}
@@ -648,6 +668,7 @@ http_new(struct app *app, struct error *err)
 	if (h->daemon == NULL) {
 		error_set(err, ERR_IO, "cannot listen on %s (address in use "
 		    "or not permitted)", cfg->listen);
+		http_stats_free(h->stats);
 		free(h);
 		return NULL;
 	}
@@ -687,5 +708,6 @@ http_free(struct http *h)
 		return;
 	}
 	MHD_stop_daemon(h->daemon);
+	http_stats_free(h->stats);
 	free(h);
 }

@@ -17,6 +17,7 @@
 #include "server/app.h"
 
 struct http;
+struct http_stats;
 struct request;
 
 /* Starts listening on app->cfg->listen. app is borrowed. */
@@ -32,6 +33,10 @@ bool http_wait_idle(struct http *h, long timeout_ms);
 /* Closes every connection and frees h. Every suspended request must have
  * been resumed. NULL is fine. */
 void http_free(struct http *h);
+
+/* What the daemon answering req measured of its requests
+ * (server/http_stats.h); valid while it runs. */
+const struct http_stats *http_request_stats(const struct request *req);
 
 /* Valid until the request completes. */
 const char *http_request_id(const struct request *req);

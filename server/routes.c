@@ -104,3 +104,15 @@ routes_find(const char *method, const char *path, char *allow,
 	}
 	return NULL;
 }
+
+size_t
+routes_count(void)
+{
+	return sizeof(routes) / sizeof(routes[0]);
+}
+
+const struct route *
+routes_at(size_t i)
+{
+	return &routes[i];
+}

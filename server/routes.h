@@ -23,4 +23,10 @@ struct route {
 const struct route *routes_find(const char *method, const char *path,
     char *allow, size_t allow_size, const char **param);
 
+/* The table, for whoever counts by route (server/http_stats.h): its
+ * routes_count() entries, each by index. routes_find returns them, or the
+ * one route outside the table, which answers CORS preflights. */
+size_t routes_count(void);
+const struct route *routes_at(size_t i);
+
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,14 @@
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 2000
 #define MAINTENANCE_INTERVAL_MS (3600 * 1000)
+
+/* Buckets of milepost_writer_batch_events, up to writer_batch_max_events'
+ * largest value (one request's events may exceed it: a batch takes at
+ * least one item). */
+static const uint64_t batch_events_bounds[] = {
+	1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000,
+	50000, 100000,
+};
 
 /* Leaves in events_incoming only the events whose ids are new: the first
  * of each id in the batch, and none already in event_ids. ORDER BY event_id
@@ -116,6 +125,10 @@ struct writer {
 	struct writer_conn *conns;
 	size_t n_conns;
 	size_t n_started;
+	/* Measured by the threads, read by writer_metrics_get. */
+	atomic_ullong deduplicated;
+	struct histogram batch_events;
+	struct histogram commit_seconds;
 };
 
 void
@@ -395,6 +408,8 @@ struct script {
 	struct strbuf sql;
 	enum rows copies[MAX_COPIES];	/* the rows each COPY takes, in order */
 	size_t n_copies;
+	/* With dedup: the events staged, and those the INSERT stored. */
+	unsigned long long staged, inserted;
 };
 
 static void
@@ -483,13 +498,30 @@ failure_of(const PGresult *res)
 	    FAILURE_CONFLICT : FAILURE_OTHER;
 }
 
+/* Counts, from its command tag, the rows of a statement of sc that the
+ * dedup path compares: the events' COPY (the last COPY started, copied)
+ * and the INSERT that keeps the new ones. */
+static void
+count_rows(struct script *sc, PGresult *res, size_t copied)
+{
+	const char *tag = PQcmdStatus(res);
+	unsigned long long n = strtoull(PQcmdTuples(res), NULL, 10);
+
+	if (strncmp(tag, "COPY ", 5) == 0 && copied > 0 &&
+	    sc->copies[copied - 1] == ROWS_EVENTS) {
+		sc->staged += n;
+	} else if (strncmp(tag, "INSERT ", 7) == 0) {
+		sc->inserted += n;
+	}
+}
+
 /* Reads every result of the command sent, also after an error, so that
  * the connection is idle again before the next one: feeds sc's COPYs
  * (sc NULL: the command has none) and, for the people lookup, hands its
  * rows to the people step. *failure says why it failed. */
 static bool
 take_results(struct writer_conn *wc, const struct writer_item *items,
-    struct people_batch *b, const struct script *sc, bool lookup,
+    struct people_batch *b, struct script *sc, bool lookup,
     enum write_failure *failure, struct error *err)
 {
 	size_t next = 0, n_copies = sc != NULL ? sc->n_copies : 0;
@@ -506,6 +538,9 @@ take_results(struct writer_conn *wc, const struct writer_item *items,
 			next++;
 			break;
 		case PGRES_COMMAND_OK:
+			if (sc != NULL) {
+				count_rows(sc, res, next);
+			}
 			break;
 		case PGRES_TUPLES_OK:
 			if (ok && lookup && !people_batch_take_result(b, res)) {
@@ -530,7 +565,7 @@ take_results(struct writer_conn *wc, const struct writer_item *items,
 /* Runs sc as one simple query, one round trip for all its statements. */
 static bool
 script_run(struct writer_conn *wc, const struct writer_item *items,
-    struct people_batch *b, const struct script *sc,
+    struct people_batch *b, struct script *sc,
     enum write_failure *failure, struct error *err)
 {
 	if (strbuf_failed(&sc->sql)) {
@@ -713,6 +748,9 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 	ok = true;
 	note_links(wc, b);
 	people_batch_committed(b);
+	if (dedup && sc.staged > sc.inserted) {
+		atomic_fetch_add(&wc->w->deduplicated, sc.staged - sc.inserted);
+	}
 done:
 	if (!ok && PQstatus(wc->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(wc->pg) != PQTRANS_IDLE) {
@@ -746,6 +784,22 @@ write_with_retries(struct writer_conn *wc, struct writer_item *items,
 	return false;
 }
 
+/* Measures a committed batch (before its items are completed: done may
+ * free them). */
+static void
+note_commit(struct writer *w, const struct writer_item *batch,
+    int64_t started_ns)
+{
+	uint64_t events = 0;
+
+	for (const struct writer_item *it = batch; it != NULL; it = it->next) {
+		events += it->n_events;
+	}
+	histogram_observe(&w->batch_events, events);
+	histogram_observe(&w->commit_seconds,
+	    (uint64_t)(timeutil_monotonic_ns() - started_ns));
+}
+
 /* Writes a batch and completes its items. When PostgreSQL refuses the
  * batch but keeps the connection, the items are retried one by one so that
  * one bad request cannot fail the others. */
@@ -753,8 +807,10 @@ static void
 write_batch(struct writer_conn *wc, struct writer_item *batch)
 {
 	struct error err = { 0 };
+	int64_t started_ns = timeutil_monotonic_ns();
 
 	if (write_with_retries(wc, batch, &err)) {
+		note_commit(wc->w, batch, started_ns);
 		complete(batch, WRITER_COMMITTED);
 		return;
 	}
@@ -940,6 +996,11 @@ writer_new(const struct config *cfg, struct error *err)
 		return NULL;
 	}
 	w->cfg = cfg;
+	atomic_init(&w->deduplicated, 0);
+	histogram_init(&w->batch_events, batch_events_bounds,
+	    sizeof(batch_events_bounds) / sizeof(batch_events_bounds[0]), 0);
+	histogram_init(&w->commit_seconds, histogram_seconds_bounds,
+	    histogram_seconds_n_bounds, HISTOGRAM_SECONDS_DECIMALS);
 	pthread_mutex_init(&w->mu, NULL);
 	w->people = people_cache_new();
 	pthread_condattr_init(&attr);
@@ -999,15 +1060,34 @@ writer_enqueue(struct writer *w, struct writer_item *item, struct error *err)
 	return ok;
 }
 
+/* Call with mu held. */
+static bool
+is_ready(const struct writer *w)
+{
+	return w->n_connected > 0 && !w->stopping;
+}
+
 bool
 writer_is_ready(struct writer *w)
 {
 	bool ready;
 
 	pthread_mutex_lock(&w->mu);
-	ready = w->n_connected > 0 && !w->stopping;
+	ready = is_ready(w);
 	pthread_mutex_unlock(&w->mu);
 	return ready;
+}
+
+void
+writer_metrics_get(struct writer *w, struct writer_metrics *out)
+{
+	pthread_mutex_lock(&w->mu);
+	out->ready = is_ready(w);
+	out->queued_events = w->queued_events;
+	pthread_mutex_unlock(&w->mu);
+	out->deduplicated = atomic_load(&w->deduplicated);
+	out->batch_events = &w->batch_events;
+	out->commit_seconds = &w->commit_seconds;
 }
 
 void

@@ -24,6 +24,7 @@
 
 #include "common/config.h"
 #include "common/error.h"
+#include "common/histogram.h"
 #include "common/strbuf.h"
 #include "server/people.h"
 
@@ -85,6 +86,20 @@ bool writer_enqueue(struct writer *w, struct writer_item *item,
 /* True when at least one thread is connected to a database whose schema
  * is current. */
 bool writer_is_ready(struct writer *w);
+
+/* What the writer measured since it started, for GET /metrics. */
+struct writer_metrics {
+	bool ready;			/* as writer_is_ready */
+	size_t queued_events;		/* enqueued, no thread took them yet */
+	uint64_t deduplicated;		/* not stored: their id already was */
+	/* Borrowed, valid until writer_free: the events of each committed
+	 * batch, and the time its transaction took (retries included). */
+	const struct histogram *batch_events;
+	const struct histogram *commit_seconds;
+};
+
+/* Fills out; takes the queue's lock for a moment. */
+void writer_metrics_get(struct writer *w, struct writer_metrics *out);
 
 /* Drops what the writer remembers of people (server/people_cache.h), after
  * something else changed them: an erasure. */

@@ -97,7 +97,10 @@ section() {
 install_packages() {
   local pkgs
   mapfile -t pkgs < <(mp_build_packages)
-  mp_install_packages "${pkgs[@]}"
+  # prometheus brings promtool, which lints the GET /metrics exposition
+  # (tests/integration/test_metrics.py); openssl makes the TLS test's
+  # certificate.
+  mp_install_packages "${pkgs[@]}" prometheus openssl
 }
 
 # build NAME MESON-OPTION...: configures (or reconfigures) and builds

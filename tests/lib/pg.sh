@@ -60,6 +60,28 @@ mp_build_packages() {
     util-linux
 }
 
+# mp_apt_install PKG...: apt-get update and install, three tries.
+mp_apt_install() {
+  local apt_opts=(-y -q --no-install-recommends
+    -o DPkg::Lock::Timeout=600
+    -o Dpkg::Options::=--force-confdef
+    -o Dpkg::Options::=--force-confold)
+  local try
+  for try in 1 2 3; do
+    if DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+      DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 \
+        apt-get install "${apt_opts[@]}" "$@" </dev/null; then
+      return 0
+    fi
+    if [ "$try" -eq 3 ]; then
+      mp_log "error: apt-get could not install: $*"
+      return 1
+    fi
+    mp_log "apt-get failed (try $try of 3); trying again in 10 s"
+    sleep 10
+  done
+}
+
 # mp_install_packages PKG...: installs, with apt-get, the packages that are
 # not installed yet. Runs `apt-get update` only when something is missing.
 # As a user other than root, missing packages are an error (with the command
@@ -101,24 +123,22 @@ mp_install_packages() {
   fi
 
   mp_log "Installing Debian packages: ${missing[*]}"
-  local apt_opts=(-y -q --no-install-recommends
-    -o DPkg::Lock::Timeout=600
-    -o Dpkg::Options::=--force-confdef
-    -o Dpkg::Options::=--force-confold)
-  local try
-  for try in 1 2 3; do
-    if DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-      DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 \
-        apt-get install "${apt_opts[@]}" "${missing[@]}" </dev/null; then
-      break
-    fi
-    if [ "$try" -eq 3 ]; then
-      mp_log "error: apt-get could not install: ${missing[*]}"
-      return 1
-    fi
-    mp_log "apt-get failed (try $try of 3); trying again in 10 s"
-    sleep 10
-  done
+  # Packages with a service (prometheus, for promtool) start it when
+  # installed, through invoke-rc.d, unless a policy-rc.d says no. None is
+  # wanted here: say no for this install, if nobody said anything yet.
+  local policy=/usr/sbin/policy-rc.d own_policy=0 status=0
+  if [ ! -e "$policy" ]; then
+    printf '%s\n' '#!/bin/sh' \
+      '# Written by Milepost (tests/lib/pg.sh) for an install: no service starts.' \
+      'exit 101' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  mp_apt_install "${missing[@]}" || status=$?
+  if [ "$own_policy" -eq 1 ]; then
+    rm -f -- "$policy"
+  fi
+  [ "$status" -eq 0 ] || return "$status"
   for pkg in "${missing[@]}"; do
     if ! mp_pkg_installed "$pkg"; then
       mp_log "error: package $pkg is still not installed"
