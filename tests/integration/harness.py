@@ -832,6 +832,17 @@ class TestCase(unittest.TestCase):
 
     # -- assertions on answers
 
+    def assertPromtoolClean(self, exposition):
+        """promtool check metrics prints each lint problem (a name, a type,
+        a missing HELP) and exits non-zero; clean, it prints nothing."""
+        promtool = os.environ.get("MILEPOST_TEST_PROMTOOL") or shutil.which("promtool")
+        self.assertTrue(promtool, "promtool not found: install the Debian package prometheus "
+                        "(tests/run.sh does) or set MILEPOST_TEST_PROMTOOL")
+        proc = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True,
+                              text=True, timeout=60, check=False)
+        problems = (proc.stdout + proc.stderr).strip()
+        self.assertEqual((proc.returncode, problems), (0, ""), "promtool check metrics:\n" + problems)
+
     def assertRequestId(self, resp):
         self.assertTrue(resp.headers.get("x-request-id", "").strip(),
                         "no X-Request-Id header in %r" % (resp,))

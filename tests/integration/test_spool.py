@@ -18,7 +18,6 @@ import glob
 import json
 import os
 import shutil
-import signal
 import socket
 import tempfile
 import threading
@@ -148,6 +147,7 @@ class SpoolTest(harness.TestCase):
             self.db, "SELECT count(*) FROM events WHERE props->>'marker' = :'m'", m=marker)), 5)
         self.assertGreater(metric(self.daemon, "milepost_spool_replayed_total"), 0)
         self.assertEqual(self.daemon.get("/readyz").body["database"], "up")
+        self.assertPromtoolClean(self.daemon.get("/metrics").raw.decode())
         print("# outage: %d events acknowledged, statuses %s, %d spooled requests replayed"
               % (len(acked), load.statuses, metric(self.daemon, "milepost_spool_replayed_total")))
 
