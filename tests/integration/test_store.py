@@ -319,7 +319,7 @@ class HealthTest(harness.DaemonTestCase):
 
     def test_readyz(self):
         resp = self.daemon.get("/readyz")
-        self.assertEqual((resp.status, resp.body), (200, {"status": "ready"}), "%r" % (resp,))
+        self.assertEqual((resp.status, resp.body), (200, {"status": "ready", "database": "up"}), "%r" % (resp,))
         self.assertJsonType(resp)
         self.assertRequestId(resp)
 
