@@ -2,17 +2,16 @@
 #include "server/deadline.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "server/ticker.h"
 
 /* How often the watcher looks: the cut comes at most this late. */
-#define TICK_MS 250
+#define TICK_S 1
 
 struct tracked {
 	struct tracked *prev, *next;
@@ -25,19 +24,20 @@ struct tracked {
 struct deadline {
 	long timeout_ms;
 	pthread_mutex_t lock;	/* guards the list and each entry */
-	pthread_cond_t wake;
-	bool stopping;
-	bool running;
-	pthread_t thread;
+	struct ticker *watcher;	/* NULL: no bound */
 	struct tracked head;	/* circular list sentinel */
-	atomic_ulong cuts;
 };
 
+/* Watcher thread: shuts down the sockets past their deadline. */
 static void
-sweep(struct deadline *d)
+tick(struct ticker *ticker, void *arg)
 {
+	struct deadline *d = arg;
 	int64_t now = timeutil_monotonic_ms();
+	unsigned long cut = 0;
 
+	(void)ticker;
+	pthread_mutex_lock(&d->lock);
 	for (struct tracked *t = d->head.next; t != &d->head; t = t->next) {
 		if (t->busy || t->cut || now - t->since_ms <= d->timeout_ms) {
 			continue;
@@ -46,31 +46,22 @@ sweep(struct deadline *d)
 		 * telling us under this lock), so fd is still this one. */
 		shutdown(t->fd, SHUT_RDWR);
 		t->cut = true;
-		atomic_fetch_add(&d->cuts, 1);
-		log_info("closed a connection that took more than %lds to "
-		    "send its request", d->timeout_ms / 1000);
+		cut++;
+	}
+	pthread_mutex_unlock(&d->lock);
+	/* One line per sweep, however many: a flood must not flood the
+	 * log too. */
+	if (cut > 0) {
+		log_info("closed %lu connection(s) that took more than %lds to "
+		    "send a request", cut, d->timeout_ms / 1000);
 	}
 }
 
-static void *
-watch(void *arg)
+static long
+tick_interval_s(void *arg)
 {
-	struct deadline *d = arg;
-	struct timespec until;
-
-	pthread_mutex_lock(&d->lock);
-	while (!d->stopping) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += TICK_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&d->wake, &d->lock, &until);
-		sweep(d);
-	}
-	pthread_mutex_unlock(&d->lock);
-	return NULL;
+	(void)arg;
+	return TICK_S;
 }
 
 struct deadline *
@@ -85,15 +76,10 @@ deadline_new(long timeout_s, struct error *err)
 	d->timeout_ms = timeout_s * 1000;
 	d->head.next = d->head.prev = &d->head;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->wake, NULL);
-	if (timeout_s > 0) {
-		if (pthread_create(&d->thread, NULL, watch, d) != 0) {
-			error_set(err, ERR_INTERNAL, "cannot start the request "
-			    "deadline thread");
-			deadline_free(d);
-			return NULL;
-		}
-		d->running = true;
+	if (timeout_s > 0 && (d->watcher = ticker_new(tick, tick_interval_s, d,
+	    err)) == NULL) {
+		deadline_free(d);
+		return NULL;
 	}
 	return d;
 }
@@ -104,15 +90,8 @@ deadline_free(struct deadline *d)
 	if (d == NULL) {
 		return;
 	}
-	if (d->running) {
-		pthread_mutex_lock(&d->lock);
-		d->stopping = true;
-		pthread_cond_signal(&d->wake);
-		pthread_mutex_unlock(&d->lock);
-		pthread_join(d->thread, NULL);
-	}
 	/* MHD_stop_daemon reported every connection closed. */
-	pthread_cond_destroy(&d->wake);
+	ticker_free(d->watcher);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
@@ -125,7 +104,7 @@ deadline_notify(void *cls, struct MHD_Connection *conn,
 	const union MHD_ConnectionInfo *info;
 	struct tracked *t;
 
-	if (!d->running) {
+	if (d->watcher == NULL) {
 		return;
 	}
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
@@ -169,7 +148,7 @@ deadline_set_busy(struct deadline *d, struct MHD_Connection *conn,
 	const union MHD_ConnectionInfo *info;
 	struct tracked *t;
 
-	if (d == NULL || !d->running) {
+	if (d == NULL || d->watcher == NULL) {
 		return;
 	}
 	info = MHD_get_connection_info(conn,
@@ -182,10 +161,4 @@ deadline_set_busy(struct deadline *d, struct MHD_Connection *conn,
 	t->busy = busy;
 	t->since_ms = timeutil_monotonic_ms();
 	pthread_mutex_unlock(&d->lock);
-}
-
-unsigned long
-deadline_cut_count(const struct deadline *d)
-{
-	return d != NULL ? atomic_load(&d->cuts) : 0;
 }

@@ -6,7 +6,7 @@
  * deadline tracks every connection from its opening (or from the end of
  * its previous request, with keep-alive) until its request is complete,
  * and a watcher thread shuts down the socket of one that takes longer than
- * the timeout, which libmicrohttpd then closes. A request being handled,
+ * the timeout (looking once a second), which libmicrohttpd then closes. A request being handled,
  * suspended or answered is not bounded here (the writer and the idle
  * timeout bound those). */
 #ifndef MILEPOST_SERVER_DEADLINE_H
@@ -34,8 +34,5 @@ void deadline_notify(void *cls, struct MHD_Connection *conn,
  * answered (not busy) and the next request's time starts now. */
 void deadline_set_busy(struct deadline *d, struct MHD_Connection *conn,
     bool busy);
-
-/* Connections cut since the start, for tests and logs. */
-unsigned long deadline_cut_count(const struct deadline *d);
 
 #endif
