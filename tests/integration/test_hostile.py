@@ -209,60 +209,50 @@ class HostileCorpusTest(harness.DaemonTestCase):
         time.sleep(0.3)
         self.assertStillServing("the per-address limit")
 
-    def test_slow_loris_is_cut(self):
-        """A client trickling a header byte every 0.2 s is never idle, so
-        connection_timeout_s (60 here) does not stop it; request_timeout_s does."""
-        s = socket.create_connection(("127.0.0.1", self.daemon.port), timeout=30)
+    def trickle(self, head, limit_s):
+        """Send head, then a space every 0.2 s until the server closes the
+        connection or limit_s pass; returns (seconds until closed or None,
+        bytes received)."""
         start = time.monotonic()
-        cut_after = None
-        try:
-            s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        got = b""
+        with socket.create_connection(("127.0.0.1", self.daemon.port), timeout=30) as s:
+            s.sendall(head)
             s.settimeout(0.2)
-            while time.monotonic() - start < REQUEST_TIMEOUT_S + 10:
+            while time.monotonic() - start < limit_s:
                 try:
-                    s.sendall(b"a")
-                    if s.recv(100) == b"":
-                        cut_after = time.monotonic() - start
-                        break
+                    s.sendall(b" ")
+                    chunk = s.recv(100)
                 except socket.timeout:
                     continue
                 except (ConnectionResetError, BrokenPipeError):
-                    cut_after = time.monotonic() - start
-                    break
-        finally:
-            s.close()
+                    chunk = b""
+                if not chunk:
+                    return time.monotonic() - start, got
+                got += chunk
+        return None, got
+
+    def test_slow_loris_is_cut(self):
+        """A client trickling a header byte every 0.2 s is never idle, so
+        connection_timeout_s (60 here) does not stop it; request_timeout_s does."""
+        cut_after, got = self.trickle(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+                                      REQUEST_TIMEOUT_S + 10)
         harness._diag("slow loris cut after %.2f s (request_timeout_s %d)"
                       % (cut_after or -1, REQUEST_TIMEOUT_S))
         self.assertIsNotNone(cut_after, "slow loris still connected after %d s" % (REQUEST_TIMEOUT_S + 10))
+        self.assertEqual(got, b"")
         self.assertGreaterEqual(cut_after, REQUEST_TIMEOUT_S - 0.5)
         self.assertLess(cut_after, REQUEST_TIMEOUT_S + 3)
         self.assertStillServing("slow loris")
 
     def test_slow_body_is_cut(self):
         """The bound covers the body too: headers at once, then a trickle."""
-        s = socket.create_connection(("127.0.0.1", self.daemon.port), timeout=30)
-        start = time.monotonic()
-        got = None
-        try:
-            s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      b"X-Milepost-Key: " + SHOP_KEY.encode() + b"\r\nContent-Length: 1000\r\n\r\n{")
-            s.settimeout(0.2)
-            while time.monotonic() - start < REQUEST_TIMEOUT_S + 10:
-                try:
-                    s.sendall(b" ")
-                    got = s.recv(100)
-                    if got == b"":
-                        break
-                except socket.timeout:
-                    continue
-                except (ConnectionResetError, BrokenPipeError):
-                    got = b""
-                    break
-        finally:
-            s.close()
-        elapsed = time.monotonic() - start
-        self.assertEqual(got, b"", "slow body not cut: %r" % (got,))
-        self.assertLess(elapsed, REQUEST_TIMEOUT_S + 3)
+        cut_after, got = self.trickle(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-Milepost-Key: " + SHOP_KEY.encode() + b"\r\nContent-Length: 1000\r\n\r\n{",
+            REQUEST_TIMEOUT_S + 10)
+        self.assertIsNotNone(cut_after, "slow body still sending after %d s" % (REQUEST_TIMEOUT_S + 10))
+        self.assertEqual(got, b"")
+        self.assertLess(cut_after, REQUEST_TIMEOUT_S + 3)
         self.assertStillServing("slow body")
 
     def test_keep_alive_requests_each_get_the_full_time(self):
