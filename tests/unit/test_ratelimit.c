@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <sodium.h>
 
 #include "common/ratelimit.h"
@@ -156,6 +157,50 @@ test_many_keys_bounded_table(void **state)
 	ratelimit_free(rl);
 }
 
+#define RACERS 4
+#define TRIES 2000
+
+static struct ratelimit *shared;
+
+static void *
+racer(void *arg)
+{
+	long retry, *admitted = arg;
+	int key;
+
+	for (int i = 0; i < TRIES; i++) {
+		*admitted += ratelimit_take(shared, "same", 4, 1, &retry);
+		/* Other keys in other stripes at the same time; few, so
+		 * that none takes the shared key's slot. */
+		key = i % 32;
+		ratelimit_take(shared, &key, sizeof(key), 1, &retry);
+	}
+	return NULL;
+}
+
+static void
+test_threads_share_a_bucket(void **state)
+{
+	pthread_t threads[RACERS];
+	long admitted[RACERS] = { 0 }, total = 0;
+
+	(void)state;
+	/* The clock stands still: exactly the burst is admitted, however
+	 * the threads interleave. */
+	fake_now = 0;
+	shared = limiter(1, 1000, 4096);
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(pthread_create(&threads[i], NULL, racer,
+		    &admitted[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		pthread_join(threads[i], NULL);
+		total += admitted[i];
+	}
+	assert_int_equal(total, 1000);
+	ratelimit_free(shared);
+}
+
 static void
 test_invalid_rate(void **state)
 {
@@ -176,6 +221,7 @@ main(void)
 		cmocka_unit_test(test_cost_above_burst_goes_into_debt),
 		cmocka_unit_test(test_keys_are_separate),
 		cmocka_unit_test(test_many_keys_bounded_table),
+		cmocka_unit_test(test_threads_share_a_bucket),
 		cmocka_unit_test(test_invalid_rate),
 	};
 
