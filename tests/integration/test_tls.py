@@ -33,25 +33,33 @@ class TlsTest(harness.TestCase):
         cls.db = harness.fresh_database()
         cls.cert, cls.key = make_certificate(harness.tmpdir())
 
+    def https(self, d, ctx, method, path, body=None):
+        """One HTTPS exchange: (status, JSON body)."""
+        conn = http.client.HTTPSConnection("127.0.0.1", d.port, context=ctx, timeout=10)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers={"Content-Type": "application/json", "X-Milepost-Key": SHOP_KEY})
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read() or b"null")
+        finally:
+            conn.close()
+
     def test_https_event_accepted(self):
         d = self.start_daemon(self.db, wait=None, tls_cert_file=self.cert, tls_key_file=self.key)
         ctx = ssl.create_default_context(cafile=self.cert)
-        ev = make_event()
-        resp = None
-        for _ in range(100):  # until it listens
+        deadline = harness.time.monotonic() + harness.READY_TIMEOUT_S
+        status = None
+        while status != 200 and harness.time.monotonic() < deadline:
+            d.assert_alive()
             try:
-                conn = http.client.HTTPSConnection("127.0.0.1", d.port, context=ctx, timeout=10)
-                conn.request("POST", "/v1/events", body=json.dumps(ev),
-                             headers={"Content-Type": "application/json", "X-Milepost-Key": SHOP_KEY})
-                resp = conn.getresponse()
-                body = json.loads(resp.read())
-                conn.close()
-                break
+                status, _ = self.https(d, ctx, "GET", "/readyz")
             except ConnectionRefusedError:
-                d.assert_alive()
-                harness.time.sleep(0.1)
-        self.assertIsNotNone(resp, "no HTTPS answer; log:\n" + d.log_tail())
-        self.assertEqual((resp.status, body.get("accepted")), (202, 1), "%r" % (body,))
+                pass
+            harness.time.sleep(0.1)
+        self.assertEqual(status, 200, "GET /readyz over HTTPS; log:\n" + d.log_tail())
+        ev = make_event()
+        status, body = self.https(d, ctx, "POST", "/v1/events", ev)
+        self.assertEqual((status, body.get("accepted")), (202, 1), "%r" % (body,))
         self.assertEqual(harness.event_id_counts(self.db, [ev["event_id"]]), {ev["event_id"]: 1})
 
         # Plain HTTP on the TLS port gets no HTTP answer.
@@ -64,6 +72,7 @@ class TlsTest(harness.TestCase):
             with self.assertRaises(ssl.SSLError):
                 ssl.create_default_context().wrap_socket(s, server_hostname="localhost")
         d.assert_alive()
+        self.assertEqual(d.stop(), 0, "exit status on SIGTERM; log:\n" + d.log_tail())
 
     def test_refused_configurations(self):
         not_pem = harness.write_json_file({"not": "pem"})
