@@ -86,6 +86,8 @@ static const struct key keys[] = {
 	  FIELD(max_anonymous_ids_per_user), "100", 1, 100000, NULL, false },
 	{ "max_event_age_days", KEY_INT, FIELD(max_event_age_days), "31", 1,
 	  36500, NULL, true },
+	{ "max_header_bytes", KEY_INT, FIELD(max_header_bytes), "32768", 8192,
+	  1048576, NULL, false },
 	{ "max_json_depth", KEY_INT, FIELD(max_json_depth), "32", 2, 1000,
 	  NULL, false },
 	{ "max_string_bytes", KEY_INT, FIELD(max_string_bytes), "65536", 64,

@@ -62,6 +62,7 @@ struct config {
 	long max_connections_per_ip;
 	long max_anonymous_ids_per_user;
 	long max_event_age_days;
+	long max_header_bytes;
 	long max_json_depth;
 	long max_string_bytes;
 	bool migrate_on_start;

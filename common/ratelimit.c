@@ -42,7 +42,8 @@ ratelimit_new(double rate, double burst, size_t slots,
 	size_t i;
 
 	if (!(rate > 0) || now_ms == NULL) {
-		error_set(err, ERR_CONFIG, "a rate limit needs a positive rate");
+		error_set(err, ERR_CONFIG, "a rate limit needs a positive "
+		    "rate");
 		return NULL;
 	}
 	rl = calloc(1, sizeof(*rl));

@@ -5,10 +5,10 @@
  * would hold its connection, and a slot of max_connections, forever. The
  * deadline tracks every connection from its opening (or from the end of
  * its previous request, with keep-alive) until its request is complete,
- * and a watcher thread shuts down the socket of one that takes longer than
- * the timeout (looking once a second), which libmicrohttpd then closes. A request being handled,
- * suspended or answered is not bounded here (the writer and the idle
- * timeout bound those). */
+ * and a watcher thread, looking once a second, shuts down the socket of
+ * one that takes longer than the timeout, which libmicrohttpd then closes.
+ * A request being handled, suspended or answered is not bounded here (the
+ * writer and the idle timeout bound those). */
 #ifndef MILEPOST_SERVER_DEADLINE_H
 #define MILEPOST_SERVER_DEADLINE_H
 

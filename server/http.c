@@ -679,6 +679,34 @@ limits_free(struct http *h)
 	tls_pem_finish(&h->tls);
 }
 
+#define LIMIT_OPTIONS 6
+
+/* The libmicrohttpd options of the limits and of TLS into opts (ended by
+ * MHD_OPTION_END); returns the daemon flags they need. */
+static unsigned int
+limit_options(struct http *h, const struct config *cfg,
+    struct MHD_OptionItem opts[LIMIT_OPTIONS])
+{
+	size_t n = 0;
+
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (intptr_t)cfg->max_connections_per_ip, NULL };
+	/* Holds the request line and headers (and the buffers): beyond
+	 * it libmicrohttpd answers 431 or 414 itself. */
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (intptr_t)cfg->max_header_bytes, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+	    (intptr_t)deadline_notify, h->deadline };
+	if (h->tls.cert != NULL) {
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY,
+		    0, h->tls.key };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT,
+		    0, h->tls.cert };
+	}
+	opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	return h->tls.cert != NULL ? MHD_USE_TLS : 0;
+}
+
 struct http *
 http_new(struct app *app, struct error *err)
 {
@@ -686,14 +714,7 @@ http_new(struct app *app, struct error *err)
 	struct sockaddr_storage ss = { 0 };
 	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD |
 	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem limits[] = {
-		{ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		  (intptr_t)cfg->max_connections_per_ip, NULL },
-		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)deadline_notify, NULL },
-		{ MHD_OPTION_END, 0, NULL },	/* TLS key, when set */
-		{ MHD_OPTION_END, 0, NULL },	/* and certificate */
-		{ MHD_OPTION_END, 0, NULL },
-	};
+	struct MHD_OptionItem limits[LIMIT_OPTIONS];
 	struct http *h;
 
 	if (!parse_listen(cfg->listen, &ss, err)) {
@@ -710,14 +731,7 @@ http_new(struct app *app, struct error *err)
 		free(h);
 		return NULL;
 	}
-	limits[1].ptr_value = h->deadline;
-	if (h->tls.cert != NULL) {
-		flags |= MHD_USE_TLS;
-		limits[2] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY,
-		    0, h->tls.key };
-		limits[3] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT,
-		    0, h->tls.cert };
-	}
+	flags |= limit_options(h, cfg, limits);
 	if (getrandom(&h->id_prefix, sizeof(h->id_prefix), 0) < 0) {
 		h->id_prefix = (unsigned long)time(NULL);
 	}

@@ -25,6 +25,7 @@ MAX_BODY = 2 * 1024 * 1024      # above the gzip bomb's compressed size
 MAX_STRING = 4096
 MAX_DEPTH = 32
 PER_IP = 4                      # connections from one address
+MAX_HEADER = 64 * 1024          # libmicrohttpd's memory per connection
 REQUEST_TIMEOUT_S = 3
 RSS_GROWTH_MAX_KB = 64 * 1024
 
@@ -83,6 +84,7 @@ class HostileCorpusTest(harness.DaemonTestCase):
     daemon_config = {"max_body_bytes": MAX_BODY, "max_string_bytes": MAX_STRING,
                      "max_json_depth": MAX_DEPTH, "max_connections_per_ip": PER_IP,
                      "request_timeout_s": REQUEST_TIMEOUT_S, "connection_timeout_s": 60,
+                     "max_header_bytes": MAX_HEADER,
                      "env": {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"}}
 
     def assertStillServing(self, after):
@@ -177,6 +179,16 @@ class HostileCorpusTest(harness.DaemonTestCase):
                 harness._diag("%s: libmicrohttpd answered %s" % (label, status_of(raw)))
                 self.assertIn(status_of(raw), (413, 414, 431), raw[:200])
                 self.assertStillServing(label)
+
+    def test_header_size_is_configured(self):
+        """max_header_bytes (64 KiB here) decides: a 48 KB header, over
+        libmicrohttpd's default of 32 KiB, passes; a 70 KB one does not."""
+        ev = make_event()
+        resp = self.post(ev, headers={"X-Padding": "p" * 48000})
+        self.assertAccepted(resp, 1)
+        raw = raw_exchange(self.daemon.port, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Padding: " +
+                           b"p" * 70000 + b"\r\nContent-Length: 2\r\n\r\n{}")
+        self.assertEqual(status_of(raw), 431, raw[:200])
 
     def test_connections_per_ip(self):
         """One connection more than max_connections_per_ip is closed at once;
