@@ -80,10 +80,18 @@ static const struct key keys[] = {
 	  67108864, NULL, false },
 	{ "max_connections", KEY_INT, FIELD(max_connections), "1024", 16,
 	  65536, NULL, false },
+	{ "max_connections_per_ip", KEY_INT, FIELD(max_connections_per_ip),
+	  "0", 0, 65536, NULL, false },
 	{ "max_anonymous_ids_per_user", KEY_INT,
 	  FIELD(max_anonymous_ids_per_user), "100", 1, 100000, NULL, false },
 	{ "max_event_age_days", KEY_INT, FIELD(max_event_age_days), "31", 1,
 	  36500, NULL, true },
+	{ "max_header_bytes", KEY_INT, FIELD(max_header_bytes), "32768", 8192,
+	  1048576, NULL, false },
+	{ "max_json_depth", KEY_INT, FIELD(max_json_depth), "32", 2, 1000,
+	  NULL, false },
+	{ "max_string_bytes", KEY_INT, FIELD(max_string_bytes), "65536", 64,
+	  67108864, NULL, false },
 	{ "migrate_on_start", KEY_BOOL, FIELD(migrate_on_start), "true", 0, 0,
 	  NULL, false },
 	{ "min_volume", KEY_INT, FIELD(min_volume), "100", 1, 100000000, NULL,
@@ -94,8 +102,18 @@ static const struct key keys[] = {
 	  true },
 	{ "plan", KEY_STRING, FIELD(plan), "", 0, 0, NULL, true },
 	{ "query_threads", KEY_INT, FIELD(query_threads), "2", 1, 64, NULL, false },
+	{ "rate_limit_burst_per_ip", KEY_INT, FIELD(rate_limit_burst_per_ip),
+	  "0", 0, 1000000, NULL, false },
+	{ "rate_limit_burst_per_key", KEY_INT,
+	  FIELD(rate_limit_burst_per_key), "0", 0, 100000000, NULL, false },
+	{ "rate_limit_per_ip", KEY_INT, FIELD(rate_limit_per_ip), "0", 0,
+	  1000000, NULL, false },
+	{ "rate_limit_per_key", KEY_INT, FIELD(rate_limit_per_key), "0", 0,
+	  100000000, NULL, false },
 	{ "rejected_retention_days", KEY_INT, FIELD(rejected_retention_days),
 	  "30", 0, 36500, NULL, false },
+	{ "request_timeout_s", KEY_INT, FIELD(request_timeout_s), "30", 0,
+	  3600, NULL, false },
 	{ "retention_days", KEY_INT, FIELD(retention_days), "0", 0, 36500,
 	  NULL, false },
 	{ "retry_after_s", KEY_INT, FIELD(retry_after_s), "5", 1, 3600, NULL, false },
@@ -107,6 +125,10 @@ static const struct key keys[] = {
 	{ "spool_dir", KEY_STRING, FIELD(spool_dir), "", 0, 0, NULL, false },
 	{ "spool_max_bytes", KEY_INT, FIELD(spool_max_bytes), "1073741824",
 	  1048576, 1099511627776L, NULL, false },
+	{ "tls_cert_file", KEY_STRING, FIELD(tls_cert_file), "", 0, 0, NULL,
+	  false },
+	{ "tls_key_file", KEY_STRING, FIELD(tls_key_file), "", 0, 0, NULL,
+	  false },
 	{ "url_strip_params", KEY_LIST, FIELD(url_strip_params),
 	  "email,e-mail,mail,phone,tel,token,access_token,id_token,"
 	  "refresh_token,auth,code,password,pass,passwd,pwd,secret,api_key,"
@@ -983,6 +1005,11 @@ config_validate(const struct config *cfg, struct error *err)
 		return false;
 	}
 	if (!api_keys_validate(cfg, err)) {
+		return false;
+	}
+	if ((cfg->tls_cert_file[0] == '\0') != (cfg->tls_key_file[0] == '\0')) {
+		error_set(err, ERR_CONFIG, "tls_cert_file and tls_key_file go "
+		    "together: set both or neither");
 		return false;
 	}
 	for (size_t i = 0; i < cfg->n_sites; i++) {

@@ -59,15 +59,24 @@ struct config {
 	long max_batch_events;
 	long max_body_bytes;
 	long max_connections;
+	long max_connections_per_ip;
 	long max_anonymous_ids_per_user;
 	long max_event_age_days;
+	long max_header_bytes;
+	long max_json_depth;
+	long max_string_bytes;
 	bool migrate_on_start;
 	long min_volume;
 	long partitions_ahead_months;
 	char *pii_hash_key;
 	char *plan;
 	long query_threads;
+	long rate_limit_burst_per_ip;
+	long rate_limit_burst_per_key;
+	long rate_limit_per_ip;		/* requests per second, 0: off */
+	long rate_limit_per_key;	/* events per second, 0: off */
 	long rejected_retention_days;
+	long request_timeout_s;		/* 0: off */
 	long retention_days;
 	long retry_after_s;
 	long session_timeout_min;
@@ -76,6 +85,8 @@ struct config {
 	size_t n_sites;
 	char *spool_dir;	/* "": no spool */
 	long spool_max_bytes;
+	char *tls_cert_file;	/* both or neither */
+	char *tls_key_file;
 	struct config_list url_strip_params;
 	long writer_batch_max_events;
 	long writer_batch_max_wait_ms;

@@ -1,6 +1,8 @@
 /* jsonutil.c - helpers over jansson values. */
 #include "common/jsonutil.h"
 
+#include <string.h>
+
 size_t
 jsonutil_depth(const json_t *v, size_t limit)
 {
@@ -32,4 +34,30 @@ jsonutil_depth(const json_t *v, size_t limit)
 		}
 	}
 	return deepest + 1;
+}
+
+size_t
+jsonutil_longest_string(const json_t *v)
+{
+	size_t longest = 0, n, i;
+	const char *k;
+	json_t *child;
+
+	if (json_is_string(v)) {
+		return json_string_length(v);
+	}
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, child) {
+			n = strlen(k);
+			longest = n > longest ? n : longest;
+			n = jsonutil_longest_string(child);
+			longest = n > longest ? n : longest;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child) {
+			n = jsonutil_longest_string(child);
+			longest = n > longest ? n : longest;
+		}
+	}
+	return longest;
 }

@@ -10,4 +10,8 @@
  * no more than needed. */
 size_t jsonutil_depth(const json_t *v, size_t limit);
 
+/* The byte length of the longest string in v, object keys included. Walks
+ * the whole value: check its depth first. */
+size_t jsonutil_longest_string(const json_t *v);
+
 #endif

@@ -23,10 +23,17 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/ratelimit.h"
 #include "common/strbuf.h"
 #include "common/timeutil.h"
+#include "server/deadline.h"
 #include "server/http_stats.h"
 #include "server/routes.h"
+#include "server/tls.h"
+
+/* Buckets of each rate limit: bounded memory (about 1.5 MB each); more
+ * clients than this share the least recently used slots. */
+#define RATE_SLOTS 65536
 
 struct http {
 	struct MHD_Daemon *daemon;
@@ -36,6 +43,9 @@ struct http {
 	atomic_ulong next_id;
 	unsigned long id_prefix;
 	struct http_stats *stats;
+	struct ratelimit *limits[HTTP_LIMITS_];	/* NULL: off */
+	struct deadline *deadline;
+	struct tls_pem tls;	/* kept while the daemon runs */
 };
 
 struct request {
@@ -57,6 +67,7 @@ struct request {
 	bool origin_allowed;	/* answer the Origin with CORS headers */
 	bool preflight;		/* ... and those of a preflight */
 	int64_t started_ns;	/* monotonic, when its headers came */
+	long retry_after_s;	/* of a 429 */
 };
 
 const struct http_stats *
@@ -253,6 +264,11 @@ respond_with(struct request *req, unsigned status, const char *type,
 		MHD_add_response_header(req->response, MHD_HTTP_HEADER_ALLOW,
 		    req->allow);
 	}
+	if (status == 429) {
+		snprintf(retry, sizeof(retry), "%ld", req->retry_after_s);
+		MHD_add_response_header(req->response,
+		    MHD_HTTP_HEADER_RETRY_AFTER, retry);
+	}
 	if (req->origin_allowed) {
 		add_cors_headers(req);
 	}
@@ -354,6 +370,23 @@ http_respond_error(struct request *req, const struct error *err)
 	}
 }
 
+bool
+http_request_admit(struct request *req, enum http_limit which,
+    const char *key, double cost, struct error *err)
+{
+	struct ratelimit *rl = req->http->limits[which];
+	long retry = 1;
+
+	if (rl == NULL || ratelimit_take(rl, key, strlen(key), cost, &retry)) {
+		return true;
+	}
+	req->retry_after_s = retry;
+	error_set(err, ERR_RATE_LIMITED, which == HTTP_LIMIT_IP ?
+	    "too many requests from this address; retry in %lds" :
+	    "too many events for this site; retry in %lds", retry);
+	return false;
+}
+
 void
 http_request_suspend(struct request *req,
     void (*on_resume)(struct request *req))
@@ -409,6 +442,8 @@ request_free(struct request *req)
 	}
 	strbuf_finish(&req->body);
 	free(req->path_param);
+	/* With keep-alive, the next request's time starts now. */
+	deadline_set_busy(req->http->deadline, req->conn, false);
 	atomic_fetch_sub(&req->http->in_flight, 1);
 	free(req);
 }
@@ -511,6 +546,7 @@ dispatch(struct request *req, const char *url)
 		return;
 	}
 	req->dispatched = true;
+	deadline_set_busy(req->http->deadline, req->conn, true);
 	if (req->route != NULL) {
 		req->route->handle(req, req->http->app);
 	} else if (req->allow[0] != '\0') {
@@ -623,6 +659,68 @@ on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 	return atomic_load(&h->quiescing) ? MHD_NO : MHD_YES;
 }
 
+/* The rate limits, the request deadline and the TLS files of cfg. */
+static bool
+limits_new(struct http *h, const struct config *cfg, struct error *err)
+{
+	long burst_ip = cfg->rate_limit_burst_per_ip > 0 ?
+	    cfg->rate_limit_burst_per_ip : cfg->rate_limit_per_ip;
+	long burst_key = cfg->rate_limit_burst_per_key > 0 ?
+	    cfg->rate_limit_burst_per_key : cfg->rate_limit_per_key;
+
+	if (cfg->rate_limit_per_ip > 0 && (h->limits[HTTP_LIMIT_IP] =
+	    ratelimit_new((double)cfg->rate_limit_per_ip, (double)burst_ip,
+	    RATE_SLOTS, timeutil_monotonic_ms, err)) == NULL) {
+		return false;
+	}
+	if (cfg->rate_limit_per_key > 0 && (h->limits[HTTP_LIMIT_KEY] =
+	    ratelimit_new((double)cfg->rate_limit_per_key,
+	    (double)burst_key, RATE_SLOTS, timeutil_monotonic_ms,
+	    err)) == NULL) {
+		return false;
+	}
+	h->deadline = deadline_new(cfg->request_timeout_s, err);
+	return h->deadline != NULL && tls_pem_load(cfg, &h->tls, err);
+}
+
+static void
+limits_free(struct http *h)
+{
+	for (size_t i = 0; i < HTTP_LIMITS_; i++) {
+		ratelimit_free(h->limits[i]);
+	}
+	deadline_free(h->deadline);
+	tls_pem_finish(&h->tls);
+}
+
+#define LIMIT_OPTIONS 6
+
+/* The libmicrohttpd options of the limits and of TLS into opts (ended by
+ * MHD_OPTION_END); returns the daemon flags they need. */
+static unsigned int
+limit_options(struct http *h, const struct config *cfg,
+    struct MHD_OptionItem opts[LIMIT_OPTIONS])
+{
+	size_t n = 0;
+
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (intptr_t)cfg->max_connections_per_ip, NULL };
+	/* Holds the request line and headers (and the buffers): beyond
+	 * it libmicrohttpd answers 431 or 414 itself. */
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (intptr_t)cfg->max_header_bytes, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+	    (intptr_t)deadline_notify, h->deadline };
+	if (h->tls.cert != NULL) {
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY,
+		    0, h->tls.key };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT,
+		    0, h->tls.cert };
+	}
+	opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	return h->tls.cert != NULL ? MHD_USE_TLS : 0;
+}
+
 struct http *
 http_new(struct app *app, struct error *err)
 {
@@ -630,6 +728,7 @@ http_new(struct app *app, struct error *err)
 	struct sockaddr_storage ss = { 0 };
 	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD |
 	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem limits[LIMIT_OPTIONS];
 	struct http *h;
 
 	if (!parse_listen(cfg->listen, &ss, err)) {
@@ -642,11 +741,16 @@ http_new(struct app *app, struct error *err)
 	}
 	h->app = app;
 	h->stats = http_stats_new();
-	if (h->stats == NULL) {
-		error_set(err, ERR_NOMEM, "out of memory");
+	if (h->stats == NULL || !limits_new(h, cfg, err)) {
+		if (h->stats == NULL) {
+			error_set(err, ERR_NOMEM, "out of memory");
+		}
+		http_stats_free(h->stats);
+		limits_free(h);
 		free(h);
 		return NULL;
 	}
+	flags |= limit_options(h, cfg, limits);
 	if (getrandom(&h->id_prefix, sizeof(h->id_prefix), 0) < 0) {
 		h->id_prefix = (unsigned long)time(NULL);
 	}
@@ -664,11 +768,14 @@ http_new(struct app *app, struct error *err)
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)cfg->connection_timeout_s,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_ARRAY, limits,
 	    MHD_OPTION_END);
 	if (h->daemon == NULL) {
 		error_set(err, ERR_IO, "cannot listen on %s (address in use "
-		    "or not permitted)", cfg->listen);
+		    "or not permitted%s)", cfg->listen, h->tls.cert != NULL ?
+		    ", or the TLS certificate and key do not match" : "");
 		http_stats_free(h->stats);
+		limits_free(h);
 		free(h);
 		return NULL;
 	}
@@ -709,5 +816,6 @@ http_free(struct http *h)
 	}
 	MHD_stop_daemon(h->daemon);
 	http_stats_free(h->stats);
+	limits_free(h);
 	free(h);
 }

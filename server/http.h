@@ -101,6 +101,20 @@ void http_respond_text(struct request *req, unsigned status,
  * Retry-After for 503). */
 void http_respond_error(struct request *req, const struct error *err);
 
+/* The rate limits (server/http.c), each off unless configured. */
+enum http_limit {
+	HTTP_LIMIT_IP,		/* requests per client address */
+	HTTP_LIMIT_KEY,		/* events per site (write key) */
+	HTTP_LIMITS_
+};
+
+/* Charges cost tokens to the bucket of key (a client address as text, a
+ * site id) in limit which. True if admitted, or that limit is off; false
+ * with ERR_RATE_LIMITED in err, and the error answer then carries
+ * Retry-After with the seconds until the bucket holds enough. */
+bool http_request_admit(struct request *req, enum http_limit which,
+    const char *key, double cost, struct error *err);
+
 /* Parks the request: on_resume is called on the request's thread after
  * http_request_resume, and must answer it. */
 void http_request_suspend(struct request *req,

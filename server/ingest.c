@@ -27,9 +27,6 @@
  * referrers; more origins than this are unusual. */
 #define SITE_HOSTS_MAX 16
 
-/* Deeper documents are not events: refuse them before walking them. */
-#define BODY_DEPTH_MAX 32
-
 /* One request's state while its events wait for the writer. */
 struct ingest {
 	struct writer_item item;
@@ -167,7 +164,7 @@ decode_body(struct request *req, const struct config *cfg, bool gzip,
 	struct strbuf inflated;
 	json_error_t jerr;
 	const void *body;
-	size_t len;
+	size_t len, longest;
 	json_t *root = NULL;
 
 	strbuf_init(&inflated);
@@ -187,10 +184,19 @@ decode_body(struct request *req, const struct config *cfg, bool gzip,
 		    jerr.column);
 		goto done;
 	}
-	if (!json_is_object(root) ||
-	    jsonutil_depth(root, BODY_DEPTH_MAX) > BODY_DEPTH_MAX) {
+	/* Deeper documents are not events: refuse them before walking
+	 * them further. */
+	if (!json_is_object(root) || jsonutil_depth(root,
+	    (size_t)cfg->max_json_depth) > (size_t)cfg->max_json_depth) {
 		error_set(err, ERR_MALFORMED_JSON, "the body must be a JSON "
-		    "object nested at most %d levels", BODY_DEPTH_MAX);
+		    "object nested at most %ld levels", cfg->max_json_depth);
+		json_decref(root);
+		root = NULL;
+	} else if ((longest = jsonutil_longest_string(root)) >
+	    (size_t)cfg->max_string_bytes) {
+		error_set(err, ERR_STRING_TOO_LONG, "a string of the body is "
+		    "%zu bytes long, more than the %ld allowed", longest,
+		    cfg->max_string_bytes);
 		json_decref(root);
 		root = NULL;
 	}
@@ -255,6 +261,32 @@ derive_visitor(struct request *req, struct app *app, int64_t now_us,
 	}
 	privacy_wipe(ip, sizeof(ip));
 	return id;
+}
+
+/* The per-address rate limit, before anything else is read: it counts
+ * requests, so that a flood costs the collector as little as possible. */
+static bool
+admit_client(struct request *req, const struct config *cfg,
+    struct error *err)
+{
+	char ip[HTTP_IP_TEXT_LEN] = "";
+	bool ok;
+
+	/* An unknown address shares the bucket of "". */
+	http_request_client_ip(req, cfg->client_ip_header, ip);
+	ok = http_request_admit(req, HTTP_LIMIT_IP, ip, 1, err);
+	privacy_wipe(ip, sizeof(ip));
+	return ok;
+}
+
+/* The per-site rate limit counts events: that is what costs the writer
+ * and the database, whether they come one per request or in batches. */
+static bool
+admit_events(struct request *req, const struct config_site *site,
+    const json_t *events, struct error *err)
+{
+	return http_request_admit(req, HTTP_LIMIT_KEY, site->id,
+	    (double)json_array_size(events), err);
 }
 
 static bool
@@ -437,11 +469,13 @@ ingest_native(struct request *req, struct app *app)
 	struct error err = { 0 };
 	bool gzip;
 
-	if ((site = site_of_key(req, state->cfg, write_key_of(req),
+	if (!admit_client(req, state->cfg, &err) ||
+	    (site = site_of_key(req, state->cfg, write_key_of(req),
 	    &err)) == NULL ||
 	    !check_encoding(req, &gzip, &err) ||
 	    (root = decode_body(req, app->cfg, gzip, &err)) == NULL ||
-	    (events = events_of(root, state->cfg, &err)) == NULL) {
+	    (events = events_of(root, state->cfg, &err)) == NULL ||
+	    !admit_events(req, site, events, &err)) {
 		app_state_put(state);
 		http_respond_error(req, &err);
 	} else {
@@ -537,7 +571,8 @@ ingest_segment(struct request *req, struct app *app, bool batch,
 	const char *key;
 	bool gzip;
 
-	if (check_encoding(req, &gzip, &err) &&
+	if (admit_client(req, state->cfg, &err) &&
+	    check_encoding(req, &gzip, &err) &&
 	    (root = decode_body(req, app->cfg, gzip, &err)) != NULL) {
 		key = write_key_of(req);
 		key = key != NULL ? key : basic_user(req, user, sizeof(user));
@@ -546,7 +581,7 @@ ingest_segment(struct request *req, struct app *app, bool batch,
 		site = site_of_key(req, state->cfg, key, &err);
 	}
 	if (site == NULL || (events = segment_events(root, batch, call, state,
-	    &err)) == NULL) {
+	    &err)) == NULL || !admit_events(req, site, events, &err)) {
 		app_state_put(state);
 		http_respond_error(req, &err);
 	} else {

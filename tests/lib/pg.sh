@@ -50,14 +50,14 @@ mp_pkg_installed() {
 # tests, one a line. gcc's ASan/UBSan runtimes (libasan8, libubsan1) come with
 # gcc through libgcc-12-dev on Debian 12; they are named anyway. esbuild
 # minifies the JavaScript snippet the binary serves (server/js/); libcurl
-# calls the alerts' webhooks.
+# calls the alerts' webhooks; openssl makes the TLS test's certificate.
 mp_build_packages() {
   printf '%s\n' \
     meson ninja-build pkg-config gcc libc6-dev libasan8 libubsan1 \
     libmicrohttpd-dev libjansson-dev libpq-dev zlib1g-dev libsodium-dev libcmocka-dev \
     libcurl4-openssl-dev \
     python3 esbuild "postgresql-$MP_PG_MAJOR" "postgresql-client-$MP_PG_MAJOR" \
-    util-linux
+    util-linux openssl
 }
 
 # mp_apt_install PKG...: apt-get update and install, three tries.

@@ -204,6 +204,38 @@ test_duplicate_sites_rejected(void **state)
 	config_free(cfg);
 }
 
+/* The limits are off or generous by default, and TLS takes both files. */
+static void
+test_limits_and_tls(void **state)
+{
+	struct config *cfg;
+	struct error err;
+
+	(void)state;
+	cfg = config_new(&err);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->max_json_depth, 32);
+	assert_int_equal(cfg->max_string_bytes, 65536);
+	assert_int_equal(cfg->max_connections_per_ip, 0);
+	assert_int_equal(cfg->rate_limit_per_ip, 0);
+	assert_int_equal(cfg->rate_limit_per_key, 0);
+	assert_int_equal(cfg->request_timeout_s, 30);
+	assert_true(config_validate(cfg, &err));
+	config_free(cfg);
+
+	assert_false(load_text("{\"max_json_depth\":1}", &cfg, &err));
+	assert_non_null(strstr(err.message, "max_json_depth"));
+	config_free(cfg);
+	assert_true(load_text("{\"tls_cert_file\":\"/c.pem\"}", &cfg, &err));
+	assert_false(config_validate(cfg, &err));
+	assert_non_null(strstr(err.message, "tls_key_file"));
+	config_free(cfg);
+	assert_true(load_text("{\"tls_cert_file\":\"/c.pem\","
+	    "\"tls_key_file\":\"/k.pem\"}", &cfg, &err));
+	assert_true(config_validate(cfg, &err));
+	config_free(cfg);
+}
+
 #define SHA_A "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"
 #define SHA_B "B665A45920422F9D417E4867EFDC4FB8A04A1F3FFF1FA07E998E86F7F7A27AE3"
 
@@ -328,6 +360,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_env_overrides_file_and_flags_override_env),
 		cmocka_unit_test(test_env_file_secret_and_bad_env),
 		cmocka_unit_test(test_duplicate_sites_rejected),
+		cmocka_unit_test(test_limits_and_tls),
 		cmocka_unit_test(test_privacy_and_api_keys),
 		cmocka_unit_test(test_fixed_key_changes),
 		cmocka_unit_test(test_every_key_is_documented),

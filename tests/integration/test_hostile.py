@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Hostile input: a corpus of bad requests, each answered with its 4xx and
+machine-readable code while the daemon keeps serving (a valid event is
+accepted after each) and its memory stays bounded; the connection limits,
+the request deadline against slow-loris clients, and the rate limits.
+
+test_errors.py checks the status and code of each ordinary error (truncated
+JSON, invalid UTF-8, \\u0000, corrupt gzip, wrong media type, ...) one by
+one; here such requests are part of a corpus whose point is that none of
+them hurts the daemon, and the cases it lacks (huge numbers, raw NUL, deep
+nesting, a 10 MB body, a gzip bomb, header floods, slow loris, connection
+and rate limits) are added. docs/operations.md ("Fault and abuse tests")
+records the figures this prints."""
+
+import json
+import os
+import socket
+import time
+import zlib
+
+import harness
+from harness import BLOG_KEY, SHOP_KEY, make_event
+
+MAX_BODY = 2 * 1024 * 1024      # above the gzip bomb's compressed size
+MAX_STRING = 4096
+MAX_DEPTH = 32
+PER_IP = 4                      # connections from one address
+MAX_HEADER = 64 * 1024          # libmicrohttpd's memory per connection
+REQUEST_TIMEOUT_S = 3
+RSS_GROWTH_MAX_KB = 64 * 1024
+
+
+def proc_status_kb(pid, field):
+    """VmRSS, VmHWM, ... of a process, in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def gzip_bomb(total=1 << 30):
+    """total bytes of zeros as one gzip member (about 1 MB for 1 GB)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    parts = [c.compress(block) for _ in range(total // len(block))]
+    parts.append(c.flush())
+    return b"".join(parts)
+
+
+def raw_exchange(port, data, timeout=10):
+    """Send data on a new connection and read until the server closes it or
+    stops sending; returns the bytes received (b"" when refused or reset)."""
+    out = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+    return out
+
+
+def status_of(raw):
+    """The status code of a raw HTTP answer, or None."""
+    parts = raw.split(b" ", 2)
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def nested(depth):
+    return '{"name":"page_view","props":' + '{"a":' * depth + "1" + "}" * depth + "}"
+
+
+class HostileCorpusTest(harness.DaemonTestCase):
+    # Under AddressSanitizer freed memory waits in a quarantine (256 MB by
+    # default) before it is reused, which RSS would count as growth: a small
+    # one keeps the measure about the daemon (other binaries ignore it).
+    daemon_config = {"max_body_bytes": MAX_BODY, "max_string_bytes": MAX_STRING,
+                     "max_json_depth": MAX_DEPTH, "max_connections_per_ip": PER_IP,
+                     "request_timeout_s": REQUEST_TIMEOUT_S, "connection_timeout_s": 60,
+                     "max_header_bytes": MAX_HEADER,
+                     "env": {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"}}
+
+    def assertStillServing(self, after):
+        ev = make_event()
+        resp = self.post(ev)
+        self.assertEqual(resp.status, 202, "valid event after %s: %r" % (after, resp))
+        self.assertEqual(resp.body.get("accepted"), 1, "after %s: %r" % (after, resp))
+
+    def corpus(self):
+        """(label, request keyword arguments, status, code)."""
+        ev = make_event()
+        good = json.dumps(ev).encode()
+        bomb = gzip_bomb()
+        self.assertLess(len(bomb), MAX_BODY)
+        return [
+            ("truncated JSON", {"payload": good[:-3]}, 400, "malformed_json"),
+            ("batch of the wrong type", {"payload": {"batch": {"name": "x"}}}, 400, "invalid_batch"),
+            ("body of the wrong type", {"payload": b"[1,2,3]"}, 400, "malformed_json"),
+            ("huge real 1e400", {"payload": b'{"name":"page_view","props":{"n":1e400}}'},
+             400, "malformed_json"),
+            ("huge integer 2^70", {"payload": ('{"name":"page_view","props":{"n":%d}}' % 2 ** 70).encode()},
+             400, "malformed_json"),
+            ("invalid UTF-8", {"payload": b'{"name":"page_view","props":{"k":"\xc3\x28\xff"}}'},
+             400, "malformed_json"),
+            ("escaped NUL", {"payload": b'{"name":"page_view","props":{"k":"a\\u0000b"}}'},
+             400, "malformed_json"),
+            ("raw NUL in a string", {"payload": b'{"name":"page_view","props":{"k":"a\x00b"}}'},
+             400, "malformed_json"),
+            ("raw NUL after the body", {"payload": good + b"\x00"}, 400, "malformed_json"),
+            ("nesting 10,000 deep", {"payload": nested(10000).encode()}, 400, "malformed_json"),
+            ("nesting just over max_json_depth", {"payload": nested(MAX_DEPTH).encode()},
+             400, "malformed_json"),
+            ("string over max_string_bytes",
+             {"payload": make_event(props={"k": "x" * (MAX_STRING + 1)})}, 413, "string_too_long"),
+            ("key over max_string_bytes",
+             {"payload": make_event(props={"k" * (MAX_STRING + 1): 1})}, 413, "string_too_long"),
+            ("10 MB body", {"payload": b'{"pad":"' + b"x" * (10 << 20) + b'"}'}, 413, "payload_too_large"),
+            ("10 MB body, chunked", {"payload": b'{"pad":"' + b"x" * (10 << 20) + b'"}', "chunked": True},
+             413, "payload_too_large"),
+            ("bad gzip", {"payload": b"\x1f\x8b\x08\x00garbage", "headers": {"Content-Encoding": "gzip"}},
+             400, "malformed_gzip"),
+            ("gzip bomb, 1 GB of zeros in %d kB" % (len(bomb) // 1024),
+             {"payload": bomb, "headers": {"Content-Encoding": "gzip"}}, 413, "payload_too_large"),
+            ("wrong content type", {"payload": good, "headers": {"Content-Type": "application/xml"}},
+             415, "unsupported_media_type"),
+            ("segment route, nesting 10,000 deep",
+             {"payload": nested(10000).encode(), "path": "/v1/track"}, 400, "malformed_json"),
+        ]
+
+    def test_corpus_answers_and_memory(self):
+        pid = self.daemon.proc.pid
+        self.assertStillServing("start")
+        corpus = self.corpus()
+        rss_before = proc_status_kb(pid, "VmRSS")
+        hwm_before = proc_status_kb(pid, "VmHWM")
+        rounds = 3
+        rss = []
+        for _ in range(rounds):
+            for label, kw, status, code in corpus:
+                with self.subTest(case=label):
+                    payload = kw.pop("payload")
+                    resp = self.post(payload, **kw)
+                    kw["payload"] = payload
+                    self.assertError(resp, status, code)
+                    self.assertStillServing(label)
+            rss.append(proc_status_kb(pid, "VmRSS"))
+        rss_after = proc_status_kb(pid, "VmRSS")
+        hwm_after = proc_status_kb(pid, "VmHWM")
+        harness._diag("corpus of %d requests x %d rounds: VmRSS %d -> %d kB (after each round: %s), "
+                      "VmHWM %d -> %d kB" % (len(corpus), rounds, rss_before, rss_after,
+                                             ", ".join(map(str, rss)), hwm_before, hwm_after))
+        self.assertLess(rss_after - rss_before, RSS_GROWTH_MAX_KB)
+        self.assertLess(hwm_after - hwm_before, RSS_GROWTH_MAX_KB)
+        # No leak per request: the last round costs far less than the first.
+        self.assertLess(rss[-1] - rss[-2], max(8 * 1024, (rss[0] - rss_before) // 2),
+                        "RSS after each round: %s kB" % (rss,))
+
+    def test_header_flood(self):
+        """libmicrohttpd answers oversized headers itself: 431 and a close,
+        with its own HTML body (docs/operations.md, Limits)."""
+        port = self.daemon.port
+        cases = {
+            "a 100 KB header": b"X-Big: " + b"a" * 100000 + b"\r\n",
+            "5,000 headers": b"".join(b"X-H%d: v\r\n" % i for i in range(5000)),
+            "a 100 KB URL": b"",
+        }
+        for label, extra in cases.items():
+            with self.subTest(case=label):
+                target = b"/v1/events?" + b"k" * 100000 if not extra else b"/v1/events"
+                raw = raw_exchange(port, b"POST " + target + b" HTTP/1.1\r\nHost: x\r\n" + extra +
+                                   b"Content-Length: 2\r\n\r\n{}")
+                harness._diag("%s: libmicrohttpd answered %s" % (label, status_of(raw)))
+                self.assertIn(status_of(raw), (413, 414, 431), raw[:200])
+                self.assertStillServing(label)
+
+    def test_header_size_is_configured(self):
+        """max_header_bytes (64 KiB here) decides: a 48 KB header, over
+        libmicrohttpd's default of 32 KiB, passes; a 70 KB one does not."""
+        ev = make_event()
+        resp = self.post(ev, headers={"X-Padding": "p" * 48000})
+        self.assertAccepted(resp, 1)
+        raw = raw_exchange(self.daemon.port, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Padding: " +
+                           b"p" * 70000 + b"\r\nContent-Length: 2\r\n\r\n{}")
+        self.assertEqual(status_of(raw), 431, raw[:200])
+
+    def test_connections_per_ip(self):
+        """One connection more than max_connections_per_ip is closed at once;
+        the others stay open, and closing them frees their places."""
+        port = self.daemon.port
+        time.sleep(0.5)  # earlier connections are cleaned up
+        held = []
+        try:
+            for _ in range(PER_IP + 1):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                try:
+                    s.sendall(b"POST /v1/events HTTP/1.1\r\n")  # a request begun
+                except OSError:
+                    pass
+                held.append(s)
+            time.sleep(0.3)
+            refused = 0
+            for s in held:
+                s.settimeout(0.2)
+                try:
+                    refused += s.recv(100) == b""
+                except socket.timeout:
+                    pass
+                except OSError:
+                    refused += 1
+            self.assertEqual(refused, 1, "of %d connections from one address" % (PER_IP + 1))
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.3)
+        self.assertStillServing("the per-address limit")
+
+    def trickle(self, head, limit_s):
+        """Send head, then a space every 0.2 s until the server closes the
+        connection or limit_s pass; returns (seconds until closed or None,
+        bytes received)."""
+        start = time.monotonic()
+        got = b""
+        with socket.create_connection(("127.0.0.1", self.daemon.port), timeout=30) as s:
+            s.sendall(head)
+            s.settimeout(0.2)
+            while time.monotonic() - start < limit_s:
+                try:
+                    s.sendall(b" ")
+                    chunk = s.recv(100)
+                except socket.timeout:
+                    continue
+                except (ConnectionResetError, BrokenPipeError):
+                    chunk = b""
+                if not chunk:
+                    return time.monotonic() - start, got
+                got += chunk
+        return None, got
+
+    def test_slow_loris_is_cut(self):
+        """A client trickling a header byte every 0.2 s is never idle, so
+        connection_timeout_s (60 here) does not stop it; request_timeout_s does."""
+        cut_after, got = self.trickle(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+                                      REQUEST_TIMEOUT_S + 10)
+        harness._diag("slow loris cut after %.2f s (request_timeout_s %d)"
+                      % (cut_after or -1, REQUEST_TIMEOUT_S))
+        self.assertIsNotNone(cut_after, "slow loris still connected after %d s" % (REQUEST_TIMEOUT_S + 10))
+        self.assertEqual(got, b"")
+        self.assertGreaterEqual(cut_after, REQUEST_TIMEOUT_S - 0.5)
+        self.assertLess(cut_after, REQUEST_TIMEOUT_S + 3)
+        self.assertStillServing("slow loris")
+
+    def test_slow_body_is_cut(self):
+        """The bound covers the body too: headers at once, then a trickle."""
+        cut_after, got = self.trickle(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-Milepost-Key: " + SHOP_KEY.encode() + b"\r\nContent-Length: 1000\r\n\r\n{",
+            REQUEST_TIMEOUT_S + 10)
+        self.assertIsNotNone(cut_after, "slow body still sending after %d s" % (REQUEST_TIMEOUT_S + 10))
+        self.assertEqual(got, b"")
+        self.assertLess(cut_after, REQUEST_TIMEOUT_S + 3)
+        self.assertStillServing("slow body")
+
+    def test_keep_alive_requests_each_get_the_full_time(self):
+        """The deadline restarts after each answer: a keep-alive connection
+        making requests for longer than request_timeout_s in all is not cut."""
+        conn = harness.http.client.HTTPConnection("127.0.0.1", self.daemon.port, timeout=10)
+        try:
+            start = time.monotonic()
+            while time.monotonic() - start < REQUEST_TIMEOUT_S + 1.5:
+                resp = harness.http_request("POST", self.daemon.url("/v1/events"), body=make_event(),
+                                            headers={"X-Milepost-Key": SHOP_KEY}, conn=conn)
+                self.assertEqual(resp.status, 202, "%r" % (resp,))
+                time.sleep(0.5)
+        finally:
+            conn.close()
+
+
+class RateLimitTest(harness.DaemonTestCase):
+    """Per address (requests; the address from client_ip_header, so each test
+    uses its own) and per site (events)."""
+
+    daemon_config = {"rate_limit_per_ip": 1, "rate_limit_burst_per_ip": 3,
+                     "rate_limit_per_key": 2, "rate_limit_burst_per_key": 10,
+                     "client_ip_header": "X-Forwarded-For"}
+
+    def post_from(self, ip, payload, key=SHOP_KEY, path="/v1/events"):
+        return self.daemon.post_events(payload, key=key, path=path, headers={"X-Forwarded-For": ip})
+
+    def assertRateLimited(self, resp):
+        self.assertError(resp, 429, "rate_limited")
+        retry = resp.headers.get("retry-after", "")
+        self.assertTrue(retry.isdigit() and int(retry) >= 1, "Retry-After of %r" % (resp,))
+        return int(retry)
+
+    def test_per_address_requests(self):
+        ip = "198.51.100.7"
+        for i in range(3):
+            self.assertEqual(self.post_from(ip, make_event()).status, 202, "request %d" % i)
+        retry = self.assertRateLimited(self.post_from(ip, make_event()))
+        self.assertEqual(retry, 1)
+        # Bad requests count too: a flood of garbage is limited as well.
+        self.assertRateLimited(self.post_from(ip, b"not json"))
+        # Another address has its own bucket.
+        self.assertEqual(self.post_from("198.51.100.8", make_event()).status, 202)
+        time.sleep(retry + 0.1)
+        self.assertEqual(self.post_from(ip, make_event()).status, 202)
+
+    def test_per_address_on_segment_routes(self):
+        ip = "198.51.100.9"
+        msg = {"type": "track", "event": "page_view", "anonymousId": "a-1"}
+        for path in ("/v1/track", "/v1/t", "/v1/batch"):
+            body = {"batch": [msg]} if path == "/v1/batch" else msg
+            self.assertEqual(self.post_from(ip, body, path=path).status, 200, path)
+        self.assertRateLimited(self.post_from(ip, msg, path="/v1/p"))
+
+    def test_per_site_events(self):
+        """The site's bucket counts events, however batched; another site is
+        not affected. A new address per request keeps the address limit out."""
+        ips = ("203.0.113.%d" % i for i in range(1, 200))
+        self.assertAccepted(self.post_from(next(ips), {"batch": [make_event() for _ in range(8)]},
+                                           key=BLOG_KEY), 8)
+        self.assertAccepted(self.post_from(next(ips), {"batch": [make_event(), make_event()]},
+                                           key=BLOG_KEY), 2)
+        retry = self.assertRateLimited(self.post_from(next(ips), make_event(), key=BLOG_KEY))
+        self.assertEqual(retry, 1)  # 2 events per second: one is 0.5 s away
+        # A batch needing 4 tokens waits 2 s.
+        self.assertEqual(self.assertRateLimited(self.post_from(
+            next(ips), {"batch": [make_event() for _ in range(4)]}, key=BLOG_KEY)), 2)
+        self.assertEqual(self.post_from(next(ips), make_event(), key=SHOP_KEY).status, 202)
+        time.sleep(1.1)
+        self.assertAccepted(self.post_from(next(ips), make_event(), key=BLOG_KEY), 1)
+
+
+if __name__ == "__main__":
+    harness.main()
