@@ -12,4 +12,9 @@ struct request;
 
 void static_files_serve(struct request *req, struct app *app);
 
+/* GET / (index.html) and GET /dashboard/{name}: the dashboard's files
+ * (server/dashboard/), served the same way with no-cache (they change
+ * together) and a strict Content-Security-Policy. */
+void static_files_dashboard(struct request *req, struct app *app);
+
 #endif
