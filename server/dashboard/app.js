@@ -235,6 +235,8 @@
       return;
     }
     setBody(id, el('p', { class: 'error', role: 'alert', text: explain(e) }));
+    // A key that sees several sites: the answer is the Site field.
+    if (e.code === 'invalid_parameter' && /^site /.test(e.message)) $('site').focus();
   }
 
   // ---- panels
