@@ -94,12 +94,21 @@
     return e;
   }
 
-  function table(caption, head, rows, cls) {
+  // A table with a header row; with stack (the default), a phone shows
+  // each row as a card, every cell labelled by its column's name.
+  function table(caption, head, rows, cls, stack) {
+    const labels = head.map((h) => h.label || h);
+    for (const tr of rows) {
+      [...tr.children].forEach((cell, i) => {
+        if (cell.tagName === 'TD' && labels[i]) cell.dataset.label = labels[i];
+      });
+    }
+    const classes = [cls, stack === false ? null : 'stack'].filter(Boolean).join(' ');
     return el('div', { class: 'scroll' },
-      el('table', { class: cls || null },
+      el('table', { class: classes || null },
         caption ? el('caption', { text: caption }) : null,
-        el('thead', {}, el('tr', {}, head.map((h) =>
-          el('th', { scope: 'col', class: h.num ? 'num' : null }, h.label || h)))),
+        el('thead', {}, el('tr', {}, head.map((h, i) =>
+          el('th', { scope: 'col', class: h.num ? 'num' : null }, labels[i])))),
         el('tbody', {}, rows)));
   }
 
@@ -318,7 +327,7 @@
     const q = f.query;
     const parts = [
       el('p', { class: 'summary' }, 'People entering from ', day(q.from), ' to ', day(q.to),
-        ' (exclusive), ', q.order, ' order, within ', q.window, ' of entry',
+        ' (exclusive), steps ', q.order === 'any' ? 'in any order' : q.order, ', within ', q.window, ' of entry',
         q.steps_from === 'plan' ? ', the plan\'s funnel.' : '.',
         f.low_volume ? ' ' : '', f.low_volume ? badge('low volume: fewer than ' + count(q.min_volume) + ' people', 'low') : null),
       el('div', { class: 'group', 'data-group': '' }, funnelTable(f.steps, 'Everyone')),
@@ -405,7 +414,7 @@
         sumRows, 'targets')
         : el('p', { text: 'No milestone of the plan has a target.' }),
       el('h3', { text: 'Micro-conversion rate per ' + m.query.interval }),
-      table(null, perHead, [active].concat(perRows), 'periods'));
+      table(null, perHead, [active].concat(perRows), 'periods', false));
   }
 
   async function loadSignals(gen) {

@@ -178,6 +178,10 @@ class DashboardCase(harness.TestCase):
                          " return p && !p.hasAttribute('aria-busy') && !p.querySelector('.loading')"
                          " && p.children.length > 0; })()")
 
+    def visible(self, element_id):
+        return self.js("getComputedStyle(document.getElementById(%s)).display !== 'none'"
+                       % json.dumps(element_id))
+
     def shot(self, name):
         for label, (w, h) in (("desktop", DESKTOP), ("phone", PHONE)):
             self.browser.do("viewport", width=w, height=h)
@@ -214,8 +218,8 @@ class DashboardCase(harness.TestCase):
         text = self.wait("(() => { const m = document.getElementById('message');"
                          " return !m.hidden && m.textContent; })()")
         self.assertIn("That key was refused (401 invalid_api_key)", text)
-        self.assertFalse(self.js("document.getElementById('key-form').hidden"), "the form stays")
-        self.assertTrue(self.js("document.getElementById('app').hidden"))
+        self.assertTrue(self.visible("key-form"), "the form stays")
+        self.assertFalse(self.visible("app"))
         self.assertIsNone(self.js("sessionStorage.getItem('milepost.readKey')"), "a refused key is not kept")
 
     def test_a_key_for_several_sites_needs_one(self):
@@ -377,6 +381,8 @@ class DashboardCase(harness.TestCase):
 
     def test_the_key_stays_in_the_tab(self):
         self.open("?tab=funnel")
+        self.assertFalse(self.visible("key-form"), "signed in: the key form is gone")
+        self.assertTrue(self.visible("app"))
         self.assertEqual(self.js("sessionStorage.getItem('milepost.readKey')"), READ)
         self.assertEqual(self.js("localStorage.length"), 0)
         self.assertEqual(self.js("document.cookie"), "")
@@ -385,7 +391,8 @@ class DashboardCase(harness.TestCase):
             self.assertTrue(url.startswith(self.daemon.url("/")), "only the collector is asked: %s" % url)
         self.browser.do("click", selector="#sign-out")
         self.assertIsNone(self.js("sessionStorage.getItem('milepost.readKey')"))
-        self.assertFalse(self.js("document.getElementById('key-form').hidden"))
+        self.assertTrue(self.visible("key-form"))
+        self.assertFalse(self.visible("app"))
 
 
 if __name__ == "__main__":
