@@ -379,6 +379,24 @@ class DashboardCase(harness.TestCase):
         self.assertEqual(shown, {c: count(n) for c, n in r["summary"]["by_code"].items()})
         self.shot("alerts")
 
+    def test_keyboard_and_labels(self):
+        self.open("?tab=framework")
+        self.browser.do("press", selector=".tabs a[data-tab=attribution]", key="Enter")
+        self.wait("location.search.includes('tab=attribution')")
+        self.wait_loaded()
+        self.assertTrue(self.visible("panel-attribution"))
+        self.assertFalse(self.visible("panel-framework"))
+        self.assertEqual(self.js("document.activeElement.id"), "main", "the focus moves to the panel")
+        self.assertEqual(self.js("document.querySelector('.tabs a[aria-current=page]').dataset.tab"), "attribution")
+        unlabelled = self.js("[...document.querySelectorAll('input, select')].filter(c => !c.labels.length)"
+                             ".map(c => c.id || c.name)")
+        self.assertEqual(unlabelled, [])
+        headless = self.js("[...document.querySelectorAll('table')].filter(t => !t.querySelector('thead th[scope=col]'))"
+                           ".length")
+        self.assertEqual(headless, 0, "every table has column headers")
+        bars = self.js("[...document.querySelectorAll('.bar')].filter(b => !b.textContent.trim()).length")
+        self.assertEqual(bars, 0, "every bar carries its value as text")
+
     def test_the_key_stays_in_the_tab(self):
         self.open("?tab=funnel")
         self.assertFalse(self.visible("key-form"), "signed in: the key form is gone")
