@@ -30,6 +30,8 @@ from test_snippet import Browser  # noqa: E402
 
 PLAN = harness.read_example_plan()
 READ = new_api_key("rk_dash")
+ADMIN = new_api_key("ak_dash")
+RULES = "/api/v1/alerts/rules"
 CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/126.0.0.0 Safari/537.36")
 PROPS = {
@@ -97,9 +99,11 @@ class DashboardCase(harness.TestCase):
         cls.db = harness.fresh_database()
         cls.daemon = harness.Daemon(cls.db, plan=harness.write_plan(PLAN),
                                     pii_hash_key="dashboard-test-pii-key-0123456789",
-                                    api_keys=[key_entry("read", "read", READ)])
+                                    api_keys=[key_entry("read", "read", READ),
+                                              key_entry("admin", "admin", ADMIN)])
         cls.daemons_to_watch = (cls.daemon,)
         cls.send_fixture()
+        cls.judge_rules()
         cls.browser = Browser()
         cls.shots = screenshot_dir()
 
@@ -144,6 +148,23 @@ class DashboardCase(harness.TestCase):
                harness.person_event(run, "wishlist_shared", "x", now)]
         resp = cls.daemon.post_events({"batch": bad}, headers={"User-Agent": CHROME})
         assert resp.status == 202, resp
+
+    @classmethod
+    def judge_rules(cls):
+        """Two alert rules, judged now as the evaluator would (notify=true
+        stores the transition), whatever their verdicts turn out to be."""
+        rules = [{"name": "Carts watch", "owner": "carts@example.com", "min_volume": 1,
+                  "metric": {"type": "count", "event": "cart_added", "unit": "people"},
+                  "condition": {"kind": "threshold", "below": 1000}},
+                 {"name": "Checkout rate", "owner": "checkout@example.com", "severity": "critical",
+                  "metric": {"type": "conversion_rate", "from": "checkout_started", "to": "purchase_completed"},
+                  "condition": {"kind": "threshold", "below": 0.3}}]
+        for rule in rules:
+            resp = api_call(cls.daemon, "POST", RULES, key=ADMIN, params={"site": "shop"}, body=rule)
+            assert resp.status == 201, resp
+            path = "%s/%d/evaluate" % (RULES, resp.body["id"])
+            resp = api_call(cls.daemon, "POST", path, key=ADMIN, params={"site": "shop", "notify": "true"})
+            assert resp.status == 200, resp
 
     # -- helpers
 
@@ -372,6 +393,17 @@ class DashboardCase(harness.TestCase):
 
     def test_alerts_and_rejected_by_code(self):
         self.open("?tab=alerts")
+        states = self.api("alerts", site="shop")["alerts"]
+        self.assertEqual(len(states), 2)
+        shown = self.js("[...document.querySelectorAll('#alerts table.alert-states tbody tr')]"
+                        ".map(tr => [...tr.children].slice(0, 4).map(c => c.textContent))")
+        self.assertEqual(shown, [[a["name"], a["state"].replace("_", " "), a["severity"], a["owner"]] for a in states])
+        events = self.api("alerts/events", site="shop", limit=20)["events"]
+        self.assertTrue(events, "judging the rules stored their first transitions")
+        shown = self.js("[...document.querySelectorAll('#alerts table.alert-events tbody tr')]"
+                        ".map(tr => [tr.children[1].textContent, tr.children[2].textContent, tr.children[3].textContent])")
+        self.assertEqual(shown, [[e["rule_name"], "%s → %s" % (e["from"].replace("_", " "), e["to"].replace("_", " ")),
+                                  e["why"] or "–"] for e in events])
         r = self.api("rejected", site="shop", limit=1)
         self.assertTrue(r["summary"]["by_code"])
         shown = self.js("Object.fromEntries([...document.querySelectorAll('#alerts table.rejected tbody tr')]"
