@@ -18,4 +18,8 @@ extern const size_t migrations_embedded_count;
 extern const struct embedded_file static_embedded[];
 extern const size_t static_embedded_count;
 
+/* The dashboard's files (server/dashboard/), in name order. */
+extern const struct embedded_file dashboard_embedded[];
+extern const size_t dashboard_embedded_count;
+
 #endif

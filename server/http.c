@@ -301,6 +301,16 @@ http_respond_static(struct request *req, unsigned status,
 	MHD_add_response_header(req->response, MHD_HTTP_HEADER_ETAG, f->etag);
 	MHD_add_response_header(req->response, MHD_HTTP_HEADER_VARY,
 	    "Accept-Encoding");
+	MHD_add_response_header(req->response, "X-Content-Type-Options",
+	    "nosniff");
+	if (f->csp != NULL) {
+		MHD_add_response_header(req->response,
+		    "Content-Security-Policy", f->csp);
+		MHD_add_response_header(req->response, "X-Frame-Options",
+		    "DENY");
+		MHD_add_response_header(req->response, "Referrer-Policy",
+		    "no-referrer");
+	}
 	if (f->encoding != NULL && status != 304) {
 		MHD_add_response_header(req->response,
 		    MHD_HTTP_HEADER_CONTENT_ENCODING, f->encoding);

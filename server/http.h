@@ -80,10 +80,14 @@ struct http_static {
 	const char *encoding;	/* Content-Encoding, or NULL */
 	const char *etag;	/* quoted */
 	const char *cache;	/* Cache-Control */
+	/* Content-Security-Policy (and the other headers a page needs to
+	 * be framed or sniffed by nobody), or NULL for a plain file. */
+	const char *csp;
 };
 
 /* Answers 200 with f, or 304 (no body) when status is 304; both carry f's
- * ETag, Cache-Control and Vary: Accept-Encoding. */
+ * ETag, Cache-Control, Vary: Accept-Encoding, X-Content-Type-Options:
+ * nosniff, and with f->csp the page's security headers. */
 void http_respond_static(struct request *req, unsigned status,
     const struct http_static *f);
 

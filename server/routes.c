@@ -10,6 +10,7 @@
 #include "server/api_attribution.h"
 #include "server/api_milestones.h"
 #include "server/api_people.h"
+#include "server/api_plan.h"
 #include "server/api_rejected.h"
 #include "server/api_signals.h"
 #include "server/cors.h"
@@ -39,9 +40,13 @@ static const struct route routes[] = {
 	{ "POST", "/v1/import", ingest_segment_batch, true },
 	{ "GET", "/v1/projects/", segment_settings, true },
 	{ "GET", "/js/", static_files_serve, false },
+	/* The dashboard: its page at /, its scripts and styles beside. */
+	{ "GET", "/", static_files_dashboard, false },
+	{ "GET", "/dashboard/", static_files_dashboard, false },
 	{ "GET", "/healthz", api_healthz, false },
 	{ "GET", "/readyz", api_readyz, false },
 	{ "GET", "/metrics", api_metrics, false },
+	{ "GET", "/api/v1/plan", api_plan, false },
 	{ "GET", "/api/v1/funnel", api_funnel, false },
 	{ "GET", "/api/v1/milestones", api_milestones, false },
 	{ "GET", "/api/v1/attribution", api_attribution, false },
@@ -60,13 +65,14 @@ static const struct route routes[] = {
 };
 
 /* The parameter of path under route r, "" for an exact match, NULL if r
- * does not match. */
+ * does not match. "/" alone is exact: a prefix of every path, it would
+ * take them all. */
 static const char *
 route_match(const struct route *r, const char *path)
 {
 	size_t n = strlen(r->path);
 
-	if (n > 0 && r->path[n - 1] == '/') {
+	if (n > 1 && r->path[n - 1] == '/') {
 		return strncmp(r->path, path, n) == 0 && path[n] != '\0' ?
 		    path + n : NULL;
 	}

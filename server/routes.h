@@ -11,7 +11,8 @@ struct request;
 
 struct route {
 	const char *method;
-	const char *path;	/* ending in '/': a prefix, the rest a parameter */
+	const char *path;	/* ending in '/': a prefix, the rest a parameter
+				 * ("/" itself is exact) */
 	void (*handle)(struct request *req, struct app *app);
 	bool browser;		/* posted to by web pages: CORS applies */
 };

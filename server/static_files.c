@@ -19,6 +19,17 @@
  * revalidate with the ETag (a 304 costs a few bytes). */
 #define CACHE_CONTROL "public, max-age=3600"
 
+/* The dashboard's page and its assets must change together when the
+ * binary does, so the browser revalidates each every time. */
+#define DASHBOARD_CACHE "no-cache"
+
+/* The dashboard runs only its own files and talks only to this daemon:
+ * no inline script or style, no other host, no framing. */
+#define DASHBOARD_CSP "default-src 'self'; script-src 'self'; " \
+	"style-src 'self'; img-src 'self'; connect-src 'self'; " \
+	"object-src 'none'; base-uri 'none'; form-action 'self'; " \
+	"frame-ancestors 'none'"
+
 struct prepared {
 	const char *name;
 	char etag[2 * ETAG_BYTES + 3];
@@ -27,48 +38,82 @@ struct prepared {
 	bool has_gzip;
 };
 
-static struct prepared files[STATIC_MAX];
-static size_t n_files;
+/* The files of one URL prefix. */
+struct file_set {
+	const char *prefix;		/* for messages */
+	const struct embedded_file *embedded;
+	const size_t *count;
+	const char *cache, *csp;
+	struct prepared files[STATIC_MAX];
+	size_t n;
+};
+
+static struct file_set snippet_set = { "/js/", static_embedded,
+	&static_embedded_count, CACHE_CONTROL, NULL, { { 0 } }, 0 };
+static struct file_set dashboard_set = { "/dashboard/", dashboard_embedded,
+	&dashboard_embedded_count, DASHBOARD_CACHE, DASHBOARD_CSP, { { 0 } },
+	0 };
 static pthread_once_t prepare_once = PTHREAD_ONCE_INIT;
+
+static const struct {
+	const char *ext;
+	const char *type;
+} types[] = {
+	{ ".js", "text/javascript; charset=utf-8" },
+	{ ".html", "text/html; charset=utf-8" },
+	{ ".css", "text/css; charset=utf-8" },
+};
 
 static const char *
 type_of(const char *name)
 {
 	const char *dot = strrchr(name, '.');
 
-	if (dot != NULL && strcmp(dot, ".js") == 0) {
-		return "text/javascript; charset=utf-8";
+	for (size_t i = 0; dot != NULL && i < sizeof(types) / sizeof(types[0]);
+	    i++) {
+		if (strcmp(dot, types[i].ext) == 0) {
+			return types[i].type;
+		}
 	}
 	return "application/octet-stream";
 }
 
 static void
+prepare_one(struct file_set *set, const struct embedded_file *e)
+{
+	struct prepared *p = &set->files[set->n++];
+	unsigned char hash[ETAG_BYTES];
+	char hex[2 * ETAG_BYTES + 1];
+
+	p->name = e->name;
+	crypto_generichash(hash, sizeof(hash), e->data, e->len, NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+	snprintf(p->etag, sizeof(p->etag), "\"%s\"", hex);
+	p->plain = (struct http_static){ .data = e->data, .len = e->len,
+		.type = type_of(e->name), .etag = p->etag,
+		.cache = set->cache, .csp = set->csp };
+	strbuf_init(&p->gz);
+	p->has_gzip = gzip_compress(e->data, e->len, &p->gz);
+	if (!p->has_gzip) {
+		log_warn("static file %s: no memory to compress it; "
+		    "served as it is", e->name);
+		return;
+	}
+	p->gzip = p->plain;
+	p->gzip.data = p->gz.data;
+	p->gzip.len = p->gz.len;
+	p->gzip.encoding = "gzip";
+}
+
+static void
 prepare(void)
 {
-	for (size_t i = 0; i < static_embedded_count && i < STATIC_MAX; i++) {
-		const struct embedded_file *e = &static_embedded[i];
-		struct prepared *p = &files[n_files++];
-		unsigned char hash[ETAG_BYTES];
-		char hex[2 * ETAG_BYTES + 1];
+	struct file_set *sets[] = { &snippet_set, &dashboard_set };
 
-		p->name = e->name;
-		crypto_generichash(hash, sizeof(hash), e->data, e->len, NULL, 0);
-		sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
-		snprintf(p->etag, sizeof(p->etag), "\"%s\"", hex);
-		p->plain = (struct http_static){ .data = e->data, .len = e->len,
-			.type = type_of(e->name), .etag = p->etag,
-			.cache = CACHE_CONTROL };
-		strbuf_init(&p->gz);
-		p->has_gzip = gzip_compress(e->data, e->len, &p->gz);
-		if (!p->has_gzip) {
-			log_warn("static file %s: no memory to compress it; "
-			    "served as it is", e->name);
-			continue;
+	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
+		for (size_t i = 0; i < *sets[s]->count && i < STATIC_MAX; i++) {
+			prepare_one(sets[s], &sets[s]->embedded[i]);
 		}
-		p->gzip = p->plain;
-		p->gzip.data = p->gz.data;
-		p->gzip.len = p->gz.len;
-		p->gzip.encoding = "gzip";
 	}
 }
 
@@ -95,17 +140,16 @@ accepts_gzip(const char *ae)
 	return false;
 }
 
-void
-static_files_serve(struct request *req, struct app *app)
+/* Answers req with the file name of set, or 404. */
+static void
+serve_from(struct request *req, struct file_set *set, const char *name)
 {
-	const char *name = http_request_path_param(req);
 	const char *inm = http_request_header(req, "If-None-Match");
 	struct error err;
 
-	(void)app;
 	pthread_once(&prepare_once, prepare);
-	for (size_t i = 0; name != NULL && i < n_files; i++) {
-		struct prepared *p = &files[i];
+	for (size_t i = 0; name != NULL && i < set->n; i++) {
+		struct prepared *p = &set->files[i];
 		if (strcmp(p->name, name) != 0) {
 			continue;
 		}
@@ -120,7 +164,23 @@ static_files_serve(struct request *req, struct app *app)
 		}
 		return;
 	}
-	error_set(&err, ERR_NOT_FOUND, "no file /js/%.100s",
+	error_set(&err, ERR_NOT_FOUND, "no file %s%.100s", set->prefix,
 	    name != NULL ? name : "");
 	http_respond_error(req, &err);
+}
+
+void
+static_files_serve(struct request *req, struct app *app)
+{
+	(void)app;
+	serve_from(req, &snippet_set, http_request_path_param(req));
+}
+
+void
+static_files_dashboard(struct request *req, struct app *app)
+{
+	const char *name = http_request_path_param(req);
+
+	(void)app;
+	serve_from(req, &dashboard_set, name != NULL ? name : "index.html");
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/browser/run.sh - the tests that need node and a browser: milepost.js
-# in Debian's chromium (headless, driven by playwright-core through
-# drive.mjs) and Segment's own libraries against the collector, with the
-# daemon of MILEPOST_TEST_BUILDDIR and the PostgreSQL of MILEPOST_TEST_PG*.
+# and the built-in dashboard in Debian's chromium (headless, driven by
+# playwright-core through drive.mjs) and Segment's own libraries against
+# the collector, with the daemon of MILEPOST_TEST_BUILDDIR and the
+# PostgreSQL of MILEPOST_TEST_PG*. The dashboard's screenshots go to
+# MILEPOST_TEST_BUILDDIR/browser-screenshots/.
 # Run by tests/run.sh, which installs chromium, node and the npm packages
 # first. Prints the programs' TAP as one stream on its standard output
 # (numbered anew, one plan); exits non-zero on failure.
@@ -11,7 +13,7 @@ cd "$(dirname "$0")"
 export MILEPOST_BIN="${MILEPOST_TEST_BUILDDIR:?set MILEPOST_TEST_BUILDDIR}/server/milepost"
 status=0
 : >tap.out
-for t in test_snippet.py test_segment_clients.py; do
+for t in test_snippet.py test_segment_clients.py test_dashboard.py; do
   echo "# $t" >&2
   python3 "$t" >"tap.$t.out" || status=1
   cat "tap.$t.out" >>tap.out

@@ -1,5 +1,6 @@
 /* libFuzzer target: a hostile tracking plan, then a hostile event checked
- * and redacted against it when the plan loads. The input is two JSON
+ * and redacted against it when the plan loads, and the plan's framework
+ * map (GET /api/v1/plan) built. The input is two JSON
  * documents separated by a NUL byte (the second may be absent). */
 #include <stddef.h>
 #include <stdint.h>
@@ -7,6 +8,7 @@
 
 #include "common/event.h"
 #include "common/plan.h"
+#include "common/plan_framework.h"
 #include "common/privacy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,6 +58,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (plan != NULL && nul != NULL) {
 		check_event(plan, nul + 1, size - plan_len - 1);
+	}
+	if (plan != NULL) {
+		json_decref(plan_framework_json(plan));
 	}
 	plan_free(plan);
 	plan_problems_finish(&probs);

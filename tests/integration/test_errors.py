@@ -132,7 +132,8 @@ class RequestErrorTest(harness.DaemonTestCase):
     def test_not_found(self):
         ev = make_event()
         for method, path in (("POST", "/v1/event"), ("POST", "/v2/events"), ("GET", "/nope"),
-                             ("POST", "/v1/events/extra"), ("GET", "/")):
+                             ("POST", "/v1/events/extra"), ("GET", "/index.html"),
+                             ("GET", "/dashboard/nope.js")):
             with self.subTest(method=method, path=path):
                 resp = harness.http_request(method, self.daemon.url(path),
                                             body=ev if method == "POST" else None,
