@@ -94,6 +94,20 @@ http_request_path_param(const struct request *req)
 	return req->path_param;
 }
 
+/* Rewrites text, an address from a header, in the form inet_ntop gives
+ * the socket's (so that one client is one visitor whichever way its
+ * address was spelt); false, leaving it undefined, when it is no IPv4 or
+ * IPv6 address: whatever a header says is not taken for one. */
+static bool
+ip_canonical(char text[HTTP_IP_TEXT_LEN])
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	int family = strchr(text, ':') != NULL ? AF_INET6 : AF_INET;
+
+	return inet_pton(family, text, addr) == 1 &&
+	    inet_ntop(family, addr, text, HTTP_IP_TEXT_LEN) != NULL;
+}
+
 bool
 http_request_client_ip(struct request *req, const char *header,
     char out[HTTP_IP_TEXT_LEN])
@@ -116,7 +130,9 @@ http_request_client_ip(struct request *req, const char *header,
 		if (n > 0 && n < HTTP_IP_TEXT_LEN) {
 			memcpy(out, last, n);
 			out[n] = '\0';
-			return true;
+			if (ip_canonical(out)) {
+				return true;
+			}
 		}
 	}
 	info = MHD_get_connection_info(req->conn,

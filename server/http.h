@@ -51,7 +51,8 @@ bool http_request_query_each(struct request *req,
 #define HTTP_IP_TEXT_LEN 46
 
 /* The client's address as text: the last entry of the header (when given
- * and present, e.g. X-Forwarded-For behind a proxy) or the peer address.
+ * and present, e.g. X-Forwarded-For behind a proxy, and an IPv4 or IPv6
+ * address, rewritten in its canonical form) or else the peer address.
  * Callers must not store or log it. */
 bool http_request_client_ip(struct request *req, const char *header,
     char out[HTTP_IP_TEXT_LEN]);

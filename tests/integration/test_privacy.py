@@ -76,6 +76,17 @@ class CookielessTest(CookielessCase, harness.DaemonTestCase):
         self.assertEqual({a, b}, {c})
         self.assertNotEqual(self.send(None, xff="198.51.100.29, 192.0.2.1"), c)
 
+    def test_header_address_checked_and_canonical(self):
+        """Only an IP address counts, in one spelling: anything else in the
+        header is not an address, and the socket's counts instead."""
+        peer = harness.visitor_id(harness.todays_salt(self.db), "shop", "127.0.0.1", UA_FIREFOX)
+        for junk in ("not-an-address", "198.51.100.300", "1.2.3.4.5", "unknown", "::zz", "<script>"):
+            with self.subTest(header=junk):
+                self.assertEqual(self.send(None, xff=junk), peer)
+        self.assertEqual(self.send(None, xff="2001:DB8:0:0::1"), self.send(None, xff="2001:db8::1"))
+        self.assertEqual(self.send(None, xff="2001:db8::1"),
+                         harness.visitor_id(harness.todays_salt(self.db), "shop", "2001:db8::1", UA_FIREFOX))
+
     def test_socket_address_without_the_header(self):
         got = self.send(None)
         self.assertEqual(got, harness.visitor_id(harness.todays_salt(self.db), "shop", "127.0.0.1", UA_FIREFOX))
