@@ -446,4 +446,4 @@ class DashboardCase(harness.TestCase):
 
 
 if __name__ == "__main__":
-    harness.main()
+    harness.main(day_bound=True)

@@ -276,4 +276,4 @@ class ResolveCase(harness.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    harness.main()
+    harness.main(day_bound=True)

@@ -99,4 +99,4 @@ class EvaluatorCase(harness.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    harness.main()
+    harness.main(day_bound=True)

@@ -154,4 +154,4 @@ class WebhookCase(harness.DaemonTestCase):
 
 
 if __name__ == "__main__":
-    harness.main()
+    harness.main(day_bound=True)
