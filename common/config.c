@@ -43,6 +43,8 @@ static bool check_bot_handling(const char *value);
 static const struct key keys[] = {
 	{ "alert_evaluation_interval_s", KEY_INT,
 	  FIELD(alert_evaluation_interval_s), "60", 1, 86400, NULL, false },
+	{ "alert_history_retention_days", KEY_INT,
+	  FIELD(alert_history_retention_days), "365", 0, 36500, NULL, false },
 	{ "alert_webhook_backoff_s", KEY_INT, FIELD(alert_webhook_backoff_s),
 	  "30", 1, 3600, NULL, true },
 	{ "alert_webhook_max_attempts", KEY_INT,

@@ -37,6 +37,7 @@ struct config_list {
 
 struct config {
 	long alert_evaluation_interval_s;
+	long alert_history_retention_days;
 	char *alerts;		/* JSON text of an array of rules */
 	long alert_webhook_backoff_s;
 	long alert_webhook_max_attempts;

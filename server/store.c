@@ -220,18 +220,50 @@ static const char *const derived_retention_sql[] = {
 	"make_interval(days => $1::int)",
 };
 
+/* A transition goes with its deliveries, once none is left to make. */
+static const char alert_retention_sql[] =
+	"WITH gone AS ("
+	" DELETE FROM alert_events e"
+	" WHERE at < now() - make_interval(days => $1::int)"
+	" AND NOT EXISTS (SELECT 1 FROM alert_deliveries d"
+	"  WHERE d.site_id = e.site_id AND d.event_id = e.id"
+	"  AND d.status = 'pending')"
+	" RETURNING site_id, id),"
+	" calls AS (DELETE FROM alert_deliveries d USING gone g"
+	"  WHERE d.site_id = g.site_id AND d.event_id = g.id)"
+	" SELECT count(*) FROM gone";
+
+/* Runs sql, which counts what it deleted, with days as $1, adding the
+ * count to *count. */
+static bool
+delete_older(PGconn *pg, const char *sql, long days, long *count,
+    struct error *err)
+{
+	char text[24];
+	const char *params[] = { text };
+	PGresult *res;
+
+	snprintf(text, sizeof(text), "%ld", days);
+	res = db_query(pg, sql, 1, params, err);
+	if (res == NULL) {
+		return false;
+	}
+	*count += atol(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) :
+	    PQcmdTuples(res));
+	PQclear(res);
+	return true;
+}
+
 bool
 store_apply_retention(PGconn *pg, const struct config *cfg,
     struct store_retention *out, struct error *err)
 {
-	char days[24], rdays[24];
+	char days[24];
 	const char *params[] = { days };
-	const char *rparams[] = { rdays };
 	PGresult *res;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(days, sizeof(days), "%ld", cfg->retention_days);
-	snprintf(rdays, sizeof(rdays), "%ld", cfg->rejected_retention_days);
 	if (cfg->retention_days > 0) {
 		res = db_query(pg, "SELECT dropped_partitions, deleted_events "
 		    "FROM milepost_apply_retention(now() - "
@@ -251,15 +283,13 @@ store_apply_retention(PGconn *pg, const struct config *cfg,
 			}
 		}
 	}
-	if (cfg->rejected_retention_days > 0) {
-		res = db_query(pg, "DELETE FROM rejected_events WHERE "
-		    "received_at < now() - make_interval(days => $1::int)", 1,
-		    rparams, err);
-		if (res == NULL) {
-			return false;
-		}
-		out->deleted_rejected = atol(PQcmdTuples(res));
-		PQclear(res);
+	if (cfg->rejected_retention_days > 0 && !delete_older(pg,
+	    "DELETE FROM rejected_events WHERE "
+	    "received_at < now() - make_interval(days => $1::int)",
+	    cfg->rejected_retention_days, &out->deleted_rejected, err)) {
+		return false;
 	}
-	return true;
+	return cfg->alert_history_retention_days == 0 || delete_older(pg,
+	    alert_retention_sql, cfg->alert_history_retention_days,
+	    &out->deleted_alert_events, err);
 }

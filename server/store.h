@@ -40,12 +40,14 @@ struct store_retention {
 	long dropped_partitions;
 	long deleted_events;
 	long deleted_rejected;
+	long deleted_alert_events;
 };
 
 /* Drops events older than retention_days (whole partitions where it can),
  * with the sessions and first times (person_milestones) that old,
- * and rejected events older than rejected_retention_days; 0 keeps them
- * for ever. */
+ * rejected events older than rejected_retention_days, and alert
+ * transitions older than alert_history_retention_days with their webhook
+ * deliveries (not while one is still pending); 0 keeps them for ever. */
 bool store_apply_retention(PGconn *pg, const struct config *cfg,
     struct store_retention *out, struct error *err);
 

@@ -867,8 +867,9 @@ maintain(struct writer_conn *wc)
 	writer_forget_people(wc->w);
 	log_info("maintenance: partitions ensured, %ld expired event id(s) "
 	    "forgotten; retention dropped %ld partition(s), %ld event(s), "
-	    "%ld rejected event(s)", deleted, kept.dropped_partitions,
-	    kept.deleted_events, kept.deleted_rejected);
+	    "%ld rejected event(s), %ld alert transition(s)", deleted,
+	    kept.dropped_partitions, kept.deleted_events,
+	    kept.deleted_rejected, kept.deleted_alert_events);
 }
 
 /* Connects, with back-off; returns false when the writer is stopping. */

@@ -122,11 +122,13 @@ def partition_end(name):
 
 
 MAINTENANCE_RE = (r"maintenance: partitions ensured, (\d+) expired event id\(s\) forgotten;"
-                  r" retention dropped (\d+) partition\(s\), (\d+) event\(s\), (\d+) rejected event\(s\)")
+                  r" retention dropped (\d+) partition\(s\), (\d+) event\(s\), (\d+) rejected event\(s\),"
+                  r" (\d+) alert transition\(s\)")
 
 
 def wait_for_maintenance(daemon, since=0, timeout=20):
     """Waits for the writer's maintenance log line; returns its counts."""
     m = daemon.wait_for_log(MAINTENANCE_RE, since=since, timeout=timeout)
     return {"forgotten_ids": int(m.group(1)), "dropped_partitions": int(m.group(2)),
-            "deleted_events": int(m.group(3)), "deleted_rejected": int(m.group(4))}
+            "deleted_events": int(m.group(3)), "deleted_rejected": int(m.group(4)),
+            "deleted_alert_events": int(m.group(5))}

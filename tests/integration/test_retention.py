@@ -195,6 +195,32 @@ class RetentionTest(harness.TestCase):
         self.assertEqual(self.rejected_indexes(db, rid), [1, 2])
         self.assertEqual(counts["deleted_rejected"], 1)
 
+    def test_alert_history_retention(self):
+        """alert_history_retention_days deletes the older transitions with
+        their webhook deliveries, but not one whose delivery is pending; the
+        default (365) keeps a year."""
+        db = self.migrated_database()
+        ages = {"old_done": "400 days", "old_pending": "400 days", "days_200": "200 days", "new": "1 day"}
+        for name, age in ages.items():
+            psql(db, "WITH e AS (INSERT INTO alert_events (site_id, rule_id, rule_name, from_state, to_state,"
+                     " why, at) VALUES ('shop', 1, :'n', 'ok', 'firing', 'test', now() - :'a'::interval)"
+                     " RETURNING id)"
+                     " INSERT INTO alert_deliveries (site_id, event_id, url, payload, status, created_at)"
+                     " SELECT 'shop', id, 'https://hooks.example/x', '{}', :'st', now() - :'a'::interval FROM e",
+                 n=name, a=age, st="pending" if name == "old_pending" else "delivered")
+        names = lambda: sorted(r[0] for r in psql(db, "SELECT rule_name FROM alert_events"))
+        calls = lambda: int(psql_value(db, "SELECT count(*) FROM alert_deliveries"))
+        d, counts, _, _ = self.restart_with(db)
+        self.assertEqual(counts["deleted_alert_events"], 1)
+        self.assertEqual(names(), ["days_200", "new", "old_pending"])
+        self.assertEqual(calls(), 3, "the deleted transition's delivery went with it")
+        self.assertEqual(d.stop(), 0)
+        d, counts, _, _ = self.restart_with(db, alert_history_retention_days=30)
+        self.assertEqual((counts["deleted_alert_events"], names(), calls()), (1, ["new", "old_pending"], 2))
+        self.assertEqual(d.stop(), 0)
+        d, counts, _, _ = self.restart_with(db, alert_history_retention_days=0)
+        self.assertEqual((counts["deleted_alert_events"], names()), (0, ["new", "old_pending"]))
+
     def test_retention_covers_every_site(self):
         """Retention applies to every site alike."""
         db = self.migrated_database()
