@@ -108,36 +108,91 @@ site_of(struct request *req, const struct config *cfg,
 	return NULL;
 }
 
+/* The key the request presents, if it has scope; else NULL with err. */
+static const struct config_api_key *
+key_of(struct request *req, const struct config *cfg, enum api_scope scope,
+    struct error *err)
+{
+	const char *presented = bearer_of(req);
+	const struct config_api_key *key;
+
+	if (presented == NULL) {
+		error_set(err, ERR_MISSING_API_KEY, "send an API key as "
+		    "Authorization: Bearer KEY");
+		return NULL;
+	}
+	key = key_find(cfg, presented);
+	if (key == NULL && auth_find_site(cfg, presented) != NULL) {
+		error_set(err, ERR_FORBIDDEN, "a site's write key can only "
+		    "send events; use a read or admin key");
+		return NULL;
+	}
+	if (key == NULL) {
+		error_set(err, ERR_INVALID_API_KEY, "no API key matches");
+		return NULL;
+	}
+	if (scope == API_ADMIN && !key->admin) {
+		error_set(err, ERR_FORBIDDEN, "this endpoint needs an admin "
+		    "key; '%s' is a read key", key->name);
+		return NULL;
+	}
+	return key;
+}
+
+static void
+refuse(struct request *req, struct app_state *state, struct error *err)
+{
+	if (err->code == ERR_FORBIDDEN || err->code == ERR_INVALID_API_KEY) {
+		log_at(LVL_WARN, http_request_id(req), "API call refused: %s",
+		    err->message);
+	}
+	app_state_put(state);
+	http_respond_error(req, err);
+}
+
+void
+api_sites(struct request *req, struct app *app)
+{
+	struct app_state *state = app_state_get(app);
+	const struct config *cfg = state->cfg;
+	const struct config_api_key *key;
+	struct error err = { 0 };
+	json_t *sites = json_array(), *body;
+
+	if ((key = key_of(req, cfg, API_READ, &err)) == NULL) {
+		json_decref(sites);
+		refuse(req, state, &err);
+		return;
+	}
+	for (size_t i = 0; sites != NULL && i < cfg->n_sites; i++) {
+		if (key_sees(key, cfg->sites[i].id) && json_array_append_new(
+		    sites, json_pack("{s:s,s:s}", "id", cfg->sites[i].id,
+		    "name", cfg->sites[i].name)) != 0) {
+			json_decref(sites);
+			sites = NULL;
+		}
+	}
+	body = sites != NULL ? json_pack("{s:o}", "sites", sites) : NULL;
+	app_state_put(state);
+	if (body == NULL) {
+		error_set(&err, ERR_INTERNAL, "out of memory");
+		http_respond_error(req, &err);
+		return;
+	}
+	http_respond_json(req, 200, body);
+}
+
 struct api_call *
 api_begin(struct request *req, struct app *app, enum api_scope scope)
 {
 	struct app_state *state = app_state_get(app);
-	const struct config_api_key *key = NULL;
-	const char *presented = bearer_of(req), *site_id = NULL;
+	const struct config_api_key *key;
+	const char *site_id;
 	struct api_call *call;
 	struct error err = { 0 };
 
-	if (presented == NULL) {
-		error_set(&err, ERR_MISSING_API_KEY, "send an API key as "
-		    "Authorization: Bearer KEY");
-		goto fail;
-	}
-	key = key_find(state->cfg, presented);
-	if (key == NULL && auth_find_site(state->cfg, presented) != NULL) {
-		error_set(&err, ERR_FORBIDDEN, "a site's write key can only "
-		    "send events; use a read or admin key");
-		goto fail;
-	}
-	if (key == NULL) {
-		error_set(&err, ERR_INVALID_API_KEY, "no API key matches");
-		goto fail;
-	}
-	if (scope == API_ADMIN && !key->admin) {
-		error_set(&err, ERR_FORBIDDEN, "this endpoint needs an admin "
-		    "key; '%s' is a read key", key->name);
-		goto fail;
-	}
-	site_id = site_of(req, state->cfg, key, &err);
+	key = key_of(req, state->cfg, scope, &err);
+	site_id = key != NULL ? site_of(req, state->cfg, key, &err) : NULL;
 	if (site_id == NULL) {
 		goto fail;
 	}
@@ -154,12 +209,7 @@ api_begin(struct request *req, struct app *app, enum api_scope scope)
 	http_request_set_context(req, call, call_free);
 	return call;
 fail:
-	if (err.code == ERR_FORBIDDEN || err.code == ERR_INVALID_API_KEY) {
-		log_at(LVL_WARN, http_request_id(req), "API call refused: %s",
-		    err.message);
-	}
-	app_state_put(state);
-	http_respond_error(req, &err);
+	refuse(req, state, &err);
 	return NULL;
 }
 

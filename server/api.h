@@ -45,6 +45,10 @@ struct api_call {
 struct api_call *api_begin(struct request *req, struct app *app,
     enum api_scope scope);
 
+/* GET /api/v1/sites: the sites the key may see, {"sites": [{id, name}]};
+ * from the configuration, so no database work. */
+void api_sites(struct request *req, struct app *app);
+
 /* Suspends the request and runs call->run on the query pool; the request
  * is then answered 200 with call->answer, or with the error. */
 void api_run(struct api_call *call,

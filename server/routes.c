@@ -6,6 +6,7 @@
 #include "server/api_funnel.h"
 #include "server/api_health.h"
 #include "server/api_metrics.h"
+#include "server/api.h"
 #include "server/api_alerts.h"
 #include "server/api_attribution.h"
 #include "server/api_milestones.h"
@@ -47,6 +48,7 @@ static const struct route routes[] = {
 	{ "GET", "/readyz", api_readyz, false },
 	{ "GET", "/metrics", api_metrics, false },
 	{ "GET", "/api/v1/plan", api_plan, false },
+	{ "GET", "/api/v1/sites", api_sites, false },
 	{ "GET", "/api/v1/funnel", api_funnel, false },
 	{ "GET", "/api/v1/milestones", api_milestones, false },
 	{ "GET", "/api/v1/attribution", api_attribution, false },

@@ -523,6 +523,26 @@
     }
   }
 
+  // The sites the key sees (GET /api/v1/sites), offered as the Site
+  // field's suggestions; the field stays free text.
+  async function listSites() {
+    const list = $('site-list');
+    list.replaceChildren();
+    let sites = [];
+    try {
+      sites = (await api('sites')).sites;
+    } catch (e) {
+      return;
+    }
+    for (const s of sites) {
+      const o = document.createElement('option');
+      o.value = s.id;
+      o.label = s.name;
+      list.append(o);
+    }
+    $('site').placeholder = sites.length > 1 ? 'one of ' + sites.length + ' sites' : "the key's site";
+  }
+
   function showKeyForm(text) {
     $('app').hidden = true;
     $('sign-out').hidden = true;
@@ -548,6 +568,7 @@
     $('key').value = '';
     $('app').hidden = false;
     $('sign-out').hidden = false;
+    listSites();
     refresh();
   }
 
@@ -603,6 +624,7 @@
     if (sessionStorage.getItem(KEY_STORE)) {
       $('app').hidden = false;
       $('sign-out').hidden = false;
+      listSites();
       refresh();
     } else {
       showKeyForm('');

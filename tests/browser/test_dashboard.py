@@ -251,6 +251,12 @@ class DashboardCase(harness.TestCase):
         self.wait_loaded()
         self.assertIn("400 invalid_parameter: site is required",
                       self.js("document.querySelector('#funnel .error').textContent"))
+        # The Site field suggests the sites the key sees, as the API lists them.
+        sites = self.api("sites")["sites"]
+        self.assertEqual(len(sites), 2)
+        self.wait("document.querySelectorAll('#site-list option').length === %d" % len(sites))
+        self.assertEqual(self.js("[...document.querySelectorAll('#site-list option')]"
+                                 ".map(o => [o.value, o.label])"), [[s["id"], s["name"]] for s in sites])
         self.browser.do("fill", selector="#site", value="shop")
         self.browser.do("press", selector="#site", key="Enter")
         self.wait("location.search.includes('site=shop')")

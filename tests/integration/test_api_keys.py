@@ -31,6 +31,7 @@ ALL_KEYS = [ADMIN, READ, SHOP_READ, SHOP_ADMIN, BOTH_READ, BLOG_UPPER]
 
 # (method, path) of every endpoint behind an API key, and the scope it needs.
 ENDPOINTS = [("GET", "/api/v1/rejected", "read"),
+             ("GET", "/api/v1/sites", "read"),
              ("POST", "/api/v1/rejected/replay", "admin"),
              ("DELETE", "/api/v1/people/someone", "admin")]
 
@@ -168,6 +169,15 @@ class ApiKeyTest(harness.DaemonTestCase):
         resp = erase(self.daemon, SHOP_ADMIN, person)
         self.assertEqual((resp.status, resp.body.get("site")), (200, "shop"), "%r" % (resp,))
         self.assertEqual(self.person_events(person), 0)
+
+    def test_sites_lists_what_the_key_sees(self):
+        names = {s["id"]: s["name"] for s in SITES}
+        for key, ids in ((ADMIN, ["shop", "blog"]), (READ, ["shop", "blog"]), (BOTH_READ, ["shop", "blog"]),
+                         (SHOP_READ, ["shop"]), (SHOP_ADMIN, ["shop"]), (BLOG_UPPER, ["blog"])):
+            with self.subTest(key=key):
+                resp = self.call("GET", "/api/v1/sites", key)
+                self.assertEqual(resp.status, 200, resp)
+                self.assertEqual(resp.body, {"sites": [{"id": i, "name": names[i]} for i in ids]})
 
     def test_site_outside_the_key(self):
         person = "anon-otherside-" + new_api_key("p")
