@@ -328,6 +328,7 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	};
 	const char *derived = NULL;
 	struct useragent own_ua;
+	const struct useragent *device;
 	struct enrichment enr;
 	enum plan_verdict verdict;
 	bool granted, adjusted, ok = false;
@@ -342,6 +343,20 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	}
 	if (ev.anonymous_id == NULL && ev.user_id == NULL) {
 		ev.anonymous_id = derived = ctx->derived_anonymous_id;
+	}
+	device = device_of(ctx, &ev, &own_ua);
+	/* Bots' events are not wanted, valid or not: a crawler's malformed
+	 * calls do not belong among the rejected events people fix. */
+	if (device->bot && ctx->state->drop_bots) {
+		event_problem_add(&out->warnings, ERR_BOT_TRAFFIC, "$",
+		    "sent by %s: not stored (bot_handling drop)",
+		    device->bot_name != NULL ? device->bot_name : "a bot");
+		out->result = PIPELINE_DROPPED;
+		if (ctx->counters != NULL) {
+			count(&ctx->counters->bots_dropped);
+		}
+		ok = true;
+		goto done;
 	}
 	/* An identify call is no action of the plan's. */
 	verdict = ev.type == EVENT_IDENTIFY ? PLAN_PASS :
@@ -388,21 +403,9 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	ev.url = s.url;
 	ev.referrer = s.referrer;
 	if (verdict == PLAN_PASS) {
-		enrich_event(ctx->state->channel_rules, &ev, device_of(ctx,
-		    &ev, &own_ua), ctx->site_hosts, ctx->n_site_hosts, &enr);
+		enrich_event(ctx->state->channel_rules, &ev, device,
+		    ctx->site_hosts, ctx->n_site_hosts, &enr);
 		enr.ts_adjusted = adjusted;
-		if (enr.ua.bot && ctx->state->drop_bots) {
-			event_problem_add(&out->warnings, ERR_BOT_TRAFFIC,
-			    "$", "sent by %s: not stored (bot_handling drop)",
-			    enr.ua.bot_name != NULL ? enr.ua.bot_name :
-			    "a bot");
-			out->result = PIPELINE_DROPPED;
-			if (ctx->counters != NULL) {
-				count(&ctx->counters->bots_dropped);
-			}
-			ok = true;
-			goto done;
-		}
 		out->result = granted ? PIPELINE_STORED : PIPELINE_ANONYMISED;
 		memcpy(out->event_id, ev.event_id, sizeof(out->event_id));
 		ok = emit_event(ctx, &ev, def, &enr, item);

@@ -111,6 +111,18 @@ class BotDropTest(harness.DaemonTestCase):
         metrics = harness.http_request("GET", self.daemon.url("/metrics")).raw.decode()
         self.assertIn("milepost_events_bots_dropped_total 1", metrics)
 
+    def test_bots_invalid_events_not_kept_as_rejected(self):
+        """A crawler's malformed calls are dropped like its valid ones, not
+        kept among the rejected events people fix; a person's are kept."""
+        bad = make_event(name="Not A Name")
+        resp = self.post(bad, headers={"User-Agent": GOOGLEBOT})
+        self.assertEqual((resp.status, resp.body["results"]), (202, ["dropped"]), resp)
+        self.assertEqual([w["code"] for w in resp.body["warnings"]], ["bot_traffic"])
+        self.assertEqual(harness.rejected_rows(self.db, resp.headers["x-request-id"]), [])
+        resp = self.post(make_event(name="Not A Name"), headers={"User-Agent": IPHONE})
+        self.assertAccepted(resp, 0, [0])
+        self.assertEqual(len(harness.rejected_rows(self.db, resp.headers["x-request-id"])), 1)
+
 
 if __name__ == "__main__":
     harness.main()
