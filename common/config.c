@@ -45,6 +45,8 @@ static const struct key keys[] = {
 	  FIELD(alert_evaluation_interval_s), "60", 1, 86400, NULL, false },
 	{ "alert_history_retention_days", KEY_INT,
 	  FIELD(alert_history_retention_days), "365", 0, 36500, NULL, false },
+	{ "alert_webhook_allow_private", KEY_BOOL,
+	  FIELD(alert_webhook_allow_private), "false", 0, 0, NULL, true },
 	{ "alert_webhook_backoff_s", KEY_INT, FIELD(alert_webhook_backoff_s),
 	  "30", 1, 3600, NULL, true },
 	{ "alert_webhook_max_attempts", KEY_INT,

@@ -39,6 +39,7 @@ struct config {
 	long alert_evaluation_interval_s;
 	long alert_history_retention_days;
 	char *alerts;		/* JSON text of an array of rules */
+	bool alert_webhook_allow_private;
 	long alert_webhook_backoff_s;
 	long alert_webhook_max_attempts;
 	char *alert_webhook_secret;

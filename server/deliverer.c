@@ -61,9 +61,13 @@ deliver_one(struct deliverer *d, const struct config *cfg,
 	const char *site = PQgetvalue(res, row, 0), *id = PQgetvalue(res, row, 1);
 	const char *url = PQgetvalue(res, row, 2), *body = PQgetvalue(res, row, 3);
 	long attempts = atol(PQgetvalue(res, row, 4));
+	const struct webhook_options opt = {
+		.secret = cfg->alert_webhook_secret,
+		.timeout_s = cfg->alert_webhook_timeout_s,
+		.allow_private = cfg->alert_webhook_allow_private,
+	};
 	struct webhook_result r;
-	bool ok = webhook_post(url, body, strlen(body), cfg->alert_webhook_secret,
-	    cfg->alert_webhook_timeout_s, &r);
+	bool ok = webhook_post(url, body, strlen(body), &opt, &r);
 	bool last = !ok && attempts >= cfg->alert_webhook_max_attempts;
 	char http[16], wait[24];
 	struct error err = { 0 };

@@ -5,6 +5,9 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include "common/netaddr.h"
 
 bool
 webhook_init(void)
@@ -33,6 +36,26 @@ webhook_signature(const char *secret, const char *body, size_t len,
 	sodium_bin2hex(out + 7, WEBHOOK_SIGNATURE_LEN - 7, mac, sizeof(mac));
 }
 
+struct connect_guard {
+	bool allow_private;
+	bool refused;		/* an address was not public */
+};
+
+/* libcurl's socket for each address it connects to: refused (no socket)
+ * for an address that is not public, unless allowed. */
+static curl_socket_t
+open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	struct connect_guard *guard = arg;
+
+	(void)purpose;
+	if (!guard->allow_private && !netaddr_is_public(&address->addr)) {
+		guard->refused = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype, address->protocol);
+}
+
 /* The answer's body is not wanted: read and dropped. */
 static size_t
 discard(char *data, size_t size, size_t n, void *ctx)
@@ -44,8 +67,10 @@ discard(char *data, size_t size, size_t n, void *ctx)
 
 bool
 webhook_post(const char *url, const char *body, size_t len,
-    const char *secret, long timeout_s, struct webhook_result *out)
+    const struct webhook_options *opt, struct webhook_result *out)
 {
+	struct connect_guard guard = { .allow_private = opt->allow_private };
+	const char *secret = opt->secret;
 	char signature[sizeof("X-Milepost-Signature: ") + WEBHOOK_SIGNATURE_LEN];
 	struct curl_slist *headers = NULL, *more;
 	CURL *curl = curl_easy_init();
@@ -73,8 +98,10 @@ webhook_post(const char *url, const char *body, size_t len,
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, timeout_s);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, opt->timeout_s);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, opt->timeout_s);
+	curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &guard);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -87,6 +114,9 @@ webhook_post(const char *url, const char *body, size_t len,
 			snprintf(out->error, sizeof(out->error), "answered %ld",
 			    out->status);
 		}
+	} else if (guard.refused) {
+		snprintf(out->error, sizeof(out->error), "refused: the host "
+		    "has no public address (alert_webhook_allow_private)");
 	} else {
 		snprintf(out->error, sizeof(out->error), "%s",
 		    curl_easy_strerror(rc));

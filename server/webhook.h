@@ -1,6 +1,9 @@
 /* webhook.h - one POST of a JSON body to a webhook with libcurl: bounded
- * in time, no redirects, http and https only, and when a secret is given
- * an HMAC-SHA256 of the body in X-Milepost-Signature. */
+ * in time, no redirects, http and https only, to public addresses only
+ * unless allowed (the check is on each address connected to, after DNS,
+ * so a name that resolves to an internal address is refused too), and
+ * when a secret is given an HMAC-SHA256 of the body in
+ * X-Milepost-Signature. */
 #ifndef MILEPOST_SERVER_WEBHOOK_H
 #define MILEPOST_SERVER_WEBHOOK_H
 
@@ -17,10 +20,15 @@ struct webhook_result {
 	char error[160];	/* why it failed, "" when it did not */
 };
 
-/* POSTs body (len bytes of JSON) to url, waiting at most timeout_s. True
- * on a 2xx answer. secret: "" for no signature. */
+struct webhook_options {
+	const char *secret;	/* "" for no signature */
+	long timeout_s;		/* for the whole call */
+	bool allow_private;	/* loopback, private, link-local... too */
+};
+
+/* POSTs body (len bytes of JSON) to url. True on a 2xx answer. */
 bool webhook_post(const char *url, const char *body, size_t len,
-    const char *secret, long timeout_s, struct webhook_result *out);
+    const struct webhook_options *opt, struct webhook_result *out);
 
 /* The signature header's value for body: "sha256=" and the hex HMAC,
  * into out (WEBHOOK_SIGNATURE_LEN bytes). */

@@ -3,7 +3,9 @@
 payload, a Slack-compatible text and an HMAC-SHA256 signature; retried with
 backoff against a local receiver that fails twice and then succeeds, every
 attempt visible in the history; given up after alert_webhook_max_attempts;
-no second notification while the state stays.
+no second notification while the state stays; addresses that are not
+public refused unless alert_webhook_allow_private (the receivers here are
+local, so the class allows them and one test takes it back).
 
 Fixture: cart_viewed by 2 people yesterday (UTC); rules "people below 5"
 fire on it when evaluated with notify=true."""
@@ -64,6 +66,7 @@ class WebhookCase(harness.DaemonTestCase):
         cls.daemon_config = {"plan": harness.write_plan(PLAN), "pii_hash_key": "hooks-test-pii-key-0123456789abc",
                              "alert_evaluation_interval_s": 3600, "alert_webhook_backoff_s": 1,
                              "alert_webhook_max_attempts": 4, "alert_webhook_secret": SECRET,
+                             "alert_webhook_allow_private": True,
                              "api_keys": [key_entry("admin", "admin", ADMIN), key_entry("read", "read", READ)]}
         super().setUpClass()
         noon = utcnow().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -151,6 +154,32 @@ class WebhookCase(harness.DaemonTestCase):
             self.assertEqual(len(receiver.requests), 4)
         finally:
             receiver.close()
+
+    def test_private_addresses_refused_unless_allowed(self):
+        receiver = Receiver([200])
+        port = receiver.server.server_address[1]
+        # By address, and by a name that resolves to one (checked after DNS).
+        urls = [receiver.url, "http://localhost:%d/hook" % port]
+        try:
+            self.daemon.rewrite_config(alert_webhook_allow_private=None)
+            self.daemon.reload()
+            rid, _ = self.fire("private", urls)
+            self.wait(lambda: all(d["status"] == "failed" for d in self.deliveries(rid)))
+            for d in self.deliveries(rid):
+                self.assertEqual((d["attempts"], d["last_status"]), (4, None), d)
+                self.assertIn("no public address", d["last_error"])
+            self.assertEqual(receiver.requests, [], "nothing reached the internal receiver")
+        finally:
+            self.daemon.rewrite_config(alert_webhook_allow_private=True)
+            self.daemon.reload()
+            receiver.close()
+        allowed = Receiver([200])
+        try:
+            rid, _ = self.fire("private allowed", [allowed.url])
+            self.wait(lambda: self.deliveries(rid)[0]["status"] == "delivered")
+            self.assertEqual(len(allowed.requests), 1)
+        finally:
+            allowed.close()
 
 
 if __name__ == "__main__":
