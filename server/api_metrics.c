@@ -126,6 +126,12 @@ api_metrics(struct request *req, struct app *app)
 	}
 	append_writer(&out, app->writer);
 	http_stats_render(http_request_stats(req), &out);
+	strbuf_appendf(&out, "# HELP milepost_http_connections_cut_total "
+	    "Connections closed for taking longer than request_timeout_s to "
+	    "send their request (slow clients).\n"
+	    "# TYPE milepost_http_connections_cut_total counter\n"
+	    "milepost_http_connections_cut_total %llu\n",
+	    http_request_connections_cut(req));
 	if (app->spool != NULL) {
 		spool_metrics(app->spool, &out);
 		spool_replay_metrics(app->spool_replay, &out);

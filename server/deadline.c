@@ -26,6 +26,7 @@ struct deadline {
 	pthread_mutex_t lock;	/* guards the list and each entry */
 	struct ticker *watcher;	/* NULL: no bound */
 	struct tracked head;	/* circular list sentinel */
+	unsigned long long cut_total;	/* guarded by lock */
 };
 
 /* Watcher thread: shuts down the sockets past their deadline. */
@@ -48,6 +49,7 @@ tick(struct ticker *ticker, void *arg)
 		t->cut = true;
 		cut++;
 	}
+	d->cut_total += cut;
 	pthread_mutex_unlock(&d->lock);
 	/* One line per sweep, however many: a flood must not flood the
 	 * log too. */
@@ -161,4 +163,15 @@ deadline_set_busy(struct deadline *d, struct MHD_Connection *conn,
 	t->busy = busy;
 	t->since_ms = timeutil_monotonic_ms();
 	pthread_mutex_unlock(&d->lock);
+}
+
+unsigned long long
+deadline_cut_total(struct deadline *d)
+{
+	unsigned long long n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->cut_total;
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }

@@ -30,6 +30,9 @@ void deadline_free(struct deadline *d);
 void deadline_notify(void *cls, struct MHD_Connection *conn,
     void **socket_context, enum MHD_ConnectionNotificationCode code);
 
+/* Connections shut down for taking too long, since start. */
+unsigned long long deadline_cut_total(struct deadline *d);
+
 /* The request on conn is complete (busy) and no longer bounded, or it was
  * answered (not busy) and the next request's time starts now. */
 void deadline_set_busy(struct deadline *d, struct MHD_Connection *conn,

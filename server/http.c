@@ -76,6 +76,12 @@ http_request_stats(const struct request *req)
 	return req->http->stats;
 }
 
+unsigned long long
+http_request_connections_cut(const struct request *req)
+{
+	return deadline_cut_total(req->http->deadline);
+}
+
 const char *
 http_request_id(const struct request *req)
 {

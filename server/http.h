@@ -37,6 +37,9 @@ void http_free(struct http *h);
 /* What the daemon answering req measured of its requests
  * (server/http_stats.h); valid while it runs. */
 const struct http_stats *http_request_stats(const struct request *req);
+/* Connections cut for taking longer than request_timeout_s to send their
+ * request (server/deadline.h), since start. */
+unsigned long long http_request_connections_cut(const struct request *req);
 
 /* Valid until the request completes. */
 const char *http_request_id(const struct request *req);

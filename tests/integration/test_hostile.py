@@ -243,9 +243,16 @@ class HostileCorpusTest(harness.DaemonTestCase):
                 got += chunk
         return None, got
 
+    def connections_cut(self):
+        for line in self.daemon.get("/metrics").raw.decode().splitlines():
+            if line.startswith("milepost_http_connections_cut_total "):
+                return int(line.split()[1])
+        self.fail("no milepost_http_connections_cut_total in /metrics")
+
     def test_slow_loris_is_cut(self):
         """A client trickling a header byte every 0.2 s is never idle, so
         connection_timeout_s (60 here) does not stop it; request_timeout_s does."""
+        before = self.connections_cut()
         cut_after, got = self.trickle(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Slow: ",
                                       REQUEST_TIMEOUT_S + 10)
         harness._diag("slow loris cut after %.2f s (request_timeout_s %d)"
@@ -255,6 +262,7 @@ class HostileCorpusTest(harness.DaemonTestCase):
         self.assertGreaterEqual(cut_after, REQUEST_TIMEOUT_S - 0.5)
         self.assertLess(cut_after, REQUEST_TIMEOUT_S + 3)
         self.assertStillServing("slow loris")
+        self.assertEqual(self.connections_cut(), before + 1, "milepost_http_connections_cut_total counts it")
 
     def test_slow_body_is_cut(self):
         """The bound covers the body too: headers at once, then a trickle."""
