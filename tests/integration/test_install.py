@@ -77,6 +77,8 @@ class InstallCase(harness.TestCase):
         self.assertEqual(resp.status, 202, resp)
         self.assertEqual(resp.body["results"], ["quarantined"])
         self.assertEqual(harness.http_request("GET", base + "/js/milepost.js").status, 200)
+        for path in ("/", "/dashboard/app.js", "/dashboard/app.css"):
+            self.assertEqual(harness.http_request("GET", base + path).status, 200, path)
         self.assertIn("plan version", open(log_path).read())
 
 
