@@ -1,15 +1,30 @@
 /* jsonutil.c - helpers over jansson values. */
 #include "common/jsonutil.h"
 
+#include <stdint.h>
 #include <string.h>
 
-size_t
-jsonutil_depth(const json_t *v, size_t limit)
+/* The longest string so far, against its limit. */
+struct strings {
+	size_t longest, limit;
+};
+
+static void
+note_string(struct strings *st, size_t n)
+{
+	st->longest = n > st->longest ? n : st->longest;
+}
+
+static size_t
+extent(const json_t *v, size_t limit, struct strings *st)
 {
 	size_t deepest = 0, d, i;
 	const char *k;
 	json_t *child;
 
+	if (json_is_string(v)) {
+		note_string(st, json_string_length(v));
+	}
 	if (!json_is_object(v) && !json_is_array(v)) {
 		return 0;
 	}
@@ -18,17 +33,18 @@ jsonutil_depth(const json_t *v, size_t limit)
 	}
 	if (json_is_object(v)) {
 		json_object_foreach((json_t *)v, k, child) {
-			d = jsonutil_depth(child, limit - 1);
+			note_string(st, strlen(k));
+			d = extent(child, limit - 1, st);
 			deepest = d > deepest ? d : deepest;
-			if (deepest >= limit) {
+			if (deepest >= limit || st->longest > st->limit) {
 				break;
 			}
 		}
 	} else {
 		json_array_foreach(v, i, child) {
-			d = jsonutil_depth(child, limit - 1);
+			d = extent(child, limit - 1, st);
 			deepest = d > deepest ? d : deepest;
-			if (deepest >= limit) {
+			if (deepest >= limit || st->longest > st->limit) {
 				break;
 			}
 		}
@@ -37,27 +53,20 @@ jsonutil_depth(const json_t *v, size_t limit)
 }
 
 size_t
-jsonutil_longest_string(const json_t *v)
+jsonutil_depth(const json_t *v, size_t limit)
 {
-	size_t longest = 0, n, i;
-	const char *k;
-	json_t *child;
+	struct strings st = { .limit = SIZE_MAX };
 
-	if (json_is_string(v)) {
-		return json_string_length(v);
-	}
-	if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, k, child) {
-			n = strlen(k);
-			longest = n > longest ? n : longest;
-			n = jsonutil_longest_string(child);
-			longest = n > longest ? n : longest;
-		}
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, child) {
-			n = jsonutil_longest_string(child);
-			longest = n > longest ? n : longest;
-		}
-	}
-	return longest;
+	return extent(v, limit, &st);
+}
+
+size_t
+jsonutil_extent(const json_t *v, size_t depth_limit, size_t string_limit,
+    size_t *longest)
+{
+	struct strings st = { .limit = string_limit };
+	size_t depth = extent(v, depth_limit, &st);
+
+	*longest = st.longest;
+	return depth;
 }

@@ -10,8 +10,11 @@
  * no more than needed. */
 size_t jsonutil_depth(const json_t *v, size_t limit);
 
-/* The byte length of the longest string in v, object keys included. Walks
- * the whole value: check its depth first. */
-size_t jsonutil_longest_string(const json_t *v);
+/* In one walk, v's depth (as jsonutil_depth, with depth_limit) and the
+ * byte length of its longest string, object keys included, into
+ * *longest. Like the depth, the walk stops once the longest passes
+ * string_limit. */
+size_t jsonutil_extent(const json_t *v, size_t depth_limit,
+    size_t string_limit, size_t *longest);
 
 #endif

@@ -184,16 +184,16 @@ decode_body(struct request *req, const struct config *cfg, bool gzip,
 		    jerr.column);
 		goto done;
 	}
-	/* Deeper documents are not events: refuse them before walking
-	 * them further. */
-	if (!json_is_object(root) || jsonutil_depth(root,
-	    (size_t)cfg->max_json_depth) > (size_t)cfg->max_json_depth) {
+	/* Deeper documents, or longer strings, are not events: one walk
+	 * finds out, and stops as soon as it does. */
+	if (!json_is_object(root) || jsonutil_extent(root,
+	    (size_t)cfg->max_json_depth, (size_t)cfg->max_string_bytes,
+	    &longest) > (size_t)cfg->max_json_depth) {
 		error_set(err, ERR_MALFORMED_JSON, "the body must be a JSON "
 		    "object nested at most %ld levels", cfg->max_json_depth);
 		json_decref(root);
 		root = NULL;
-	} else if ((longest = jsonutil_longest_string(root)) >
-	    (size_t)cfg->max_string_bytes) {
+	} else if (longest > (size_t)cfg->max_string_bytes) {
 		error_set(err, ERR_STRING_TOO_LONG, "a string of the body is "
 		    "%zu bytes long, more than the %ld allowed", longest,
 		    cfg->max_string_bytes);

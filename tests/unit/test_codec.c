@@ -122,6 +122,21 @@ test_depth(void **state)
 	assert_int_equal(jsonutil_depth(deep, 10), 4);
 	assert_true(jsonutil_depth(deep, 2) > 2);
 	json_decref(flat);
+	flat = json_pack("{s:s,s:[s,{s:s}]}", "k", "abc", "longest_key_12", "x",
+	    "y", "abcdefghijklmnopqrst");
+	{
+		size_t longest = 0;
+
+		/* Both bounds from one walk: keys count, nested strings too. */
+		assert_int_equal(jsonutil_extent(flat, 10, 100, &longest), 3);
+		assert_int_equal(longest, 20);
+		assert_int_equal(jsonutil_extent(scalar, 10, 100, &longest), 0);
+		assert_int_equal(longest, 0);
+		/* Past the string limit the walk may stop, but says so. */
+		jsonutil_extent(flat, 10, 5, &longest);
+		assert_true(longest > 5);
+	}
+	json_decref(flat);
 	json_decref(deep);
 	json_decref(scalar);
 }
