@@ -42,26 +42,79 @@ public4(uint32_t a)
 	return true;
 }
 
+static uint32_t
+ipv4_at(const uint8_t *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	    (uint32_t)b[2] << 8 | b[3];
+}
+
+struct range6 {
+	uint8_t net[16];
+	unsigned bits;
+};
+
+/* IANA's special-purpose IPv6 registry, the parts that are neither
+ * globally reachable nor a carrier of an IPv4 address (those are judged by
+ * that address below). */
+static const struct range6 not_public6[] = {
+	{ { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 }, 48 },	/* local NAT64 */
+	{ { 0x01 }, 64 },			/* discard-only */
+	{ { 0x20, 0x01, 0x00, 0x02 }, 48 },	/* benchmarking */
+	{ { 0x20, 0x01, 0x00, 0x10 }, 28 },	/* ORCHID (deprecated) */
+	{ { 0x20, 0x01, 0x00, 0x20 }, 28 },	/* ORCHIDv2 */
+	{ { 0x20, 0x01, 0x0d, 0xb8 }, 32 },	/* documentation */
+	{ { 0x3f, 0xff }, 20 },			/* documentation */
+	{ { 0xfc }, 7 },			/* unique local */
+	{ { 0xfe, 0x80 }, 10 },			/* link-local */
+	{ { 0xfe, 0xc0 }, 10 },			/* site-local (deprecated) */
+	{ { 0xff }, 8 },			/* multicast */
+};
+
+static bool
+in_range6(const uint8_t b[16], const struct range6 *r)
+{
+	unsigned whole = r->bits / 8, rest = r->bits % 8;
+
+	if (memcmp(b, r->net, whole) != 0) {
+		return false;
+	}
+	return rest == 0 ||
+	    ((b[whole] ^ r->net[whole]) & (0xff00u >> rest)) == 0;
+}
+
+/* Translation and tunnelling forms reach an IPv4 host: a webhook to
+ * 64:ff9b::10.0.0.1 is a webhook to 10.0.0.1 wherever a NAT64 gateway or
+ * a 6to4 relay sits on the path, so each is judged by what it embeds. */
 static bool
 public6(const uint8_t b[16])
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		0xff, 0xff };
-	static const uint8_t zero[15] = { 0 };
+	static const uint8_t zero[10] = { 0 };
+	static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
 
-	if (memcmp(b, mapped, sizeof(mapped)) == 0) {
-		return public4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-		    (uint32_t)b[14] << 8 | b[15]);
+	if (memcmp(b, zero, sizeof(zero)) == 0 &&
+	    ((b[10] == 0xff && b[11] == 0xff) ||	/* IPv4-mapped */
+	    (b[10] == 0 && b[11] == 0))) {	/* IPv4-compatible, ::, ::1 */
+		return public4(ipv4_at(b + 12));
 	}
-	if (memcmp(b, zero, sizeof(zero)) == 0) {
-		return false;		/* :: and ::1 */
+	if (memcmp(b, nat64, sizeof(nat64)) == 0) {	/* 64:ff9b::/96 */
+		return public4(ipv4_at(b + 12));
 	}
-	return (b[0] & 0xfe) != 0xfc &&			/* fc00::/7 */
-	    /* link-local fe80::/10, and the deprecated site-local fec0::/10 */
-	    !(b[0] == 0xfe && (b[1] & 0x80) == 0x80) &&
-	    b[0] != 0xff &&				/* multicast */
-	    !(b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d &&
-	    b[3] == 0xb8);				/* 2001:db8::/32 */
+	if (b[0] == 0x20 && b[1] == 0x02) {		/* 6to4, 2002::/16 */
+		return public4(ipv4_at(b + 2));
+	}
+	if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0) {
+		/* Teredo, 2001::/32: the server's address, then the client's
+		 * with every bit inverted. */
+		return public4(ipv4_at(b + 4)) && public4(~ipv4_at(b + 12));
+	}
+	for (size_t i = 0; i < sizeof(not_public6) / sizeof(not_public6[0]);
+	    i++) {
+		if (in_range6(b, &not_public6[i])) {
+			return false;
+		}
+	}
+	return true;
 }
 
 bool
