@@ -22,3 +22,24 @@ CREATE INDEX events_device_of_user ON events (anonymous_id, site_id)
 CREATE INDEX rejected_events_ids ON rejected_events USING gin
 	((ARRAY[payload->>'anonymous_id', payload->>'user_id',
 	        derived_anonymous_id]));
+
+-- Retention now forgets a person none of whose events is left, through the
+-- sessions it deletes (server/store.c). The people whose events went
+-- before that are forgotten here, once: ids are only ever stored with an
+-- event, so a person with no event (under its own id or one merged into
+-- it) and no visit is left over from retention or erasure.
+WITH emptied AS (
+	SELECT DISTINCT i.site_id, i.person_id FROM identities i
+	WHERE NOT EXISTS (SELECT 1 FROM events e
+	                  WHERE e.person_id = i.person_id AND e.site_id = i.site_id)
+	  AND NOT EXISTS (SELECT 1 FROM sessions s
+	                  WHERE s.person_id = i.person_id AND s.site_id = i.site_id)
+	  AND NOT EXISTS (SELECT 1 FROM person_merges m JOIN events e
+	                  ON e.person_id = m.from_person AND e.site_id = m.site_id
+	                  WHERE m.site_id = i.site_id AND m.into_person = i.person_id)
+), merges AS (
+	DELETE FROM person_merges m USING emptied p
+	WHERE m.site_id = p.site_id AND m.into_person = p.person_id
+)
+DELETE FROM identities i USING emptied p
+WHERE i.person_id = p.person_id AND i.site_id = p.site_id;
