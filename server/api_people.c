@@ -1,9 +1,10 @@
-/* api_people.c - erasure. The person is the given id and every id seen
- * with it on one event (an anonymous id and the user id it logged in as),
- * followed transitively; everything stored under those ids, and the
- * people, sessions and milestones they resolve to, goes in one
- * transaction, and an audit row records who asked, when and how much
- * went, but not the ids. */
+/* api_people.c - erasure. The person is the one the given id belongs to in
+ * identities, with the people merged into it (person_merges) and every id
+ * it is known by; everything stored under those people or ids, and the
+ * sessions and milestones they resolve to, goes in one transaction, and an
+ * audit row records who asked, when and how much went, but not the ids.
+ * Every statement finds its rows by index (migrations/0011), so that an
+ * erasure costs the person's rows, not the site's. */
 #include "server/api_people.h"
 
 #include <stdlib.h>
@@ -15,31 +16,36 @@
 #include "server/db.h"
 #include "server/writer.h"
 
-/* UNION (not UNION ALL) makes the walk stop once no new id turns up. */
-static const char linked_ids_sql[] =
-    "WITH RECURSIVE ids(id) AS ("
-    " SELECT $2::text"
-    " UNION"
-    " SELECT v.id FROM ids JOIN events e ON e.site_id = $1"
-    "  AND (e.anonymous_id = ids.id OR e.user_id = ids.id),"
-    "  LATERAL (VALUES (e.anonymous_id), (e.user_id)) AS v(id)"
-    " WHERE v.id IS NOT NULL)"
-    " SELECT array_agg(id)::text, count(*) FROM ids";
+/* What one erasure removes: PostgreSQL array literals, owned. */
+struct scope {
+	char *ids;	/* text[]: the given id and its people's ids */
+	char *people;	/* bigint[]: its people, and those merged into them */
+	int n_ids;
+};
 
+/* The people of the id ($2) as anonymous or user id, then the people
+ * merged into them (their events keep the old person_id) and the ids they
+ * are known by (a merge moved the merged people's ids over). The id
+ * itself is always in: it may be only on rejected events. */
+static const char scope_sql[] =
+    "WITH p AS (SELECT DISTINCT person_id FROM identities"
+    " WHERE site_id = $1 AND kind IN ('anonymous', 'user') AND id = $2),"
+    " people AS (SELECT person_id FROM p UNION"
+    " SELECT from_person FROM person_merges WHERE site_id = $1"
+    " AND into_person IN (SELECT person_id FROM p)),"
+    " ids AS (SELECT $2::text AS id UNION"
+    " SELECT i.id FROM identities i WHERE i.site_id = $1"
+    " AND i.person_id IN (SELECT person_id FROM p))"
+    " SELECT (SELECT COALESCE(array_agg(person_id), '{}') FROM people)::text,"
+    " (SELECT array_agg(id) FROM ids)::text, (SELECT count(*) FROM ids)";
+
+/* The people's events, and those that carry one of the ids without being
+ * theirs: a device's events under another user's person, whose link to
+ * it was refused (events_device_of_user). */
 static const char delete_events_sql[] =
     "DELETE FROM events WHERE site_id = $1"
-    " AND (anonymous_id = ANY($2::text[]) OR user_id = ANY($2::text[])"
-    " OR person_id = ANY($3::bigint[]))";
-
-/* The people those ids belong to, and the people merged into them. */
-static const char people_of_ids_sql[] =
-    "WITH p AS (SELECT DISTINCT person_id FROM identities"
-    " WHERE site_id = $1 AND kind IN ('anonymous', 'user')"
-    " AND id = ANY($2::text[]))"
-    " SELECT COALESCE(array_agg(x), '{}')::text FROM ("
-    " SELECT person_id AS x FROM p UNION"
-    " SELECT from_person FROM person_merges WHERE site_id = $1"
-    " AND into_person IN (SELECT person_id FROM p)) people";
+    " AND (person_id = ANY($3::bigint[])"
+    " OR (user_id IS NOT NULL AND anonymous_id = ANY($2::text[])))";
 
 /* What ingest derived about the people ($2), besides their events; the
  * ids ($3) for the statements that take n_params 3. */
@@ -59,11 +65,11 @@ static const struct {
 	  " AND id = ANY($3::text[])))", 3 },
 };
 
+/* The expression is rejected_events_ids' (migrations/0011). */
 static const char delete_rejected_sql[] =
     "DELETE FROM rejected_events WHERE site_id = $1"
-    " AND (payload->>'anonymous_id' = ANY($2::text[])"
-    " OR payload->>'user_id' = ANY($2::text[])"
-    " OR derived_anonymous_id = ANY($2::text[]))";
+    " AND ARRAY[payload->>'anonymous_id', payload->>'user_id',"
+    " derived_anonymous_id] && $2::text[]";
 
 static const char audit_sql[] =
     "INSERT INTO erasure_audit (requested_by, request_id, site_id, counts)"
@@ -84,47 +90,57 @@ count_deleted(PGconn *pg, const char *sql, int n_params,
 	return true;
 }
 
+static void
+scope_finish(struct scope *scope)
+{
+	free(scope->ids);
+	free(scope->people);
+}
+
+/* Fills scope with what erasing id in site removes. The one place that
+ * decides how far an erasure reaches. */
+static bool
+scope_resolve(PGconn *pg, const char *site, const char *id,
+    struct scope *scope, struct error *err)
+{
+	const char *params[] = { site, id };
+	PGresult *res = db_query(pg, scope_sql, 2, params, err);
+
+	if (res == NULL) {
+		return false;
+	}
+	scope->people = strdup(PQgetvalue(res, 0, 0));
+	scope->ids = strdup(PQgetvalue(res, 0, 1));
+	scope->n_ids = atoi(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	if (scope->people == NULL || scope->ids == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
 static bool
 erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 {
-	const char *person = call->data;
-	const char *params[3] = { call->site_id, person, NULL };
+	struct scope scope = { 0 };
 	long n_events = 0, n_rejected = 0;
 	json_t *counts = NULL;
-	char *counts_text = NULL, *ids = NULL, *people = NULL;
+	char *counts_text = NULL;
 	PGresult *res;
 	bool ok = false;
-	int n_ids = 0;
 
-	res = db_query(pg, linked_ids_sql, 2, params, err);
-	if (res == NULL) {
-		return false;
-	}
-	ids = strdup(PQgetvalue(res, 0, 0));
-	n_ids = atoi(PQgetvalue(res, 0, 1));
-	PQclear(res);
-	if (ids == NULL) {
-		error_set(err, ERR_INTERNAL, "out of memory");
-		return false;
-	}
-	params[1] = ids;
-	res = db_query(pg, people_of_ids_sql, 2, params, err);
-	if (res == NULL) {
+	if (!scope_resolve(pg, call->site_id, call->data, &scope, err)) {
 		goto done;
 	}
-	people = strdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (people == NULL) {
-		error_set(err, ERR_INTERNAL, "out of memory");
-		goto done;
-	}
-	params[2] = people;
+	const char *params[] = { call->site_id, scope.ids, scope.people };
 	if (!count_deleted(pg, delete_events_sql, 3, params, &n_events, err) ||
 	    !count_deleted(pg, delete_rejected_sql, 2, params, &n_rejected,
 	    err)) {
 		goto done;
 	}
-	const char *people_params[] = { call->site_id, people, ids };
+	const char *people_params[] = { call->site_id, scope.people,
+		scope.ids };
 	for (size_t i = 0; i < sizeof(delete_people) /
 	    sizeof(delete_people[0]); i++) {
 		if (!db_exec(pg, delete_people[i].sql,
@@ -132,8 +148,9 @@ erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 			goto done;
 		}
 	}
-	counts = json_pack("{s:i, s:I, s:I}", "linked_ids", n_ids, "events",
-	    (json_int_t)n_events, "rejected_events", (json_int_t)n_rejected);
+	counts = json_pack("{s:i, s:I, s:I}", "linked_ids", scope.n_ids,
+	    "events", (json_int_t)n_events, "rejected_events",
+	    (json_int_t)n_rejected);
 	counts_text = counts != NULL ? json_dumps(counts, JSON_COMPACT) : NULL;
 	if (counts_text == NULL) {
 		error_set(err, ERR_INTERNAL, "out of memory");
@@ -154,8 +171,7 @@ erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 done:
 	json_decref(counts);
 	free(counts_text);
-	free(ids);
-	free(people);
+	scope_finish(&scope);
 	return ok;
 }
 

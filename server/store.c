@@ -212,10 +212,30 @@ store_prune_event_ids(PGconn *pg, long hours, long *deleted,
 }
 
 /* Sessions whose last event, and first times whose event, is past
- * retention. */
+ * retention; with its last sessions, a person none of whose events is left
+ * (under its own person_id or one merged into it) loses its ids and merges
+ * too. Its people are found through the sessions that go, and each is
+ * checked by index (events_person, sessions_person, person_merges_into),
+ * so that the hourly run costs what ages out, not the tables. The
+ * statement sees sessions as they were before its delete, hence the cutoff
+ * in the check of the sessions left. */
 static const char *const derived_retention_sql[] = {
-	"DELETE FROM sessions WHERE last_at < now() - "
-	"make_interval(days => $1::int)",
+	"WITH gone AS (DELETE FROM sessions"
+	" WHERE last_at < now() - make_interval(days => $1::int)"
+	" RETURNING site_id, person_id),"
+	" emptied AS (SELECT DISTINCT g.site_id, g.person_id FROM gone g"
+	" WHERE NOT EXISTS (SELECT 1 FROM sessions s"
+	"  WHERE s.person_id = g.person_id AND s.site_id = g.site_id"
+	"  AND s.last_at >= now() - make_interval(days => $1::int))"
+	" AND NOT EXISTS (SELECT 1 FROM events e"
+	"  WHERE e.person_id = g.person_id AND e.site_id = g.site_id)"
+	" AND NOT EXISTS (SELECT 1 FROM person_merges m JOIN events e"
+	"  ON e.person_id = m.from_person AND e.site_id = m.site_id"
+	"  WHERE m.site_id = g.site_id AND m.into_person = g.person_id)),"
+	" merges AS (DELETE FROM person_merges m USING emptied p"
+	"  WHERE m.site_id = p.site_id AND m.into_person = p.person_id)"
+	" DELETE FROM identities i USING emptied p"
+	" WHERE i.person_id = p.person_id AND i.site_id = p.site_id",
 	"DELETE FROM person_milestones WHERE first_at < now() - "
 	"make_interval(days => $1::int)",
 };

@@ -44,7 +44,7 @@ die() { printf 'queries.sh: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=tests/lib/pg.sh
 . "$ROOT/tests/lib/pg.sh"
 # shellcheck source=tests/bench/lib.sh
-. "$ROOT/tests/bench/lib.sh"     # bench_build
+. "$ROOT/tests/bench/lib.sh"     # bench_build, bench_shop_*
 mapfile -t PKGS < <(mp_build_packages)
 mp_install_packages "${PKGS[@]}" curl
 PG_BINDIR=$(mp_pg_bindir)
@@ -73,50 +73,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PGSOCK=$(mp_pg_sockdir "$WORK/s")
-PGPORT=$(mp_pg_free_port)
-FRESH=''
-if [ ! -f "$PGDATA/PG_VERSION" ]; then
-	mkdir -p "$PGDATA"
-	mp_pg_init "$PGDATA" -N
-	FRESH=1
-fi
-mp_pg_start "$PGDATA" "$PGSOCK" "$PGPORT" shared_buffers=512MB work_mem=64MB \
-	max_wal_size=4GB synchronous_commit=off
-PG_STARTED=1
-sql() { "$PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -h "$PGSOCK" -p "$PGPORT" -U milepost "$@"; }
-DB_URL="postgresql:///mp_queries?host=$PGSOCK&port=$PGPORT&user=milepost"
-
-TO=$(date -u +%Y-%m-%d)
-FROM=$(date -u -d "$TO - $DAYS days" +%Y-%m-%d)
-if [ -n "$FRESH" ] || ! sql -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'mp_queries'" | grep -q 1; then
-	sql -d postgres -c "CREATE DATABASE mp_queries"
-	echo '{}' >"$WORK/empty.json"
-	MILEPOST_DATABASE_URL=$DB_URL MILEPOST_CONFIG="$WORK/empty.json" "$MILEPOST" migrate >"$WORK/migrate.log" 2>&1 ||
-		{ cat "$WORK/migrate.log" >&2; die "migrate failed"; }
-	log "generating $PEOPLE people over $DAYS days from $FROM (minutes)"
-	start=$(date +%s)
-	sql -d mp_queries -v people="$PEOPLE" -v days="$DAYS" -v t0="$FROM" -f "$ROOT/tests/bench/queries_data.sql" >/dev/null
-	log "generated in $(( $(date +%s) - start )) s"
-fi
+bench_shop_start
 EVENTS=$(sql -d mp_queries -c "SELECT count(*) FROM events WHERE site_id = 'bench'")
 log "$EVENTS events"
 
-# The daemon: the example plan, one read key (its SHA-256 in the config).
-KEY_SHA=$(printf '%s' "$READ_KEY" | sha256sum | cut -d' ' -f1)
-PORT=$(mp_pg_free_port)
-cat >"$WORK/config.json" <<EOF
-{"listen": "127.0.0.1:$PORT", "database_url": "$DB_URL", "log_level": "warn",
- "plan": "$ROOT/config/plan.json", "pii_hash_key": "bench-pii-key-0123456789abcdef",
- "sites": [{"id": "bench", "name": "Bench", "write_key": "wk_bench_key"}],
- "api_keys": [{"name": "bench", "scope": "read", "key_sha256": "$KEY_SHA"}]}
-EOF
-"$MILEPOST" serve --config "$WORK/config.json" >"$WORK/daemon.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
-curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/daemon.log" >&2; die "daemon not ready"; }
-
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+bench_shop_daemon read "$READ_KEY"
 
 # time_endpoint PATH: median milliseconds of RUNS calls after a warm-up, or
 # "failed" when a call is not answered 200 (a statement over the daemon's
@@ -133,17 +94,7 @@ time_endpoint() {
 		fi
 		[ "$i" -gt 0 ] && times+=("$(awk -v t="$t" 'BEGIN {printf "%.1f", t * 1000}')")
 	done
-	printf '%s\n' "${times[@]}" | median
-}
-
-# The baseline: one plain scan of the range's events, timed by psql.
-baseline_ms() {
-	local i
-	for i in $(seq 0 "$RUNS"); do
-		sql -d mp_queries -c '\timing on' \
-			-c "SELECT count(*) FROM events WHERE site_id = 'bench' AND ts >= '$FROM' AND ts < '$TO'::date + 1" |
-			sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | { [ "$i" -gt 0 ] && cat || cat >/dev/null; }
-	done | median
+	printf '%s\n' "${times[@]}" | bench_median
 }
 
 Q="site=bench&from=$FROM&to=$TO"
@@ -160,7 +111,8 @@ ENDPOINTS=(
 	"attribution, the six rule-based models|/api/v1/attribution?$Q&models=$RULES|$T_ATTRIBUTION"
 	"attribution, data_driven alone|/api/v1/attribution?$Q&models=data_driven|$T_DATA_DRIVEN"
 )
-BASE=$(baseline_ms)
+# The baseline: one plain scan of the range's events.
+BASE=$(bench_sql_ms "SELECT count(*) FROM events WHERE site_id = 'bench' AND ts >= '$FROM' AND ts < '$TO'::date + 1")
 TIMES=()
 for e in "${ENDPOINTS[@]}"; do
 	IFS='|' read -r _ path _ <<<"$e"
@@ -182,7 +134,7 @@ LOGFILE=$(mp_pg_logfile "$PGDATA")
 MARK=$(wc -l <"$LOGFILE")
 "$MILEPOST" serve --config "$WORK/config.json" >>"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+bench_wait_ready
 for e in "${ENDPOINTS[@]}"; do
 	IFS='|' read -r _ path _ <<<"$e"
 	curl -s -H "Authorization: Bearer $READ_KEY" "http://127.0.0.1:$PORT$path" >/dev/null

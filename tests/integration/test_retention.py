@@ -127,6 +127,41 @@ class RetentionTest(harness.TestCase):
         self.assertEqual(resp.body["rejected"][0]["errors"][0]["code"], "too_old")
         self.assertNotIn("events_2001_03", set(event_partitions(db)))
 
+    def test_people_without_events_forgotten(self):
+        """Once none of a person's events is left, its ids (identities) and
+        merges go too, as its sessions do; a person with one recent event
+        keeps its ids, also those seen only on old events."""
+        db = harness.fresh_database()
+        d = self.start_daemon(db, max_event_age_days=36500)
+        old = "2001-03-04T05:06:07Z"
+        gone = {k: "%s-%s" % (k, harness.new_id()) for k in ("anon", "user", "merged")}
+        kept = {k: "%s-%s" % (k, harness.new_id()) for k in ("anon", "user", "merged")}
+        for ids, last in ((gone, old), (kept, rfc3339(utcnow() - timedelta(days=1)))):
+            for batch in ([make_event(ts=old, anonymous_id=ids["merged"])],
+                          [make_event(ts=old, anonymous_id=ids["anon"])],
+                          [make_event(ts=old, anonymous_id=ids["anon"], user_id=ids["user"])],
+                          [make_event(ts=last, anonymous_id=ids["merged"], user_id=ids["user"])]):
+                self.assertAccepted(d.post_events({"batch": batch}), 1)
+        people = lambda ids: psql(db, "SELECT DISTINCT person_id FROM identities WHERE id = ANY(:'ids')",
+                                  ids=pg_array(ids.values()))
+        gone_person, kept_person = people(gone), people(kept)
+        self.assertEqual((len(gone_person), len(kept_person)), (1, 1), "each is one person")
+        merges = lambda p: int(psql_value(db, "SELECT count(*) FROM person_merges WHERE into_person = :'p'",
+                                          p=p[0][0]))
+        self.assertEqual((merges(gone_person), merges(kept_person)), (1, 1))
+        self.assertEqual(d.stop(), 0)
+
+        d, counts, _, _ = self.restart_with(db, retention_days=365)
+        self.assertGreater(counts["dropped_partitions"], 0)
+        for table in ("identities", "sessions"):
+            n = lambda p: int(psql_value(db, "SELECT count(*) FROM %s WHERE person_id = :'p'" % table,
+                                         p=p[0][0]))
+            self.assertEqual(n(gone_person), 0, "%s of a person with no event left remain" % table)
+            self.assertGreater(n(kept_person), 0, "%s of a person with a recent event went" % table)
+        self.assertEqual((merges(gone_person), merges(kept_person)), (0, 1))
+        self.assertEqual(people(kept), kept_person, "the recent person's old ids went")
+        self.assertEqual(d.stop(), 0)
+
     def test_zero_keeps_everything(self):
         db = self.migrated_database()
         now = utcnow()
