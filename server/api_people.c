@@ -84,6 +84,89 @@ count_deleted(PGconn *pg, const char *sql, int n_params,
 	return true;
 }
 
+/* Whether the id to erase ($2) is an unverified device that claimed, or
+ * was linked into, a user id whose link was verified: then its walk
+ * would cross into a person it does not own (migrations/0012). */
+static const char claims_verified_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM identities a"
+    " JOIN identities u ON u.site_id = a.site_id AND u.kind = 'user'"
+    "  AND u.verified"
+    " WHERE a.site_id = $1 AND a.kind = 'anonymous' AND a.id = $2"
+    "  AND NOT a.verified"
+    "  AND (u.person_id = a.person_id OR u.id IN (SELECT e.user_id"
+    "   FROM events e WHERE e.site_id = $1 AND e.anonymous_id = $2)))";
+
+/* Erasing only the id: its events, sessions and identity, and the first
+ * times of its person when nothing else is left of that person. */
+static const char *const erase_id_sql[] = {
+	"DELETE FROM sessions WHERE site_id = $1 AND anonymous_id = $2",
+	"DELETE FROM person_milestones m WHERE site_id = $1 AND person_id ="
+	" (SELECT person_id FROM identities WHERE site_id = $1"
+	" AND kind = 'anonymous' AND id = $2) AND NOT EXISTS (SELECT 1"
+	" FROM identities i WHERE i.site_id = $1 AND i.person_id ="
+	" m.person_id AND NOT (i.kind = 'anonymous' AND i.id = $2))",
+	"DELETE FROM identities WHERE site_id = $1 AND kind = 'anonymous'"
+	" AND id = $2",
+};
+
+static const char delete_id_events_sql[] =
+    "DELETE FROM events WHERE site_id = $1 AND anonymous_id = $2";
+
+/* The scope of the erasure of call's id: "id" when only its own data
+ * may go (see claims_verified_sql), else "person". NULL on failure. */
+static const char *
+erase_scope(PGconn *pg, struct api_call *call, struct error *err)
+{
+	const char *params[2] = { call->site_id, call->data };
+	PGresult *res = db_query(pg, claims_verified_sql, 2, params, err);
+	const char *scope;
+
+	if (res == NULL) {
+		return NULL;
+	}
+	scope = strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "id" : "person";
+	PQclear(res);
+	return scope;
+}
+
+/* The "id" scope: the id's own events, rejected events, sessions and
+ * identity; the verified person it claimed keeps everything. */
+static bool
+erase_id_only(PGconn *pg, struct api_call *call, long *n_events,
+    long *n_rejected, struct error *err)
+{
+	char ids[EVENT_ID_MAX * 2 + 8];
+	const char *params[2] = { call->site_id, call->data };
+	const char *rejected_params[2] = { call->site_id, ids };
+	const char *id = call->data;
+	size_t n = 0;
+
+	/* A one-element text[] literal, quoted and escaped. */
+	ids[n++] = '{';
+	ids[n++] = '"';
+	for (; *id != '\0' && n < sizeof(ids) - 4; id++) {
+		if (*id == '"' || *id == '\\') {
+			ids[n++] = '\\';
+		}
+		ids[n++] = *id;
+	}
+	ids[n++] = '"';
+	ids[n++] = '}';
+	ids[n] = '\0';
+	if (!count_deleted(pg, delete_id_events_sql, 2, params, n_events,
+	    err) || !count_deleted(pg, delete_rejected_sql, 2,
+	    rejected_params, n_rejected, err)) {
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(erase_id_sql) / sizeof(erase_id_sql[0]);
+	    i++) {
+		if (!db_exec(pg, erase_id_sql[i], 2, params, err)) {
+			return false;
+		}
+	}
+	return true;
+}
+
 static bool
 erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 {
@@ -95,7 +178,18 @@ erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 	PGresult *res;
 	bool ok = false;
 	int n_ids = 0;
+	const char *scope = erase_scope(pg, call, err);
 
+	if (scope == NULL) {
+		return false;
+	}
+	if (strcmp(scope, "id") == 0) {
+		n_ids = 1;
+		if (!erase_id_only(pg, call, &n_events, &n_rejected, err)) {
+			return false;
+		}
+		goto counted;
+	}
 	res = db_query(pg, linked_ids_sql, 2, params, err);
 	if (res == NULL) {
 		return false;
@@ -132,6 +226,7 @@ erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 			goto done;
 		}
 	}
+counted:
 	counts = json_pack("{s:i, s:I, s:I}", "linked_ids", n_ids, "events",
 	    (json_int_t)n_events, "rejected_events", (json_int_t)n_rejected);
 	counts_text = counts != NULL ? json_dumps(counts, JSON_COMPACT) : NULL;
@@ -145,8 +240,11 @@ erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 	if (res == NULL) {
 		goto done;
 	}
-	call->answer = json_pack("{s:s, s:O, s:I, s:s}", "site", call->site_id,
-	    "erased", counts, "audit_id",
+	call->answer = json_pack("{s:s, s:s, s:s, s:O, s:I, s:s}", "site",
+	    call->site_id, "scope", scope, "scope_reason", scope[0] == 'i' ?
+	    "the id's own link is unverified and the person it claimed is a "
+	    "verified user's: only the id's own data was erased" :
+	    "the id and every id linked with it", "erased", counts, "audit_id",
 	    (json_int_t)atoll(PQgetvalue(res, 0, 0)), "erased_at",
 	    PQgetvalue(res, 0, 1));
 	PQclear(res);
