@@ -180,6 +180,9 @@ rejected_payload(json_t *v, const struct event *ev, bool anonymise)
 	for (size_t i = 0; anonymise && i < 3; i++) {
 		json_object_del(p, ids[i]);
 	}
+	/* A proof of identity is worth nothing to someone fixing events, and
+	 * would let anyone who reads them replay it. */
+	json_object_del(p, "user_hash");
 	/* A context carries the sender's view of the visitor (ip, traits,
 	 * user agent): of it only the consent is kept. */
 	if (json_object_get(p, "context") != NULL) {

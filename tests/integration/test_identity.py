@@ -112,6 +112,14 @@ class IdentityTest(harness.DaemonTestCase):
         self.assertIsNone(psql_value(self.db, "SELECT user_id FROM events WHERE site_id = 'shop'"
                                               " AND anonymous_id = :'a'", a=attacker) or None)
 
+    def test_rejected_event_keeps_no_hash(self):
+        user = uid("user")
+        resp = self.post(make_event(name="Bad_Name", user_id=user, user_hash=user_hash(user)))
+        self.assertAccepted(resp, 0, [0])
+        self.assertEqual(psql_value(self.db, "SELECT count(*) FROM rejected_events WHERE site_id = 'shop'"
+                                             " AND payload->>'user_id' = :'u'"
+                                             " AND NOT payload ? 'user_hash'", u=user), "1")
+
     def test_optional_without_hash_links_unverified(self):
         user, anon = uid("user"), uid("anon")
         resp = self.send([identify(user, anon)])
