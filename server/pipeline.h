@@ -35,8 +35,8 @@ struct pipeline_context {
 	struct app_state *state;
 	struct app_counters *counters;	/* may be NULL */
 	const char *site_id;
-	/* The site's settings (identity verification); NULL on a replay,
-	 * whose user ids were judged when they first came. */
+	/* The site's settings (identity verification); NULL: none (a site
+	 * gone from the configuration), user ids link unchecked. */
 	const struct config_site *site;
 	/* The request came with one of the site's secret server keys: its
 	 * user ids are verified and its User-Agent is the backend's. */
