@@ -411,13 +411,13 @@ site_secret_parse(json_t *obj, size_t idx, const char *where,
 		}
 		snprintf(what, sizeof(what), "sites[%zu].identity_secret_file",
 		    idx);
-		site->identity_secret = read_secret_file(json_string_value(file),
-		    what, err);
+		site->identity_secret = read_secret_file(
+		    json_string_value(file), what, err);
 		return site->identity_secret != NULL;
 	}
 	if (inline_ != NULL && !json_is_string(inline_)) {
-		error_set(err, ERR_CONFIG, "%s: sites[%zu].identity_secret must "
-		    "be a string", where, idx);
+		error_set(err, ERR_CONFIG, "%s: sites[%zu].identity_secret "
+		    "must be a string", where, idx);
 		return false;
 	}
 	site->identity_secret = strdup(inline_ != NULL ?
@@ -1130,9 +1130,9 @@ site_identity_validate(const struct config_site *site, size_t i,
 	for (size_t k = 0; k < site->n_server_keys; k++) {
 		if (privacy_key_matches(site->write_key,
 		    site->server_keys[k])) {
-			error_set(err, ERR_CONFIG, "sites[%zu].server_keys[%zu] "
-			    "is the SHA-256 of the site's write_key: a server "
-			    "key must be a secret of its own", i, k);
+			error_set(err, ERR_CONFIG, "sites[%zu].server_keys"
+			    "[%zu] is the SHA-256 of the site's write_key: a "
+			    "server key must be a secret of its own", i, k);
 			return false;
 		}
 	}

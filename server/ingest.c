@@ -466,10 +466,10 @@ site_of_key(struct request *req, const struct config *cfg, const char *key,
 	if (site == NULL && (site = auth_find_server_site(cfg, key)) != NULL) {
 		*server = true;
 		if (http_request_header(req, "Origin") != NULL) {
-			error_set(err, ERR_SERVER_KEY_IN_BROWSER, "a server key "
-			    "came from a browser page (Origin header): it is a "
-			    "secret of the site's backend; rotate it, and use "
-			    "the write key in pages");
+			error_set(err, ERR_SERVER_KEY_IN_BROWSER, "a server "
+			    "key came from a browser page (Origin header): it "
+			    "is a secret of the site's backend; rotate it, and "
+			    "use the write key in pages");
 			return NULL;
 		}
 		return site;

@@ -80,8 +80,8 @@ bool people_batch_needs_lookup(const struct people_batch *b);
 
 /* The lookup's parameters, for the events the cache did not answer:
  * arrays of n (the event's number in the batch), site_id, anonymous_id,
- * user_id, session_id, ts, trust (migrations/0012). The values stay b's, valid until it is freed.
- * False out of memory. */
+ * user_id, session_id, ts, trust (migrations/0012). The values stay b's,
+ * valid until it is freed. False out of memory. */
 #define PEOPLE_LOOKUP_PARAMS 7
 bool people_batch_lookup_params(struct people_batch *b,
     const char *values[PEOPLE_LOOKUP_PARAMS]);

@@ -71,7 +71,8 @@ put_people(struct strbuf *out, const struct writer_item *item)
 		struct people_event pe = item->people[i];
 		/* The trust rides in the bot byte's upper bits: records
 		 * written before it existed read as unchecked. */
-		uint8_t flags[3] = { (uint8_t)(pe.bot | (unsigned)pe.trust << 1),
+		uint8_t flags[3] = {
+			(uint8_t)(pe.bot | (unsigned)pe.trust << 1),
 			pe.milestone, pe.id_given };
 
 		put_u64(out, pe.row_end);

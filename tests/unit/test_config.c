@@ -210,8 +210,8 @@ test_duplicate_sites_rejected(void **state)
 static void
 test_site_identity_settings(void **state)
 {
-	static const char site[] = "{\"sites\":[{\"id\":\"shop\",\"name\":\"n\","
-	    "\"write_key\":\"wk_12345678\",";
+	static const char site[] = "{\"sites\":[{\"id\":\"shop\","
+	    "\"name\":\"n\",\"write_key\":\"wk_12345678\",";
 	char text[512], *secret_path;
 	struct config *cfg;
 	struct error err;
