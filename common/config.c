@@ -10,8 +10,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
 #include "common/log.h"
 #include "common/origin.h"
+#include "common/privacy.h"
 
 enum key_type {
 	KEY_STRING,
@@ -280,6 +283,12 @@ sites_free(struct config_site *sites, size_t n)
 		free(sites[i].write_key);
 		strings_free(sites[i].allowed_origins,
 		    sites[i].n_allowed_origins);
+		if (sites[i].identity_secret != NULL) {
+			sodium_memzero(sites[i].identity_secret,
+			    strlen(sites[i].identity_secret));
+		}
+		free(sites[i].identity_secret);
+		strings_free(sites[i].server_keys, sites[i].n_server_keys);
 	}
 	free(sites);
 }
@@ -361,11 +370,116 @@ unknown_key(json_t *obj, const char *const *names, size_t n)
 }
 
 static bool
+is_sha256_hex(const char *s)
+{
+	size_t n = 0;
+
+	for (; isxdigit((unsigned char)s[n]); n++) {
+	}
+	return n == 64 && s[n] == '\0';
+}
+
+static char *read_secret_file(const char *path, const char *var,
+    struct error *err);
+
+static const char *const identity_modes[] = {
+	[CONFIG_IDENTITY_OFF] = "off",
+	[CONFIG_IDENTITY_OPTIONAL] = "optional",
+	[CONFIG_IDENTITY_REQUIRED] = "required",
+};
+
+/* The secret in the site's identity_secret, or in the file that
+ * identity_secret_file names (for container secrets), into site. */
+static bool
+site_secret_parse(json_t *obj, size_t idx, const char *where,
+    struct config_site *site, struct error *err)
+{
+	json_t *inline_ = json_object_get(obj, "identity_secret");
+	json_t *file = json_object_get(obj, "identity_secret_file");
+	char what[64];
+
+	if (inline_ != NULL && file != NULL) {
+		error_set(err, ERR_CONFIG, "%s: sites[%zu] sets both "
+		    "identity_secret and identity_secret_file", where, idx);
+		return false;
+	}
+	if (file != NULL) {
+		if (!json_is_string(file)) {
+			error_set(err, ERR_CONFIG, "%s: sites[%zu]."
+			    "identity_secret_file must be a path", where, idx);
+			return false;
+		}
+		snprintf(what, sizeof(what), "sites[%zu].identity_secret_file",
+		    idx);
+		site->identity_secret = read_secret_file(
+		    json_string_value(file), what, err);
+		return site->identity_secret != NULL;
+	}
+	if (inline_ != NULL && !json_is_string(inline_)) {
+		error_set(err, ERR_CONFIG, "%s: sites[%zu].identity_secret "
+		    "must be a string", where, idx);
+		return false;
+	}
+	site->identity_secret = strdup(inline_ != NULL ?
+	    json_string_value(inline_) : "");
+	if (site->identity_secret == NULL) {
+		error_set(err, ERR_NOMEM, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* identity_verification, its secret and the server keys of a site. */
+static bool
+site_identity_parse(json_t *obj, size_t idx, const char *where,
+    struct config_site *site, struct error *err)
+{
+	const char *mode = json_string_value(json_object_get(obj,
+	    "identity_verification"));
+	json_t *keys_ = json_object_get(obj, "server_keys");
+	size_t m = 0, n_modes = sizeof(identity_modes) /
+	    sizeof(identity_modes[0]);
+	char what[48];
+
+	if (json_object_get(obj, "identity_verification") != NULL) {
+		while (m < n_modes && (mode == NULL ||
+		    strcmp(mode, identity_modes[m]) != 0)) {
+			m++;
+		}
+		if (m == n_modes) {
+			error_set(err, ERR_CONFIG, "%s: sites[%zu]."
+			    "identity_verification must be off, optional or "
+			    "required", where, idx);
+			return false;
+		}
+	}
+	site->identity_verification = (enum config_identity)m;
+	if (!site_secret_parse(obj, idx, where, site, err)) {
+		return false;
+	}
+	snprintf(what, sizeof(what), "sites[%zu].server_keys", idx);
+	if (keys_ != NULL && !strings_from_json(keys_, &site->server_keys,
+	    &site->n_server_keys, what, where, err)) {
+		return false;
+	}
+	for (size_t i = 0; i < site->n_server_keys; i++) {
+		if (!is_sha256_hex(site->server_keys[i])) {
+			error_set(err, ERR_CONFIG, "%s: %s[%zu] must be the "
+			    "SHA-256 of the key, 64 hex digits (never the key "
+			    "itself)", where, what, i);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool
 site_parse(json_t *obj, size_t idx, const char *where,
     struct config_site *site, struct error *err)
 {
 	static const char *const allowed[] = { "id", "name", "write_key",
-		"allowed_origins" };
+		"allowed_origins", "identity_verification", "identity_secret",
+		"identity_secret_file", "server_keys" };
 	char what[48];
 	const char *k;
 	json_t *origins;
@@ -395,6 +509,9 @@ site_parse(json_t *obj, size_t idx, const char *where,
 	if (!site_key_is_valid(site->write_key)) {
 		error_set(err, ERR_CONFIG, "%s: sites[%zu].write_key must be "
 		    "8 to 128 printable characters without spaces", where, idx);
+		return false;
+	}
+	if (!site_identity_parse(obj, idx, where, site, err)) {
 		return false;
 	}
 	origins = json_object_get(obj, "allowed_origins");
@@ -503,16 +620,6 @@ api_keys_free(struct config_api_key *keys_, size_t n)
 		strings_free(keys_[i].sites, keys_[i].n_sites);
 	}
 	free(keys_);
-}
-
-static bool
-is_sha256_hex(const char *s)
-{
-	size_t n = 0;
-
-	for (; isxdigit((unsigned char)s[n]); n++) {
-	}
-	return n == 64 && s[n] == '\0';
 }
 
 static bool
@@ -998,6 +1105,40 @@ api_keys_validate(const struct config *cfg, struct error *err)
 	return true;
 }
 
+/* A site's identity settings: verification needs a secret long enough
+ * not to be guessed, and a server key must not be the public write key
+ * (that would let every page act as the shop's backend). */
+static bool
+site_identity_validate(const struct config_site *site, size_t i,
+    struct error *err)
+{
+	size_t secret_len = strlen(site->identity_secret);
+
+	if (site->identity_verification != CONFIG_IDENTITY_OFF &&
+	    secret_len == 0) {
+		error_set(err, ERR_CONFIG, "sites[%zu].identity_verification "
+		    "is %s but the site has no identity_secret", i,
+		    identity_modes[site->identity_verification]);
+		return false;
+	}
+	if (secret_len > 0 && secret_len < 16) {
+		error_set(err, ERR_CONFIG, "sites[%zu].identity_secret must be "
+		    "at least 16 bytes (32 random bytes, hex-encoded, are "
+		    "best)", i);
+		return false;
+	}
+	for (size_t k = 0; k < site->n_server_keys; k++) {
+		if (privacy_key_matches(site->write_key,
+		    site->server_keys[k])) {
+			error_set(err, ERR_CONFIG, "sites[%zu].server_keys"
+			    "[%zu] is the SHA-256 of the site's write_key: a "
+			    "server key must be a secret of its own", i, k);
+			return false;
+		}
+	}
+	return true;
+}
+
 bool
 config_validate(const struct config *cfg, struct error *err)
 {
@@ -1017,6 +1158,9 @@ config_validate(const struct config *cfg, struct error *err)
 		return false;
 	}
 	for (size_t i = 0; i < cfg->n_sites; i++) {
+		if (!site_identity_validate(&cfg->sites[i], i, err)) {
+			return false;
+		}
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(cfg->sites[i].id, cfg->sites[j].id) == 0) {
 				error_set(err, ERR_CONFIG, "sites[%zu].id '%s' "

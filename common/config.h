@@ -12,12 +12,24 @@
 
 #include "common/error.h"
 
+enum config_identity {
+	CONFIG_IDENTITY_OFF = 0,
+	CONFIG_IDENTITY_OPTIONAL,
+	CONFIG_IDENTITY_REQUIRED,
+};
+
 struct config_site {
 	char *id;
 	char *name;
 	char *write_key;
 	char **allowed_origins;
 	size_t n_allowed_origins;
+	/* Whether a browser's identify must prove its user id with
+	 * HMAC-SHA256(user id, identity_secret) in hex (docs/plan.md). */
+	enum config_identity identity_verification;
+	char *identity_secret;	/* "": none; never logged */
+	char **server_keys;	/* SHA-256 hex of each secret server key */
+	size_t n_server_keys;
 };
 
 /* A secret API key for the query and admin API: only its SHA-256 is

@@ -45,6 +45,7 @@ static const struct field fields[] = {
 	{ "sent_at", FIELD_SENT_AT, 64, 0 },
 	{ "anonymous_id", FIELD_IDENTITY, EVENT_ID_MAX, AT(anonymous_id) },
 	{ "user_id", FIELD_USER_ID, EVENT_ID_MAX, AT(user_id) },
+	{ "user_hash", FIELD_TEXT, 128, AT(user_hash) },
 	{ "session_id", FIELD_IDENTITY, EVENT_ID_MAX, AT(session_id) },
 	{ "url", FIELD_TEXT, EVENT_URL_MAX, AT(url) },
 	{ "referrer", FIELD_TEXT, EVENT_URL_MAX, AT(referrer) },
@@ -440,4 +441,14 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 		ev->event_id_generated = true;
 	}
 	return true;
+}
+
+const char *
+event_user_hash(const struct event *ev)
+{
+	if (ev->user_hash != NULL) {
+		return ev->user_hash;
+	}
+	return json_string_value(json_object_get(json_object_get(ev->context,
+	    "milepost"), "user_hash"));
 }

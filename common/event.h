@@ -30,6 +30,16 @@ enum event_type {
 	EVENT_IDENTIFY,
 };
 
+/* What the people step may do with an event's user id: link it as today
+ * (the site does not verify identities), link it unless another link to
+ * it was verified, or link it as verified (a valid user_hash, or a
+ * server key). */
+enum event_trust {
+	EVENT_TRUST_UNCHECKED = 0,
+	EVENT_TRUST_UNVERIFIED,
+	EVENT_TRUST_VERIFIED,
+};
+
 /* The name an identify call is stored under. */
 #define EVENT_IDENTIFY_NAME "identify"
 
@@ -59,6 +69,7 @@ struct event {
 	int64_t sent_at_us;
 	const char *anonymous_id;
 	const char *user_id;
+	const char *user_hash;	/* identity verification's HMAC, hex */
 	const char *session_id;
 	const char *url;
 	const char *referrer;
@@ -72,6 +83,9 @@ struct event {
 	const char *kind;	/* NULL: not in the plan */
 	const char *phase;
 	bool consented;		/* false: stored anonymised */
+	/* How far the user id may be trusted to link (docs/plan.md,
+	 * "Identity verification"): set by the ingest pipeline. */
+	enum event_trust trust;
 };
 
 /* True if id (a user, anonymous or session id as sent) is a value that
@@ -91,6 +105,11 @@ bool event_parse_native(json_t *v, int64_t received_us, struct event *ev,
  * context.consent.categoryPreferences), borrowed from context; NULL if
  * absent. */
 json_t *event_segment_consent(json_t *context);
+
+/* The identity verification hash of ev: its user_hash, else Segment's
+ * context.milepost.user_hash (analytics.identify's options.context);
+ * NULL if none, or not a string. Borrowed from ev. */
+const char *event_user_hash(const struct event *ev);
 
 /* Adds a problem (ignored past EVENT_MAX_PROBLEMS). */
 void event_problem_add(struct event_problems *probs, enum err_code code,

@@ -161,6 +161,33 @@ done:
 	return ok;
 }
 
+bool
+privacy_hmac_matches(const char *key, const char *msg, const char *given_hex)
+{
+	unsigned char want[crypto_auth_hmacsha256_BYTES];
+	unsigned char got[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+	bool ok = false;
+
+	if (key == NULL || key[0] == '\0' || msg == NULL ||
+	    given_hex == NULL || !privacy_unhex(given_hex, got, sizeof(got))) {
+		goto done;
+	}
+	/* The key is the secret's bytes as configured, of any length: what
+	 * the one-liners of docs/snippet.md use. */
+	crypto_auth_hmacsha256_init(&st, (const unsigned char *)key,
+	    strlen(key));
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)msg,
+	    strlen(msg));
+	crypto_auth_hmacsha256_final(&st, want);
+	ok = sodium_memcmp(got, want, sizeof(got)) == 0;
+	sodium_memzero(&st, sizeof(st));
+done:
+	sodium_memzero(got, sizeof(got));
+	sodium_memzero(want, sizeof(want));
+	return ok;
+}
+
 /* Whether the form-encoded name p[0..n) decodes to deny, ignoring ASCII
  * case. Decoding happens on the fly so hostile names cost no memory; a
  * '%' not followed by two hex digits stands for itself. */

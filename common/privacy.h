@@ -62,6 +62,12 @@ void privacy_key_sha256_hex(const char *key, char out[PRIVACY_HEX_LEN]);
  * The comparison takes the same time wherever the digests differ. */
 bool privacy_key_matches(const char *key, const char *expected_hex);
 
+/* True if given_hex (64 hex characters, either case) is
+ * HMAC-SHA256(msg, key) in hex, as a site's backend computes it for
+ * identity verification. Constant time, as privacy_key_matches. */
+bool privacy_hmac_matches(const char *key, const char *msg,
+    const char *given_hex);
+
 /* A copy of url (caller frees) without the query parameters whose names
  * (percent-decoded, compared case-insensitively) are in deny[0..n_deny).
  * A fragment holding '=' is read as parameters too (after its own '?'

@@ -21,6 +21,7 @@ struct scope {
 	char *ids;	/* text[]: the given id and its people's ids */
 	char *people;	/* bigint[]: its people, and those merged into them */
 	int n_ids;
+	bool device_only;	/* see device_scope_sql */
 };
 
 /* The people of the id ($2) as anonymous or user id, then the people
@@ -39,20 +40,30 @@ static const char scope_sql[] =
     " SELECT (SELECT COALESCE(array_agg(person_id), '{}') FROM people)::text,"
     " (SELECT array_agg(id) FROM ids)::text, (SELECT count(*) FROM ids)";
 
-/* The people's events, and those that carry one of the ids without being
- * theirs: a device's events under another user's person, whose link to
- * it was refused (events_device_of_user). */
-static const char delete_events_sql[] =
-    "DELETE FROM events WHERE site_id = $1"
-    " AND (person_id = ANY($3::bigint[])"
-    " OR (user_id IS NOT NULL AND anonymous_id = ANY($2::text[])))";
+/* An unverified device whose person a verified user id owns: it claimed
+ * that user (or was linked before the user verified), and erasing the
+ * whole person would erase the verified owner (migrations/0012). Then
+ * the scope is the device alone, within that person. */
+static const char device_scope_sql[] =
+    "SELECT ARRAY[a.person_id]::text, ARRAY[a.id]::text, 1"
+    " FROM identities a WHERE a.site_id = $1 AND a.kind = 'anonymous'"
+    " AND a.id = $2 AND NOT a.verified AND EXISTS (SELECT 1"
+    " FROM identities u WHERE u.site_id = $1 AND u.kind = 'user'"
+    " AND u.verified AND u.person_id = a.person_id)";
 
-/* What ingest derived about the people ($2), besides their events; the
- * ids ($3) for the statements that take n_params 3. */
-static const struct {
+struct erase_sql {
 	const char *sql;
-	int n_params;
-} delete_people[] = {
+	int n_params;	/* 2: site and people; 3: and the ids */
+};
+
+/* What goes for a person ($2: its people, $3: its ids): its events, and
+ * those that carry one of the ids without being theirs (a device's
+ * events under another user's person, whose link to it was refused:
+ * events_device_of_user); then what ingest derived about it. */
+static const struct erase_sql erase_person[] = {
+	{ "DELETE FROM events WHERE site_id = $1"
+	  " AND (person_id = ANY($2::bigint[])"
+	  " OR (user_id IS NOT NULL AND anonymous_id = ANY($3::text[])))", 3 },
 	{ "DELETE FROM sessions WHERE site_id = $1 AND (person_id = "
 	  "ANY($2::bigint[]) OR anonymous_id = ANY($3::text[]))", 3 },
 	{ "DELETE FROM person_milestones WHERE site_id = $1"
@@ -63,6 +74,20 @@ static const struct {
 	{ "DELETE FROM identities WHERE site_id = $1 AND (person_id = "
 	  "ANY($2::bigint[]) OR (kind IN ('anonymous', 'user')"
 	  " AND id = ANY($3::text[])))", 3 },
+};
+
+/* What goes for a device alone (device_scope_sql): the same, kept to the
+ * device's id. The person's first times stay: the owner's events may
+ * have made them too. */
+static const struct erase_sql erase_device[] = {
+	{ "DELETE FROM events WHERE site_id = $1 AND anonymous_id = "
+	  "ANY($3::text[]) AND (person_id = ANY($2::bigint[])"
+	  " OR user_id IS NOT NULL)", 3 },
+	{ "DELETE FROM sessions WHERE site_id = $1 AND person_id = "
+	  "ANY($2::bigint[]) AND anonymous_id = ANY($3::text[])", 3 },
+	{ "DELETE FROM identities WHERE site_id = $1 AND person_id = "
+	  "ANY($2::bigint[]) AND kind = 'anonymous' AND id = ANY($3::text[])",
+	  3 },
 };
 
 /* The expression is rejected_events_ids' (migrations/0011). */
@@ -104,10 +129,18 @@ scope_resolve(PGconn *pg, const char *site, const char *id,
     struct scope *scope, struct error *err)
 {
 	const char *params[] = { site, id };
-	PGresult *res = db_query(pg, scope_sql, 2, params, err);
+	PGresult *res = db_query(pg, device_scope_sql, 2, params, err);
 
 	if (res == NULL) {
 		return false;
+	}
+	scope->device_only = PQntuples(res) == 1;
+	if (!scope->device_only) {
+		PQclear(res);
+		res = db_query(pg, scope_sql, 2, params, err);
+		if (res == NULL) {
+			return false;
+		}
 	}
 	scope->people = strdup(PQgetvalue(res, 0, 0));
 	scope->ids = strdup(PQgetvalue(res, 0, 1));
@@ -133,18 +166,23 @@ erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 	if (!scope_resolve(pg, call->site_id, call->data, &scope, err)) {
 		goto done;
 	}
-	const char *params[] = { call->site_id, scope.ids, scope.people };
-	if (!count_deleted(pg, delete_events_sql, 3, params, &n_events, err) ||
-	    !count_deleted(pg, delete_rejected_sql, 2, params, &n_rejected,
-	    err)) {
+	const struct erase_sql *steps = scope.device_only ? erase_device :
+	    erase_person;
+	size_t n_steps = scope.device_only ?
+	    sizeof(erase_device) / sizeof(erase_device[0]) :
+	    sizeof(erase_person) / sizeof(erase_person[0]);
+	const char *params[] = { call->site_id, scope.people, scope.ids };
+	const char *rejected_params[] = { call->site_id, scope.ids };
+
+	/* Events first, so that their count is the first step's. */
+	if (!count_deleted(pg, steps[0].sql, steps[0].n_params, params,
+	    &n_events, err) || !count_deleted(pg, delete_rejected_sql, 2,
+	    rejected_params, &n_rejected, err)) {
 		goto done;
 	}
-	const char *people_params[] = { call->site_id, scope.people,
-		scope.ids };
-	for (size_t i = 0; i < sizeof(delete_people) /
-	    sizeof(delete_people[0]); i++) {
-		if (!db_exec(pg, delete_people[i].sql,
-		    delete_people[i].n_params, people_params, err)) {
+	for (size_t i = 1; i < n_steps; i++) {
+		if (!db_exec(pg, steps[i].sql, steps[i].n_params, params,
+		    err)) {
 			goto done;
 		}
 	}
@@ -162,8 +200,12 @@ erase_in_transaction(PGconn *pg, struct api_call *call, struct error *err)
 	if (res == NULL) {
 		goto done;
 	}
-	call->answer = json_pack("{s:s, s:O, s:I, s:s}", "site", call->site_id,
-	    "erased", counts, "audit_id",
+	call->answer = json_pack("{s:s, s:s, s:s, s:O, s:I, s:s}", "site",
+	    call->site_id, "scope", scope.device_only ? "id" : "person",
+	    "scope_reason", scope.device_only ?
+	    "the id's own link is unverified and the person it is in is a "
+	    "verified user's: only the id's own data was erased" :
+	    "the id and every id linked with it", "erased", counts, "audit_id",
 	    (json_int_t)atoll(PQgetvalue(res, 0, 0)), "erased_at",
 	    PQgetvalue(res, 0, 1));
 	PQclear(res);

@@ -221,6 +221,20 @@ count_codes(json_t *by_code, const struct event_problems *errors)
 
 /* Runs row i of res through the pipeline; stores what now passes and
  * marks its row. */
+/* The configured site of id, NULL if it is gone. Its identity
+ * verification judges replayed user ids again: their hash was not kept,
+ * so they link at most unverified. */
+static const struct config_site *
+site_of(const struct config *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		if (strcmp(cfg->sites[i].id, id) == 0) {
+			return &cfg->sites[i];
+		}
+	}
+	return NULL;
+}
+
 static bool
 replay_row(struct api_call *call, const PGresult *res, int i,
     struct writer_item *item, struct replay_counts *n)
@@ -233,6 +247,7 @@ replay_row(struct api_call *call, const PGresult *res, int i,
 		.state = call->state,
 		.counters = NULL,	/* counted when they first came */
 		.site_id = call->site_id,
+		.site = site_of(call->state->cfg, call->site_id),
 		.request_id = PQgetvalue(res, i, 2),
 		.received_us = atoll(PQgetvalue(res, i, 1)),
 		.consent_overrides = json_object_size(overrides) > 0 ?

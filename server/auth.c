@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "common/privacy.h"
+
 static bool
 same_key(const char *a, const char *b)
 {
@@ -25,6 +27,22 @@ auth_find_site(const struct config *cfg, const char *key)
 	for (size_t i = 0; i < cfg->n_sites; i++) {
 		if (same_key(cfg->sites[i].write_key, key)) {
 			found = &cfg->sites[i];
+		}
+	}
+	return found;
+}
+
+const struct config_site *
+auth_find_server_site(const struct config *cfg, const char *key)
+{
+	const struct config_site *found = NULL;
+
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		for (size_t k = 0; k < cfg->sites[i].n_server_keys; k++) {
+			if (privacy_key_matches(key,
+			    cfg->sites[i].server_keys[k])) {
+				found = &cfg->sites[i];
+			}
 		}
 	}
 	return found;

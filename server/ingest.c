@@ -316,7 +316,8 @@ count_outcome(struct app_counters *c, const struct pipeline_outcome *out)
  * built; rejected messages are kept aside as usual). */
 static bool
 take_events(struct ingest *in, struct request *req, struct app *app,
-    json_t *events, const struct config_site *site, bool segment)
+    json_t *events, const struct config_site *site, bool server,
+    bool segment)
 {
 	char visitor[PRIVACY_VISITOR_ID_LEN];
 	char hosts[SITE_HOSTS_MAX][CHANNEL_HOST_MAX];
@@ -326,6 +327,8 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 		.state = in->state,
 		.counters = &app->counters,
 		.site_id = site_id,
+		.site = site,
+		.server_key = server,
 		.request_id = http_request_id(req),
 		.received_us = timeutil_now_us(),
 		.site_hosts = host_list,
@@ -347,11 +350,15 @@ take_events(struct ingest *in, struct request *req, struct app *app,
 		channel_url_host(site->allowed_origins[h], hosts[h]);
 		host_list[ctx.n_site_hosts++] = hosts[h];
 	}
-	useragent_parse(http_request_header(req, "User-Agent"), &ctx.ua);
+	/* A backend's User-Agent and address say nothing of its visitors:
+	 * no device, no bot flag, no cookieless id from them (an event's
+	 * own context.userAgent still gives its visitor's device). */
+	useragent_parse(server ? NULL : http_request_header(req,
+	    "User-Agent"), &ctx.ua);
 	ctx.consent_overrides = pipeline_consent_overrides(in->state->cfg,
 	    header_is_1(req, "Sec-GPC"), header_is_1(req, "DNT"));
-	ctx.derived_anonymous_id = derive_visitor(req, app, ctx.received_us,
-	    site_id, in->state->cfg, visitor);
+	ctx.derived_anonymous_id = server ? NULL : derive_visitor(req, app,
+	    ctx.received_us, site_id, in->state->cfg, visitor);
 	json_array_foreach(events, i, v) {
 		if (!ok || !pipeline_run(&ctx, v, i, &in->item, &out)) {
 			ok = false;
@@ -408,7 +415,8 @@ write_key_of(struct request *req)
  * segment what Segment's clients expect. Takes over state. */
 static void
 ingest_events(struct request *req, struct app *app, struct app_state *state,
-    const struct config_site *site, json_t *events, bool segment)
+    const struct config_site *site, bool server, json_t *events,
+    bool segment)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
 	struct error err = { 0 };
@@ -423,7 +431,7 @@ ingest_events(struct request *req, struct app *app, struct app_state *state,
 	in->spool = app->spool;
 	in->state = state;
 	http_request_set_context(req, in, ingest_free);
-	if (!take_events(in, req, app, events, site, segment)) {
+	if (!take_events(in, req, app, events, site, server, segment)) {
 		error_set(&err, ERR_INTERNAL, "out of memory");
 		http_respond_error(req, &err);
 		return;
@@ -439,19 +447,33 @@ ingest_events(struct request *req, struct app *app, struct app_state *state,
 	}
 }
 
-/* The site of key, if the request's origin may act for it. */
+/* The site of key, if the request's origin may act for it: a write key,
+ * or (server set) one of its secret server keys, which no browser page
+ * may hold. */
 static const struct config_site *
 site_of_key(struct request *req, const struct config *cfg, const char *key,
-    struct error *err)
+    bool *server, struct error *err)
 {
 	const struct config_site *site;
 
+	*server = false;
 	if (key == NULL) {
 		error_set(err, ERR_MISSING_WRITE_KEY, "send the site's write "
 		    "key in X-Milepost-Key or ?key=");
 		return NULL;
 	}
 	site = auth_find_site(cfg, key);
+	if (site == NULL && (site = auth_find_server_site(cfg, key)) != NULL) {
+		*server = true;
+		if (http_request_header(req, "Origin") != NULL) {
+			error_set(err, ERR_SERVER_KEY_IN_BROWSER, "a server "
+			    "key came from a browser page (Origin header): it "
+			    "is a secret of the site's backend; rotate it, and "
+			    "use the write key in pages");
+			return NULL;
+		}
+		return site;
+	}
 	if (site == NULL) {
 		error_set(err, ERR_INVALID_WRITE_KEY, "no active site has "
 		    "this write key");
@@ -467,10 +489,10 @@ ingest_native(struct request *req, struct app *app)
 	struct app_state *state = app_state_get(app);
 	json_t *root = NULL, *events = NULL;
 	struct error err = { 0 };
-	bool gzip;
+	bool gzip, server;
 
 	if (!admit_client(req, state->cfg, &err) ||
-	    (site = site_of_key(req, state->cfg, write_key_of(req),
+	    (site = site_of_key(req, state->cfg, write_key_of(req), &server,
 	    &err)) == NULL ||
 	    !check_encoding(req, &gzip, &err) ||
 	    (root = decode_body(req, app->cfg, gzip, &err)) == NULL ||
@@ -479,7 +501,7 @@ ingest_native(struct request *req, struct app *app)
 		app_state_put(state);
 		http_respond_error(req, &err);
 	} else {
-		ingest_events(req, app, state, site, events, false);
+		ingest_events(req, app, state, site, server, events, false);
 	}
 	json_decref(events);
 	json_decref(root);
@@ -569,7 +591,7 @@ ingest_segment(struct request *req, struct app *app, bool batch,
 	struct error err = { 0 };
 	char user[256];
 	const char *key;
-	bool gzip;
+	bool gzip, server = false;
 
 	if (admit_client(req, state->cfg, &err) &&
 	    check_encoding(req, &gzip, &err) &&
@@ -578,14 +600,14 @@ ingest_segment(struct request *req, struct app *app, bool batch,
 		key = key != NULL ? key : basic_user(req, user, sizeof(user));
 		key = key != NULL ? key : json_string_value(json_object_get(
 		    root, "writeKey"));
-		site = site_of_key(req, state->cfg, key, &err);
+		site = site_of_key(req, state->cfg, key, &server, &err);
 	}
 	if (site == NULL || (events = segment_events(root, batch, call, state,
 	    &err)) == NULL || !admit_events(req, site, events, &err)) {
 		app_state_put(state);
 		http_respond_error(req, &err);
 	} else {
-		ingest_events(req, app, state, site, events, true);
+		ingest_events(req, app, state, site, server, events, true);
 	}
 	json_decref(events);
 	json_decref(root);

@@ -165,6 +165,7 @@ people_note_event(struct writer_item *item, const char *site_id,
 	}
 	pe->bot = enr->ua.bot;
 	pe->id_given = !ev->event_id_generated;
+	pe->trust = ev->trust;
 	if (strbuf_failed(&item->people_text)) {
 		return false;
 	}
@@ -322,7 +323,10 @@ plan_person(struct people_batch *b, struct ev *e)
 		return;
 	}
 	e->person = cached_person(b, 'u', e->site, e->user);
-	if (e->anon != NULL && e->anon_person != e->person) {
+	/* An unverified claim may be refused (migrations/0012): only the
+	 * lookup knows whether the user id's links were verified. */
+	if ((e->anon != NULL && e->anon_person != e->person) ||
+	    (e->anon == NULL && e->pe->trust == EVENT_TRUST_UNVERIFIED)) {
 		e->person = 0;
 	}
 }
@@ -357,7 +361,7 @@ plan_stream(struct people_batch *b, struct stream *s)
 }
 
 /* The lookup's columns: n (the event's number in the batch), site_id,
- * anonymous_id, user_id, session_id, ts. */
+ * anonymous_id, user_id, session_id, ts, trust (NULL: unchecked). */
 static void
 lookup_row(struct people_batch *b, size_t n, const struct ev *e)
 {
@@ -369,6 +373,8 @@ lookup_row(struct people_batch *b, size_t n, const struct ev *e)
 	pgarray_add_text(&col[3], e->user);
 	pgarray_add_text(&col[4], e->sid);
 	pgarray_add_time(&col[5], e->pe->ts_us);
+	pgarray_add_text(&col[6], e->pe->trust == EVENT_TRUST_UNCHECKED ?
+	    NULL : e->pe->trust == EVENT_TRUST_VERIFIED ? "t" : "f");
 	b->n_lookup++;
 }
 
@@ -1034,7 +1040,10 @@ people_batch_committed(struct people_batch *b)
 		}
 		/* Ids the lookup answered for; what came from the cache keeps
 		 * the time it was checked. */
-		if (e->lookup && e->user != NULL) {
+		/* A refused unverified claim's person is its device's, not
+		 * the user id's. */
+		if (e->lookup && e->user != NULL &&
+		    e->pe->trust != EVENT_TRUST_UNVERIFIED) {
 			f.person = e->person;
 			cache_put(b, key_identity(&b->key, 'u', e->site,
 			    e->user), &f);

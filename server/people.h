@@ -7,8 +7,8 @@
  *   b = people_batch_new(items, cache, timeout, stored ids if dedup)
  *   BEGIN
  *   if (people_batch_needs_lookup(b)):       people_batch_lookup_params
- *       SELECT ... FROM milepost_link_people($1..$6)    -> take_result
- *       SELECT ... FROM milepost_resolve_people($1..$6) -> take_result
+ *       SELECT ... FROM milepost_link_people($1..$7)    -> take_result
+ *       SELECT ... FROM milepost_resolve_people($1..$7) -> take_result
  *   people_batch_decide(b)
  *   COPY events <- people_batch_events(b)
  *   if (people_batch_needs_store(b)):        people_batch_store_params
@@ -48,6 +48,7 @@ struct people_event {
 	bool bot;
 	bool milestone;		/* counts towards person_milestones */
 	bool id_given;		/* the client's id, not one made here */
+	enum event_trust trust;	/* of its user id */
 };
 
 /* Records ev of site_id, whose row item->events ends with now. False out
@@ -79,9 +80,9 @@ bool people_batch_needs_lookup(const struct people_batch *b);
 
 /* The lookup's parameters, for the events the cache did not answer:
  * arrays of n (the event's number in the batch), site_id, anonymous_id,
- * user_id, session_id, ts. The values stay b's, valid until it is freed.
- * False out of memory. */
-#define PEOPLE_LOOKUP_PARAMS 6
+ * user_id, session_id, ts, trust (migrations/0012). The values stay b's,
+ * valid until it is freed. False out of memory. */
+#define PEOPLE_LOOKUP_PARAMS 7
 bool people_batch_lookup_params(struct people_batch *b,
     const char *values[PEOPLE_LOOKUP_PARAMS]);
 

@@ -180,6 +180,9 @@ rejected_payload(json_t *v, const struct event *ev, bool anonymise)
 	for (size_t i = 0; anonymise && i < 3; i++) {
 		json_object_del(p, ids[i]);
 	}
+	/* A proof of identity is worth nothing to someone fixing events, and
+	 * would let anyone who reads them replay it. */
+	json_object_del(p, "user_hash");
 	/* A context carries the sender's view of the visitor (ip, traits,
 	 * user agent): of it only the consent is kept. */
 	if (json_object_get(p, "context") != NULL) {
@@ -307,6 +310,45 @@ device_of(const struct pipeline_context *ctx, const struct event *ev,
 	return own;
 }
 
+/* How far ev's user id may link (docs/plan.md, "Identity
+ * verification"). A claim that may not link loses its user id, with a
+ * warning: the event stays, under its anonymous id. */
+static void
+judge_identity(const struct pipeline_context *ctx, struct event *ev,
+    struct event_problems *warnings)
+{
+	const struct config_site *site = ctx->site;
+	const char *hash;
+
+	ev->trust = EVENT_TRUST_UNCHECKED;
+	if (ev->user_id == NULL) {
+		return;
+	}
+	if (ctx->server_key) {
+		ev->trust = EVENT_TRUST_VERIFIED;
+		return;
+	}
+	if (site == NULL ||
+	    site->identity_verification == CONFIG_IDENTITY_OFF) {
+		return;
+	}
+	hash = event_user_hash(ev);
+	if (privacy_hmac_matches(site->identity_secret, ev->user_id, hash)) {
+		ev->trust = EVENT_TRUST_VERIFIED;
+		return;
+	}
+	if (hash == NULL &&
+	    site->identity_verification == CONFIG_IDENTITY_OPTIONAL) {
+		ev->trust = EVENT_TRUST_UNVERIFIED;
+		return;
+	}
+	event_problem_add(warnings, ERR_IDENTITY_UNVERIFIED, "$.user_id",
+	    "the user id came %s: stored under the anonymous id only, not "
+	    "linked", hash == NULL ? "without a user_hash" :
+	    "with a user_hash that does not match it");
+	ev->user_id = NULL;
+}
+
 static void
 count(atomic_ullong *counter)
 {
@@ -341,6 +383,7 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 		return reject_malformed(ctx, v, index, &ev, &out->errors,
 		    item);
 	}
+	judge_identity(ctx, &ev, &out->warnings);
 	if (ev.anonymous_id == NULL && ev.user_id == NULL) {
 		ev.anonymous_id = derived = ctx->derived_anonymous_id;
 	}

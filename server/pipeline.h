@@ -35,6 +35,12 @@ struct pipeline_context {
 	struct app_state *state;
 	struct app_counters *counters;	/* may be NULL */
 	const char *site_id;
+	/* The site's settings (identity verification); NULL: none (a site
+	 * gone from the configuration), user ids link unchecked. */
+	const struct config_site *site;
+	/* The request came with one of the site's secret server keys: its
+	 * user ids are verified and its User-Agent is the backend's. */
+	bool server_key;
 	const char *request_id;
 	int64_t received_us;
 	/* Consent the request withdrew (Sec-GPC, DNT): an object of false

@@ -69,7 +69,11 @@ put_people(struct strbuf *out, const struct writer_item *item)
 	put_u64(out, item->n_people);
 	for (size_t i = 0; i < item->n_people; i++) {
 		struct people_event pe = item->people[i];
-		uint8_t flags[3] = { pe.bot, pe.milestone, pe.id_given };
+		/* The trust rides in the bot byte's upper bits: records
+		 * written before it existed read as unchecked. */
+		uint8_t flags[3] = {
+			(uint8_t)(pe.bot | (unsigned)pe.trust << 1),
+			pe.milestone, pe.id_given };
 
 		put_u64(out, pe.row_end);
 		put_u64(out, (uint64_t)pe.ts_us);
@@ -221,7 +225,11 @@ get_people(struct reader *r, struct writer_item *item, bool *nomem)
 			return false;
 		}
 		memcpy(pe->event_id, id, sizeof(pe->event_id));
-		pe->bot = flags[0] != 0;
+		pe->bot = (flags[0] & 1) != 0;
+		if ((flags[0] >> 1) > EVENT_TRUST_VERIFIED) {
+			return false;
+		}
+		pe->trust = (enum event_trust)(flags[0] >> 1);
 		pe->milestone = flags[1] != 0;
 		pe->id_given = flags[2] != 0;
 		prev_end = pe->row_end;

@@ -69,13 +69,13 @@ static const struct {
 } people_stmts[PEOPLE_STMTS] = {
 	[PEOPLE_LINK] = { "milepost_link",
 	    "SELECT linked, merged, refused"
-	    " FROM milepost_link_people($1, $2, $3, $4, $5, $6)",
+	    " FROM milepost_link_people($1, $2, $3, $4, $5, $6, $7)",
 	    PEOPLE_LOOKUP_PARAMS },
 	[PEOPLE_RESOLVE] = { "milepost_resolve",
 	    "SELECT n, person_id, anon_person, session_id,"
 	    " (extract(epoch FROM started_at) * 1000000)::int8,"
 	    " (extract(epoch FROM last_at) * 1000000)::int8, source_key"
-	    " FROM milepost_resolve_people($1, $2, $3, $4, $5, $6)",
+	    " FROM milepost_resolve_people($1, $2, $3, $4, $5, $6, $7)",
 	    PEOPLE_LOOKUP_PARAMS },
 	[PEOPLE_STORE] = { "milepost_store",
 	    "SELECT milepost_store_people($1, $2, $3, $4, $5, $6, $7, $8,"
@@ -83,7 +83,7 @@ static const struct {
 	    " $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
 	    PEOPLE_STORE_PARAMS },
 };
-_Static_assert(PEOPLE_LOOKUP_PARAMS == 6, "people_stmts");
+_Static_assert(PEOPLE_LOOKUP_PARAMS == 7, "people_stmts");
 _Static_assert(PEOPLE_STORE_PARAMS == 32, "people_stmts");
 
 /* With dedup, the events the people step leaves out. */

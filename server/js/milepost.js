@@ -12,11 +12,11 @@
   // What is kept (never in a cookie): consent, ids and the retry queue, in
   // one localStorage entry, and only while consent grants analytics.
   try { ls = w.localStorage; st = JSON.parse(ls.getItem('milepost')); } catch (e) {}
-  let { consent, aid, uid, q = [] } = st || {};
+  let { consent, aid, uid, uh, q = [] } = st || {};
   const keep = () => consent?.analytics, u = undefined;
   const save = () => {
     try {
-      keep() ? ls.setItem('milepost', JSON.stringify({ consent, aid, uid, q }))
+      keep() ? ls.setItem('milepost', JSON.stringify({ consent, aid, uid, uh, q }))
         : ls.removeItem('milepost');
     } catch (e) {}
   };
@@ -42,7 +42,7 @@
   const add = (e) => {
     q.push({
       ...e, event_id: uuid(), ts: now(), url: location.href,
-      referrer: last || d.referrer || u, anonymous_id: aid, user_id: uid, consent,
+      referrer: last || d.referrer || u, anonymous_id: aid, user_id: uid, user_hash: uh, consent,
       campaign: Object.keys(camp)[0] && camp,
       context: { page: { title: d.title }, screen: { width: screen.width, height: screen.height } }
     });
@@ -76,9 +76,10 @@
   const api = {
     track: (name, props) => add({ name, props }),
     page,
-    identify: (id) => { uid = id; save(); add({ type: 'identify' }); },
+    // o.userHash: the backend's HMAC of id, for identity verification.
+    identify: (id, o) => { uid = id; uh = o?.userHash; save(); add({ type: 'identify' }); },
     consent: setConsent,
-    reset: () => { uid = u; aid = keep() ? uuid() : u; save(); }
+    reset: () => { uid = uh = u; aid = keep() ? uuid() : u; save(); }
   };
   const call = ([f, ...a]) => api[f]?.(...a);
   const queued = w.milepost?.q || [];

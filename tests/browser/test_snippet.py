@@ -10,6 +10,8 @@ ids after it, cleared when withdrawn, reset), Global Privacy Control, the
 collector stopped and restarted (events kept, retried, each stored once),
 and a page of an origin the site does not allow (nothing stored)."""
 
+import hashlib
+import hmac
 import html
 import json
 import os
@@ -116,6 +118,9 @@ class Browser:
         self.proc.wait(timeout=30)
 
 
+IDENTITY_SECRET = "snippet-identity-secret-0123456789"
+
+
 class BrowserCase(harness.TestCase):
     """Tests sharing a page server, a browser, a fresh database and a
     daemon (the example plan, consent_mode anonymous) whose shop site
@@ -125,7 +130,10 @@ class BrowserCase(harness.TestCase):
     def setUpClass(cls):
         cls.pages = Pages()
         cls.db = harness.fresh_database()
-        sites = [dict(harness.SITES[0], allowed_origins=[cls.pages.origin()]), harness.SITES[1]]
+        # Identity verification optional: an identify without a hash links as before.
+        sites = [dict(harness.SITES[0], allowed_origins=[cls.pages.origin()],
+                      identity_verification="optional", identity_secret=IDENTITY_SECRET),
+                 harness.SITES[1]]
         cls.daemon = harness.Daemon(cls.db, sites=sites, plan=harness.write_plan(PLAN),
                                     pii_hash_key=PII_KEY, consent_mode="anonymous")
         cls.daemons_to_watch = (cls.daemon,)
@@ -209,6 +217,20 @@ class SnippetBrowserCase(BrowserCase):
                                 " AND ((kind = 'anonymous' AND id = :'a') OR (kind = 'user' AND id = :'u'))",
                        a=aid, u=user)
         self.assertEqual(persons, [["1"]], "the device and the user are one person")
+
+    def test_identify_sends_the_user_hash(self):
+        user = "user-" + secrets.token_hex(4)
+        h = hmac.new(IDENTITY_SECRET.encode(), user.encode(), hashlib.sha256).hexdigest()
+        t = self.open(CONSENT + "milepost('identify', %s, {userHash: %s});"
+                      % (json.dumps(user), json.dumps(h)))
+        rows = self.wait_rows(t, 2)
+        self.assertEqual([r["user_id"] for r in rows if r["name"] == "identify"], [user])
+        self.assertEqual(self.stored_state()["uh"], h)
+        self.assertEqual(psql(self.db, "SELECT verified FROM identities WHERE site_id = 'shop'"
+                                       " AND kind = 'user' AND id = :'u'", u=user), [["t"]],
+                         "the hash reached the collector and verified the link")
+        self.js("milepost('reset')")
+        self.assertNotIn("uh", self.stored_state())
 
     def test_spa_navigation(self):
         t = self.open(CONSENT)

@@ -59,8 +59,9 @@ class ErasureTest(harness.DaemonTestCase):
         self.assertEqual(resp.status, 200, "%r" % (resp,))
         self.assertJsonType(resp)
         self.assertRequestId(resp)
-        self.assertEqual(set(resp.body), {"site", "erased", "audit_id", "erased_at"}, "%r" % (resp.body,))
+        self.assertEqual(set(resp.body), {"site", "scope", "scope_reason", "erased", "audit_id", "erased_at"}, "%r" % (resp.body,))
         self.assertEqual(set(resp.body["erased"]), {"linked_ids", "events", "rejected_events"})
+        self.assertEqual(resp.body["scope"], "person")
         return resp
 
     def assertGone(self, ids):

@@ -204,6 +204,56 @@ test_duplicate_sites_rejected(void **state)
 	config_free(cfg);
 }
 
+/* Identity verification and server keys: modes and hashes are checked
+ * at load, and a server key that is the write key, or verification
+ * without a secret, at validation. */
+static void
+test_site_identity_settings(void **state)
+{
+	static const char site[] = "{\"sites\":[{\"id\":\"shop\","
+	    "\"name\":\"n\",\"write_key\":\"wk_12345678\",";
+	char text[512], *secret_path;
+	struct config *cfg;
+	struct error err;
+
+	(void)state;
+	snprintf(text, sizeof(text), "%s\"server_keys\":[\"wk_12345678\"]}]}",
+	    site);
+	expect_file_error(text, "sites[0].server_keys[0]");
+	snprintf(text, sizeof(text), "%s\"identity_verification\":\"on\"}]}",
+	    site);
+	expect_file_error(text, "sites[0].identity_verification");
+
+	snprintf(text, sizeof(text), "%s\"server_keys\":[\"%s\"]}]}", site,
+	    "621c012b60bd4c2b5cb1abf38a274482151516bbf27cd472ddc675c58cc04fdb");
+	assert_true(load_text(text, &cfg, &err));
+	assert_false(config_validate(cfg, &err));
+	assert_non_null(strstr(err.message, "sites[0].server_keys[0] is the "
+	    "SHA-256 of the site's write_key"));
+	config_free(cfg);
+
+	snprintf(text, sizeof(text), "%s\"identity_verification\":"
+	    "\"required\"}]}", site);
+	assert_true(load_text(text, &cfg, &err));
+	assert_false(config_validate(cfg, &err));
+	assert_non_null(strstr(err.message, "no identity_secret"));
+	config_free(cfg);
+
+	secret_path = write_temp("a-secret-of-more-than-16-bytes\n");
+	snprintf(text, sizeof(text), "%s\"identity_verification\":"
+	    "\"optional\",\"identity_secret_file\":\"%s\"}]}", site,
+	    secret_path);
+	assert_true(load_text(text, &cfg, &err));
+	assert_true(config_validate(cfg, &err));
+	assert_int_equal(cfg->sites[0].identity_verification,
+	    CONFIG_IDENTITY_OPTIONAL);
+	assert_string_equal(cfg->sites[0].identity_secret,
+	    "a-secret-of-more-than-16-bytes");
+	config_free(cfg);
+	unlink(secret_path);
+	free(secret_path);
+}
+
 /* The limits are off or generous by default, and TLS takes both files. */
 static void
 test_limits_and_tls(void **state)
@@ -360,6 +410,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_env_overrides_file_and_flags_override_env),
 		cmocka_unit_test(test_env_file_secret_and_bad_env),
 		cmocka_unit_test(test_duplicate_sites_rejected),
+		cmocka_unit_test(test_site_identity_settings),
 		cmocka_unit_test(test_limits_and_tls),
 		cmocka_unit_test(test_privacy_and_api_keys),
 		cmocka_unit_test(test_fixed_key_changes),
