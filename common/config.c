@@ -54,6 +54,8 @@ static const struct key keys[] = {
 	  "30", 1, 3600, NULL, true },
 	{ "alert_webhook_max_attempts", KEY_INT,
 	  FIELD(alert_webhook_max_attempts), "6", 1, 20, NULL, true },
+	{ "alert_webhook_proxy", KEY_STRING, FIELD(alert_webhook_proxy), "",
+	  0, 0, NULL, true },
 	{ "alert_webhook_secret", KEY_STRING, FIELD(alert_webhook_secret), "",
 	  0, 0, NULL, true },
 	{ "alert_webhook_timeout_s", KEY_INT, FIELD(alert_webhook_timeout_s),
@@ -673,6 +675,13 @@ api_key_parse(json_t *obj, size_t idx, const char *where,
 	}
 	v = json_object_get(obj, "sites");
 	snprintf(what, sizeof(what), "api_keys[%zu].sites", idx);
+	/* An empty list reads as "no site" to a person and would mean every
+	 * site to the code: refuse the ambiguity rather than widen a key. */
+	if (json_is_array(v) && json_array_size(v) == 0) {
+		error_set(err, ERR_CONFIG, "%s: %s is empty: list the sites the "
+		    "key may see, or leave it out for every site", where, what);
+		return false;
+	}
 	return v == NULL || strings_from_json(v, &key->sites, &key->n_sites,
 	    what, where, err);
 }

@@ -54,6 +54,7 @@ struct config {
 	bool alert_webhook_allow_private;
 	long alert_webhook_backoff_s;
 	long alert_webhook_max_attempts;
+	char *alert_webhook_proxy;	/* "" for none, whatever the environment */
 	char *alert_webhook_secret;
 	long alert_webhook_timeout_s;
 	struct config_api_key *api_keys;

@@ -64,18 +64,25 @@ rule_call_free(void *p)
 
 /* A webhook URL as a key of scope admin sees it; others see only its
  * scheme and host, since a webhook's path often is its secret (Slack's
- * are). New reference. */
+ * are), and so is its user info (https://user:token@host/). New
+ * reference. */
 static json_t *
 url_json(const char *url, bool admin)
 {
-	const char *host = strstr(url, "://");
-	size_t end;
+	const char *scheme_end = strstr(url, "://");
+	const char *host, *at;
+	size_t authority;
 
-	if (admin || host == NULL) {
+	if (admin || scheme_end == NULL) {
 		return json_string(admin ? url : "(hidden)");
 	}
-	end = (size_t)(host + 3 - url) + strcspn(host + 3, "/?#");
-	return json_sprintf("%.*s/...", (int)end, url);
+	host = scheme_end + 3;
+	authority = strcspn(host, "/?#");
+	/* The last '@' ends the user info: a password may hold one too. */
+	for (at = host + authority; at > host && at[-1] != '@'; at--) {
+	}
+	return json_sprintf("%.*s%.*s/...", (int)(host - url), url,
+	    (int)(host + authority - at), at);
 }
 
 static json_t *

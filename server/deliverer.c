@@ -65,6 +65,7 @@ deliver_one(struct deliverer *d, const struct config *cfg,
 		.secret = cfg->alert_webhook_secret,
 		.timeout_s = cfg->alert_webhook_timeout_s,
 		.allow_private = cfg->alert_webhook_allow_private,
+		.proxy = cfg->alert_webhook_proxy,
 	};
 	struct webhook_result r;
 	bool ok = webhook_post(url, body, strlen(body), &opt, &r);

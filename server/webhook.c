@@ -97,6 +97,13 @@ webhook_post(const char *url, const char *body, size_t len,
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	/* An http_proxy variable in the container would otherwise send every
+	 * alert, and its signature, through a host nobody configured here. */
+	if (opt->proxy[0] != '\0') {
+		curl_easy_setopt(curl, CURLOPT_PROXY, opt->proxy);
+	} else {
+		curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	}
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, opt->timeout_s);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, opt->timeout_s);

@@ -24,6 +24,8 @@ struct webhook_options {
 	const char *secret;	/* "" for no signature */
 	long timeout_s;		/* for the whole call */
 	bool allow_private;	/* loopback, private, link-local... too */
+	const char *proxy;	/* "" for a direct call: no proxy variable of
+				 * the environment is read */
 };
 
 /* POSTs body (len bytes of JSON) to url. True on a 2xx answer. */

@@ -63,6 +63,11 @@ class Receiver:
 class WebhookCase(harness.DaemonTestCase):
     @classmethod
     def setUpClass(cls):
+        # A proxy nobody configured in milepost.json: every call that went
+        # through it would land here instead of at its receiver.
+        cls.trap = Receiver([200])
+        cls.daemon_env = {name: cls.trap.url.rsplit("/", 1)[0]
+                          for name in ("http_proxy", "HTTPS_PROXY", "ALL_PROXY")}
         cls.daemon_config = {"plan": harness.write_plan(PLAN), "pii_hash_key": "hooks-test-pii-key-0123456789abc",
                              "alert_evaluation_interval_s": 3600, "alert_webhook_backoff_s": 1,
                              "alert_webhook_max_attempts": 4, "alert_webhook_secret": SECRET,
@@ -73,6 +78,11 @@ class WebhookCase(harness.DaemonTestCase):
         run = harness.new_id()[:8]
         events = [harness.person_event(run, "cart_viewed", "p%d" % i, noon, props={}) for i in range(2)]
         assert cls.daemon.post_events({"batch": events}).status == 202
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.trap.close()
+        super().tearDownClass()
 
     def fire(self, name, urls):
         rule = {"name": name, "owner": "shop-team@example.com", "severity": "critical", "min_volume": 1,
@@ -152,6 +162,25 @@ class WebhookCase(harness.DaemonTestCase):
             self.assertEqual((closed["attempts"], closed["last_status"]), (4, None))
             self.assertTrue(closed["last_error"])
             self.assertEqual(len(receiver.requests), 4)
+        finally:
+            receiver.close()
+
+    def test_proxy_variables_ignored_and_user_info_hidden(self):
+        receiver = Receiver([200])
+        port = receiver.server.server_address[1]
+        url = "http://bot:s3cr%40t@127.0.0.1:" + str(port) + "/hook"
+        try:
+            rid, _ = self.fire("direct", [url])
+            self.wait(lambda: self.deliveries(rid)[0]["status"] == "delivered")
+            self.assertEqual(len(receiver.requests), 1)
+            self.assertEqual(self.trap.requests, [], "no call went through the environment's proxy")
+            resp = api_call(self.daemon, "GET", RULES, key=READ, params={"site": "shop"})
+            seen = [r["notify"] for r in resp.body["rules"] if r["id"] == rid][0]
+            self.assertEqual(seen, ["http://127.0.0.1:%d/..." % port])
+            seen = api_call(self.daemon, "GET", "/api/v1/alerts/events", key=READ,
+                            params={"site": "shop", "rule": rid}).body["events"][0]["deliveries"]
+            self.assertEqual(seen[0]["url"], "http://127.0.0.1:%d/..." % port)
+            self.assertNotIn("s3cr", json.dumps(resp.body))
         finally:
             receiver.close()
 

@@ -338,6 +338,9 @@ test_privacy_and_api_keys(void **state)
 	expect_file_error("{\"api_keys\":[{\"name\":\"a\",\"scope\":"
 	    "\"read\",\"key\":\"plaintext\"}]}", "api_keys[0].key");
 	expect_file_error("{\"url_strip_params\":[1]}", "url_strip_params[0]");
+	expect_file_error("{\"api_keys\":[{\"name\":\"a\",\"scope\":"
+	    "\"read\",\"key_sha256\":\"" SHA_A "\",\"sites\":[]}]}",
+	    "api_keys[0].sites is empty");
 
 	/* Unknown site in a key, the same key twice, a short hash key. */
 	assert_true(load_text("{\"api_keys\":[{\"name\":\"a\",\"scope\":"
