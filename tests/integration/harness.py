@@ -885,12 +885,11 @@ class DaemonTestCase(TestCase):
     0 on SIGTERM at the end."""
 
     daemon_config = {}
-    daemon_env = {}
 
     @classmethod
     def setUpClass(cls):
         cls.db = fresh_database()
-        cls.daemon = Daemon(cls.db, env=cls.daemon_env, **cls.daemon_config)
+        cls.daemon = Daemon(cls.db, **cls.daemon_config)
         cls.daemons_to_watch = (cls.daemon,)
 
     @classmethod

@@ -66,13 +66,14 @@ class WebhookCase(harness.DaemonTestCase):
         # A proxy nobody configured in milepost.json: every call that went
         # through it would land here instead of at its receiver.
         cls.trap = Receiver([200])
-        cls.daemon_env = {name: cls.trap.url.rsplit("/", 1)[0]
-                          for name in ("http_proxy", "HTTPS_PROXY", "ALL_PROXY")}
+        proxy_env = {name: cls.trap.url.rsplit("/", 1)[0]
+                     for name in ("http_proxy", "HTTPS_PROXY", "ALL_PROXY")}
         cls.daemon_config = {"plan": harness.write_plan(PLAN), "pii_hash_key": "hooks-test-pii-key-0123456789abc",
                              "alert_evaluation_interval_s": 3600, "alert_webhook_backoff_s": 1,
                              "alert_webhook_max_attempts": 4, "alert_webhook_secret": SECRET,
                              "alert_webhook_allow_private": True,
-                             "api_keys": [key_entry("admin", "admin", ADMIN), key_entry("read", "read", READ)]}
+                             "api_keys": [key_entry("admin", "admin", ADMIN), key_entry("read", "read", READ)],
+                             "env": proxy_env}
         super().setUpClass()
         noon = utcnow().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
         run = harness.new_id()[:8]
@@ -174,13 +175,15 @@ class WebhookCase(harness.DaemonTestCase):
             self.wait(lambda: self.deliveries(rid)[0]["status"] == "delivered")
             self.assertEqual(len(receiver.requests), 1)
             self.assertEqual(self.trap.requests, [], "no call went through the environment's proxy")
-            resp = api_call(self.daemon, "GET", RULES, key=READ, params={"site": "shop"})
-            seen = [r["notify"] for r in resp.body["rules"] if r["id"] == rid][0]
+            rules = api_call(self.daemon, "GET", RULES, key=READ, params={"site": "shop"}).body
+            seen = [r["rule"]["notify"] for r in rules["rules"] if r["id"] == rid][0]
             self.assertEqual(seen, ["http://127.0.0.1:%d/..." % port])
-            seen = api_call(self.daemon, "GET", "/api/v1/alerts/events", key=READ,
-                            params={"site": "shop", "rule": rid}).body["events"][0]["deliveries"]
-            self.assertEqual(seen[0]["url"], "http://127.0.0.1:%d/..." % port)
-            self.assertNotIn("s3cr", json.dumps(resp.body))
+            events = api_call(self.daemon, "GET", "/api/v1/alerts/events", key=READ,
+                              params={"site": "shop", "rule": rid}).body
+            self.assertEqual(events["events"][0]["deliveries"][0]["url"], "http://127.0.0.1:%d/..." % port)
+            for body in (rules, events):
+                self.assertNotIn("s3cr", json.dumps(body))
+                self.assertNotIn("bot", json.dumps(body))
         finally:
             receiver.close()
 
