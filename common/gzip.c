@@ -12,6 +12,7 @@ gzip_inflate_bounded(const void *in, size_t in_len, size_t limit,
 	unsigned char chunk[16384];
 	z_stream zs = { 0 };
 	size_t start = out->len;
+	int members = 1;
 	int rc;
 
 	if (in_len > UINT_MAX) {
@@ -29,16 +30,6 @@ gzip_inflate_bounded(const void *in, size_t in_len, size_t limit,
 		zs.next_out = chunk;
 		zs.avail_out = sizeof(chunk);
 		rc = inflate(&zs, Z_NO_FLUSH);
-		if (rc == Z_STREAM_END && zs.avail_in > 0) {
-			/* Concatenated members are valid gzip. */
-			strbuf_append(out, chunk, sizeof(chunk) - zs.avail_out);
-			if (inflateReset(&zs) != Z_OK) {
-				rc = Z_DATA_ERROR;
-				break;
-			}
-			rc = Z_OK;
-			continue;
-		}
 		if (rc != Z_OK && rc != Z_STREAM_END) {
 			break;
 		}
@@ -48,6 +39,20 @@ gzip_inflate_bounded(const void *in, size_t in_len, size_t limit,
 			error_set(err, ERR_PAYLOAD_TOO_LARGE,
 			    "body exceeds %zu bytes once decompressed", limit);
 			return false;
+		}
+		if (rc == Z_STREAM_END && zs.avail_in > 0) {
+			if (++members > GZIP_MAX_MEMBERS) {
+				inflateEnd(&zs);
+				error_set(err, ERR_PAYLOAD_TOO_LARGE,
+				    "body has more than %d gzip members",
+				    GZIP_MAX_MEMBERS);
+				return false;
+			}
+			if (inflateReset(&zs) != Z_OK) {
+				rc = Z_DATA_ERROR;
+				break;
+			}
+			rc = Z_OK;
 		}
 	} while (rc != Z_STREAM_END);
 	if (rc != Z_STREAM_END) {

@@ -12,9 +12,14 @@
 #include "common/error.h"
 #include "common/strbuf.h"
 
+/* Concatenated members are valid gzip, but no client sends more than a few;
+ * each one restarts zlib, so thousands of them only serve to cost time. */
+#define GZIP_MAX_MEMBERS 64
+
 /* Inflates the gzip member(s) in in into out (appended). Fails with
- * ERR_PAYLOAD_TOO_LARGE past limit bytes of output and ERR_MALFORMED_GZIP
- * on corrupt or truncated input. */
+ * ERR_PAYLOAD_TOO_LARGE past limit bytes of output (counted across all
+ * members) or past GZIP_MAX_MEMBERS members, and ERR_MALFORMED_GZIP on
+ * corrupt or truncated input. */
 bool gzip_inflate_bounded(const void *in, size_t in_len, size_t limit,
     struct strbuf *out, struct error *err);
 

@@ -74,6 +74,39 @@ test_gzip_bomb_is_bounded(void **state)
 }
 
 static void
+test_gzip_members_are_bounded(void **state)
+{
+	size_t one = 16384, n, i;
+	char *spaces = malloc(one);
+	unsigned char *gz, *cat;
+	struct strbuf out;
+	struct error err;
+
+	(void)state;
+	memset(spaces, ' ', one);
+	gz = gzip_of(spaces, one, &n);
+	cat = malloc(n * 65);
+	for (i = 0; i < 65; i++) {
+		memcpy(cat + i * n, gz, n);
+	}
+	strbuf_init(&out);
+	/* 40 members of 16 KiB pass the member bound but not 512 KiB. */
+	assert_false(gzip_inflate_bounded(cat, n * 40, 512 * 1024, &out, &err));
+	assert_int_equal(err.code, ERR_PAYLOAD_TOO_LARGE);
+	assert_true(out.len <= 512 * 1024 + 16384);
+	strbuf_reset(&out);
+	assert_true(gzip_inflate_bounded(cat, n * GZIP_MAX_MEMBERS, 2 << 20,
+	    &out, &err));
+	strbuf_reset(&out);
+	assert_false(gzip_inflate_bounded(cat, n * 65, 2 << 20, &out, &err));
+	assert_int_equal(err.code, ERR_PAYLOAD_TOO_LARGE);
+	strbuf_finish(&out);
+	free(cat);
+	free(gz);
+	free(spaces);
+}
+
+static void
 test_gzip_corrupt_and_truncated(void **state)
 {
 	const char *text = "{\"name\":\"cart_added\",\"props\":{}}";
@@ -166,6 +199,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gzip_roundtrip),
 		cmocka_unit_test(test_gzip_bomb_is_bounded),
+		cmocka_unit_test(test_gzip_members_are_bounded),
 		cmocka_unit_test(test_gzip_corrupt_and_truncated),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_depth),
