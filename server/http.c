@@ -373,6 +373,23 @@ http_respond_text(struct request *req, unsigned status, const char *type,
 	respond_raw(req, status, type, text, len);
 }
 
+/* What the caller reads of an error. libpq's text names hosts, ports,
+ * users, columns and values: the log keeps it, the caller gets what the
+ * code means. */
+static const char *
+error_public_message(const struct error *err)
+{
+	switch (err->code) {
+	case ERR_DATABASE:
+		return "the database could not run the request";
+	case ERR_DATABASE_UNAVAILABLE:
+		return "PostgreSQL cannot be reached; nothing was stored or "
+		    "changed, retry later";
+	default:
+		return err->message;
+	}
+}
+
 void
 http_respond_error(struct request *req, const struct error *err)
 {
@@ -383,7 +400,7 @@ http_respond_error(struct request *req, const struct error *err)
 	strbuf_append_str(&sb, "{\"error\":{\"code\":\"");
 	strbuf_append_str(&sb, error_code_name(err->code));
 	strbuf_append_str(&sb, "\",\"message\":\"");
-	strbuf_append_json_escaped(&sb, err->message);
+	strbuf_append_json_escaped(&sb, error_public_message(err));
 	strbuf_append_str(&sb, "\"}}");
 	if (strbuf_failed(&sb)) {
 		strbuf_finish(&sb);

@@ -7,7 +7,13 @@ import threading
 import time
 
 import harness
+from admin_api import api_call, key_entry
 from harness import PrivateCluster, make_event
+
+READ = "outage-read-key-0123456789abcdef"
+# Words of libpq's error texts ("connection to server on socket ... failed",
+# "could not connect", "Connection refused") that a caller must not see.
+LIBPQ_WORDS = ("socket", "server", "connect", "refused", "port", "host")
 
 RETRY_AFTER_S = 3
 RECOVERY_S = 20   # PostgreSQL back until the daemon writes again (~15 s, some slack)
@@ -44,6 +50,7 @@ class OutageTest(harness.TestCase):
             self.acked |= ids
         elif resp.status == 503:
             self.assertError(resp, 503, "database_unavailable")
+            self.assertNoLibpqText(resp)
             self.assertEqual(resp.headers.get("retry-after"), str(RETRY_AFTER_S),
                              "Retry-After is retry_after_s: %r" % (resp,))
             self.refused |= ids
@@ -51,12 +58,18 @@ class OutageTest(harness.TestCase):
             self.fail("unexpected answer after %.1f s: %r" % (elapsed, resp))
         return resp
 
+    def assertNoLibpqText(self, resp):
+        message = resp.body["error"]["message"].lower()
+        for word in LIBPQ_WORDS:
+            self.assertNotIn(word, message, "libpq's text reached the caller: %r" % (resp,))
+
     def readyz_unavailable(self):
         resp = self.daemon.get("/readyz")
         return resp if resp.status == 503 else None
 
     def test_outage_and_recovery(self):
-        self.daemon = self.start_daemon(self.db, retry_after_s=RETRY_AFTER_S)
+        self.daemon = self.start_daemon(self.db, retry_after_s=RETRY_AFTER_S,
+                                        api_keys=[key_entry("read", "read", READ)])
         for cycle in (1, 2):
             with self.subTest(cycle=cycle):
                 self.assertEqual(self.post_batch().status, 202, "cycle %d: ingest before the outage" % cycle)
@@ -64,6 +77,9 @@ class OutageTest(harness.TestCase):
                 self.cluster.stop("fast")
                 for _ in range(3):
                     self.assertEqual(self.post_batch().status, 503, "cycle %d: ingest while down" % cycle)
+                resp = api_call(self.daemon, "GET", "/api/v1/rejected", key=READ, params={"site": "shop"})
+                self.assertError(resp, 503, "database_unavailable")
+                self.assertNoLibpqText(resp)
                 resp = self.poll("readyz 503 while PostgreSQL is down", self.readyz_unavailable, 15)
                 self.assertError(resp, 503, "not_ready")
                 self.assertEqual(self.daemon.get("/healthz").status, 200)
