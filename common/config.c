@@ -99,6 +99,8 @@ static const struct key keys[] = {
 	  1048576, NULL, false },
 	{ "max_json_depth", KEY_INT, FIELD(max_json_depth), "32", 2, 1000,
 	  NULL, false },
+	{ "max_json_values", KEY_INT, FIELD(max_json_values), "50000", 100,
+	  10000000, NULL, false },
 	{ "max_string_bytes", KEY_INT, FIELD(max_string_bytes), "65536", 64,
 	  67108864, NULL, false },
 	{ "migrate_on_start", KEY_BOOL, FIELD(migrate_on_start), "true", 0, 0,

@@ -79,6 +79,7 @@ struct config {
 	long max_event_age_days;
 	long max_header_bytes;
 	long max_json_depth;
+	long max_json_values;
 	long max_string_bytes;
 	bool migrate_on_start;
 	long min_volume;

@@ -41,6 +41,7 @@ static const struct {
 	[ERR_RULE_BUSY] = { "rule_busy", 409 },
 	[ERR_RULE_FROM_CONFIG] = { "rule_from_config", 409 },
 	[ERR_STRING_TOO_LONG] = { "string_too_long", 413 },
+	[ERR_TOO_MANY_VALUES] = { "too_many_values", 413 },
 	[ERR_RATE_LIMITED] = { "rate_limited", 429 },
 	[ERR_NOT_AN_OBJECT] = { "not_an_object", 422 },
 	[ERR_MISSING_FIELD] = { "missing_field", 422 },

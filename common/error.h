@@ -42,6 +42,7 @@ enum err_code {
 	ERR_RULE_BUSY,
 	ERR_RULE_FROM_CONFIG,
 	ERR_STRING_TOO_LONG,
+	ERR_TOO_MANY_VALUES,
 	ERR_RATE_LIMITED,
 	/* Per-event errors, reported inside a 202 answer. */
 	ERR_NOT_AN_OBJECT,

@@ -1,6 +1,7 @@
 /* jsonutil.c - helpers over jansson values. */
 #include "common/jsonutil.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -69,4 +70,57 @@ jsonutil_extent(const json_t *v, size_t depth_limit, size_t string_limit,
 
 	*longest = st.longest;
 	return depth;
+}
+
+size_t
+jsonutil_count_values(const char *text, size_t len, size_t limit)
+{
+	/* A scalar starts where a value may start: after an opening bracket,
+	 * a comma, a colon or at the start. Strings are values unless a colon
+	 * follows them (keys), so each colon takes one back. */
+	size_t n = 0, colons = 0;
+	bool in_string = false, may_start = true;
+
+	for (size_t i = 0; i < len && n - colons <= limit; i++) {
+		char c = text[i];
+
+		if (in_string) {
+			if (c == '\\') {
+				i++;
+			} else if (c == '"') {
+				in_string = false;
+			}
+			continue;
+		}
+		switch (c) {
+		case '"':
+			in_string = true;
+			n++;
+			may_start = false;
+			break;
+		case '{':
+		case '[':
+			n++;
+			may_start = true;
+			break;
+		case ',':
+			may_start = true;
+			break;
+		case ':':
+			colons++;
+			may_start = true;
+			break;
+		case ' ':
+		case '\t':
+		case '\n':
+		case '\r':
+			break;
+		default:
+			/* }, ] and the rest of a scalar start nothing. */
+			n += may_start && c != '}' && c != ']';
+			may_start = false;
+			break;
+		}
+	}
+	return n < colons ? 0 : n - colons > limit ? limit + 1 : n - colons;
 }

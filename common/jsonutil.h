@@ -17,4 +17,12 @@ size_t jsonutil_depth(const json_t *v, size_t limit);
 size_t jsonutil_extent(const json_t *v, size_t depth_limit,
     size_t string_limit, size_t *longest);
 
+/* The number of JSON values (objects, arrays, strings that are not keys,
+ * numbers, true, false, null) in the JSON text of len bytes, counted
+ * without parsing, so that a body of many tiny values is refused before
+ * the parser allocates a node for each. Counting stops once it passes
+ * limit (the result is then limit + 1). Exact for valid JSON; for other
+ * text any count, which the parser then refuses anyway. */
+size_t jsonutil_count_values(const char *text, size_t len, size_t limit);
+
 #endif

@@ -70,25 +70,43 @@ event_id_of(json_t *message_id)
 	return json_string(id);
 }
 
-/* The message's context over the batch's: the message's keys win. New
- * reference, or NULL. */
+/* The keys of a context that the collector reads (docs/api.md,
+ * "Segment-compatible API"); the rest is never stored. */
+static const char *const context_keys[] = {
+	"consent", "campaign", "milepost", "userAgent", "page",
+};
+
+/* The context the native event carries: the read keys of the message's
+ * context, else of the batch's. The values are shared, never copied: a
+ * batch context of any size costs each message a handful of references,
+ * not a copy (a merged copy per message let a 512 KB body take gigabytes).
+ * A context that is not an object is passed on for the parser to refuse.
+ * New reference, or NULL (none, or out of memory). */
 static json_t *
 context_of(json_t *own, json_t *batch)
 {
-	json_t *merged;
+	json_t *ctx, *v;
 
-	if (!json_is_object(batch) || (own != NULL && !json_is_object(own))) {
+	if (own != NULL && !json_is_object(own)) {
 		return json_incref(own);
 	}
-	if (own == NULL) {
+	if (own == NULL && batch != NULL && !json_is_object(batch)) {
 		return json_incref(batch);
 	}
-	merged = json_copy(batch);
-	if (merged != NULL && json_object_update(merged, own) != 0) {
-		json_decref(merged);
-		merged = NULL;
+	if (own == NULL && batch == NULL) {
+		return NULL;
 	}
-	return merged;
+	ctx = json_object();
+	for (size_t i = 0; ctx != NULL && i < sizeof(context_keys) /
+	    sizeof(context_keys[0]); i++) {
+		v = json_object_get(own, context_keys[i]);
+		v = v != NULL ? v : json_object_get(batch, context_keys[i]);
+		if (v != NULL && json_object_set(ctx, context_keys[i], v) != 0) {
+			json_decref(ctx);
+			ctx = NULL;
+		}
+	}
+	return ctx;
 }
 
 /* A page call's properties without the page's address. New reference. */

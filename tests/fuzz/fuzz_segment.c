@@ -8,10 +8,31 @@
 #include <string.h>
 
 #include "common/event.h"
+#include "common/jsonutil.h"
 #include "common/origin.h"
 #include "common/segment.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Values as the parser made them, keys not counted. */
+static size_t
+parsed_values(json_t *v)
+{
+	size_t n = 1, i;
+	const char *k;
+	json_t *child;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, child) {
+			n += parsed_values(child);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child) {
+			n += parsed_values(child);
+		}
+	}
+	return n;
+}
 
 static void
 origins(const char *text)
@@ -49,6 +70,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	origins(text);
 	msg = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
 	ctx = json_is_object(msg) ? json_object_get(msg, "context") : NULL;
+	/* The count that bounds a body before it is parsed is exact. */
+	if (msg != NULL && jsonutil_count_values(text, size, SIZE_MAX - 1) !=
+	    parsed_values(msg)) {
+		__builtin_trap();
+	}
 	for (int call = 0; msg != NULL && call <= SEGMENT_CALLS_; call++) {
 		struct segment_defaults d = { .page_event = "page_viewed",
 			.context = call % 2 ? ctx : NULL,
@@ -60,6 +86,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;	/* out of memory */
 		}
 		if (json_is_object(msg) != json_is_object(n)) {
+			__builtin_trap();
+		}
+		/* A native context holds the few keys read, shared with the
+		 * message's or the batch's context: a copy of all of it per
+		 * message made a 512 KB batch take gigabytes. */
+		if (json_object_size(json_object_get(n, "context")) > 5) {
 			__builtin_trap();
 		}
 		(void)event_parse_native(n, 1700000000000000, &ev, &probs);

@@ -56,6 +56,17 @@ def gzip_members(count=10078, size=16 * 1024):
     return one * count
 
 
+def segment_context_bomb(keys, messages):
+    """A Segment batch whose batch-level context has keys keys and whose
+    messages each carry an empty context of their own: the body that took
+    1.16 GB (45,000 keys, 200 messages) while each message got a merged
+    copy of the batch context."""
+    ctx = ",".join('"k%05d":0' % i for i in range(keys))
+    msg = '{"type":"track","event":"page_view","anonymousId":"a-%d","context":{}}'
+    return ('{"context":{%s},"batch":[%s]}' % (
+        ctx, ",".join(msg % i for i in range(messages)))).encode()
+
+
 def raw_exchange(port, data, timeout=10):
     """Send data on a new connection and read until the server closes it or
     stops sending; returns the bytes received (b"" when refused or reset)."""
@@ -139,6 +150,9 @@ class HostileCorpusTest(harness.DaemonTestCase):
              {"payload": bomb, "headers": {"Content-Encoding": "gzip"}}, 413, "payload_too_large"),
             ("gzip of %d members, %d MB in %d kB" % (10078, 10078 * 16 // 1024, len(members) // 1024),
              {"payload": members, "headers": {"Content-Encoding": "gzip"}}, 413, "payload_too_large"),
+            ("Segment batch, context of 60,000 keys, 200 messages",
+             {"payload": segment_context_bomb(60000, 200), "path": "/v1/batch"},
+             413, "too_many_values"),
             ("wrong content type", {"payload": good, "headers": {"Content-Type": "application/xml"}},
              415, "unsupported_media_type"),
             ("segment route, nesting 10,000 deep",
@@ -355,6 +369,35 @@ class RateLimitTest(harness.DaemonTestCase):
         self.assertEqual(self.post_from(next(ips), make_event(), key=SHOP_KEY).status, 202)
         time.sleep(1.1)
         self.assertAccepted(self.post_from(next(ips), make_event(), key=BLOG_KEY), 1)
+
+
+class SegmentContextTest(harness.DaemonTestCase):
+    """Under max_json_values, the batch context of the 1.16 GB body is
+    shared by its messages, not copied into each: the batch is accepted
+    and memory stays bounded. Its own daemon, so that the high-water mark
+    is this request's."""
+    daemon_config = {"env": HostileCorpusTest.daemon_config["env"]}
+
+    def test_batch_context_is_not_copied_per_message(self):
+        pid = self.daemon.proc.pid
+        body = segment_context_bomb(40000, 200)
+        self.assertLess(len(body), 512 * 1024)
+        self.assertStillServing()
+        hwm_before = proc_status_kb(pid, "VmHWM")
+        started = time.monotonic()
+        resp = self.post(body, path="/v1/batch")
+        took = time.monotonic() - started
+        hwm_after = proc_status_kb(pid, "VmHWM")
+        harness._diag("Segment batch of %d kB, 40,000-key context, 200 messages: %d in %.2f s, "
+                      "VmHWM %d -> %d kB" % (len(body) // 1024, resp.status, took,
+                                             hwm_before, hwm_after))
+        self.assertEqual(resp.status, 200, resp)
+        self.assertLess(hwm_after - hwm_before, RSS_GROWTH_MAX_KB)
+        self.assertStillServing()
+
+    def assertStillServing(self):
+        resp = self.post(make_event())
+        self.assertEqual(resp.status, 202, resp)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,36 @@ test_depth(void **state)
 }
 
 static void
+test_count_values(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t values;
+	} docs[] = {
+		{ "{}", 1 }, { "[]", 1 }, { "0", 1 }, { "\"s\"", 1 },
+		{ "[[],{},[[]]]", 5 },
+		{ "{\"a\":1,\"b\":[true,false,null,-1.5e3,\"x\"]}", 8 },
+		/* Brackets, commas, colons and quotes inside strings are text. */
+		{ " { \"k:,[{\" : \"v\\\"]:,\" , \"n\" : { \"m\" : [ 1 , 2 ] } } ",
+		  6 },
+		{ "{\"context\":{\"a\":{},\"b\":[]},\"batch\":[{\"type\":"
+		  "\"track\",\"event\":\"x\",\"context\":{}}]}", 9 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		size_t len = strlen(docs[i].text);
+
+		assert_int_equal(jsonutil_count_values(docs[i].text, len, 1000),
+		    docs[i].values);
+		/* Past the limit the count stops, one over it. */
+		assert_int_equal(jsonutil_count_values(docs[i].text, len, 0), 1);
+		assert_int_equal(jsonutil_count_values(docs[i].text, len,
+		    docs[i].values), docs[i].values);
+	}
+}
+
+static void
 test_uuid(void **state)
 {
 	char a[UUID7_TEXT_LEN], b[UUID7_TEXT_LEN];
@@ -203,6 +233,7 @@ main(void)
 		cmocka_unit_test(test_gzip_corrupt_and_truncated),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_count_values),
 		cmocka_unit_test(test_uuid),
 	};
 
