@@ -155,7 +155,8 @@ parse_time(json_t *v, const char *path, int64_t *us,
 	if (!timeutil_parse_rfc3339(json_string_value(v), us)) {
 		event_problem_add(probs, ERR_INVALID_TIMESTAMP, path,
 		    "%s must be an RFC 3339 date-time such as "
-		    "2026-11-23T08:45:00Z", path + 2);
+		    "2026-11-23T08:45:00Z, from 0001-01-01 to 9999-12-31 in "
+		    "UTC", path + 2);
 		return false;
 	}
 	return true;

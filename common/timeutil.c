@@ -83,7 +83,7 @@ bool
 timeutil_parse_rfc3339(const char *s, int64_t *us)
 {
 	unsigned y, mo, d, h, mi, sec, oh = 0, om = 0;
-	int64_t frac = 0, scale = 100000, offset_s = 0;
+	int64_t frac = 0, scale = 100000, offset_s = 0, t;
 	const char *p = s;
 
 	if (!digits(&p, 4, &y) || !expect(&p, '-', '-') ||
@@ -122,8 +122,15 @@ timeutil_parse_rfc3339(const char *s, int64_t *us)
 		return false;
 	}
 	/* A leap second is folded into the next one, as PostgreSQL does. */
-	*us = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+	t = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
 	    offset_s) * TIMEUTIL_US_PER_SEC) + frac;
+	/* The offset may carry 0001-01-01 into year 0, which PostgreSQL
+	 * refuses (a whole batch with it), or 9999-12-31 into 10000. */
+	if (t < days_from_civil(1, 1, 1) * 86400 * TIMEUTIL_US_PER_SEC ||
+	    t >= days_from_civil(10000, 1, 1) * 86400 * TIMEUTIL_US_PER_SEC) {
+		return false;
+	}
+	*us = t;
 	return true;
 }
 

@@ -13,9 +13,11 @@
 
 #define TIMEUTIL_US_PER_SEC INT64_C(1000000)
 
-/* Parses an RFC 3339 date-time (e.g. 2026-11-23T08:45:00.5+01:00); years
- * 0001-9999, fractions beyond microseconds are truncated. Returns false on
- * anything else, leaving *us untouched. */
+/* Parses an RFC 3339 date-time (e.g. 2026-11-23T08:45:00.5+01:00) of an
+ * instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z (in
+ * UTC, after the offset: what PostgreSQL stores); fractions beyond
+ * microseconds are truncated. Returns false on anything else, leaving *us
+ * untouched. */
 bool timeutil_parse_rfc3339(const char *s, int64_t *us);
 
 /* Writes us as UTC with microseconds into out. */

@@ -5,21 +5,53 @@
 
 #include "common/log.h"
 
-void
-db_error_from_conn(PGconn *pg, const PGresult *res, struct error *err)
+/* The length of msg without what PostgreSQL quotes of the data: in
+ * "invalid input syntax for type uuid: \"...\"" or "COPY events, line 3,
+ * column user_id: \"...\"" the quoted part is a visitor's data, which
+ * logs must not keep. */
+static size_t
+without_values(const char *msg)
 {
-	const char *msg = res != NULL ? PQresultErrorMessage(res) : "";
-	size_t n;
+	const char *q = strstr(msg, ": \"");
+	size_t n = q != NULL ? (size_t)(q - msg) : strlen(msg);
 
-	if (msg == NULL || msg[0] == '\0') {
-		msg = PQerrorMessage(pg);
-	}
-	n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) {
 		n--;
 	}
-	error_set(err, PQstatus(pg) == CONNECTION_OK ? ERR_DATABASE :
-	    ERR_DATABASE_UNAVAILABLE, "%.*s", (int)n, msg);
+	return n;
+}
+
+void
+db_error_from_conn(PGconn *pg, const PGresult *res, struct error *err)
+{
+	const char *primary = res != NULL ? PQresultErrorField(res,
+	    PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *state, *context;
+	enum err_code code = PQstatus(pg) == CONNECTION_OK ? ERR_DATABASE :
+	    ERR_DATABASE_UNAVAILABLE;
+
+	if (primary == NULL) {
+		/* No result to read: the connection's own message (which
+		 * holds no data of a row). */
+		const char *msg = PQerrorMessage(pg);
+		error_set(err, code, "%.*s", (int)without_values(msg), msg);
+		return;
+	}
+	/* The primary message, its SQLSTATE and where in a COPY it failed;
+	 * not the DETAIL ("Failing row contains (...)", "Key (...)=(...)")
+	 * nor the quoted values, which are visitors' data. */
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	context = PQresultErrorField(res, PG_DIAG_CONTEXT);
+	if (context != NULL && strncmp(context, "COPY ", 5) == 0) {
+		error_set(err, code, "%.*s (SQLSTATE %s; %.*s)",
+		    (int)without_values(primary), primary,
+		    state != NULL ? state : "?", (int)without_values(context),
+		    context);
+	} else {
+		error_set(err, code, "%.*s (SQLSTATE %s)",
+		    (int)without_values(primary), primary,
+		    state != NULL ? state : "?");
+	}
 }
 
 /* PostgreSQL's notices ("relation already exists, skipping") go to the

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 
 import harness
@@ -307,6 +308,48 @@ class ConfigSourcesTest(harness.TestCase):
         finally:
             conn.close()
         self.assertEqual(d.stop(), 0)
+
+
+class WriterIsolationTest(harness.DaemonTestCase):
+    """A request whose rows PostgreSQL refuses fails alone: the requests
+    committed with it in one batch are stored, and the log says why without
+    the refused row's values (a visitor's ids). The refusal is a CHECK
+    constraint the test adds: the collector validates every input it knows
+    PostgreSQL would refuse, so only a schema it does not know can."""
+    daemon_config = {"writer_threads": 1, "writer_batch_max_wait_ms": 100}
+
+    def test_refused_request_fails_alone(self):
+        poison = "poison-" + harness.new_id()
+        psql(self.db, "ALTER TABLE events ADD CONSTRAINT test_poison"
+                      " CHECK (anonymous_id NOT LIKE 'poison-%')")
+        self.addCleanup(psql, self.db, "ALTER TABLE events DROP CONSTRAINT test_poison")
+        mark = self.daemon.log_mark()
+        good = [make_event() for _ in range(12)]
+        bodies = good[:6] + [make_event(anonymous_id=poison)] + good[6:]
+        barrier = threading.Barrier(len(bodies))
+        answers = {}
+
+        def client(i, body):
+            barrier.wait()
+            answers[i] = self.post(body)
+
+        threads = [threading.Thread(target=client, args=(i, b)) for i, b in enumerate(bodies)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(answers), len(bodies), "every client got an answer")
+        log = self.daemon.log()[mark:]
+        self.assertIn("retrying its requests one by one", log,
+                      "the poisoned request shared a batch with others")
+        self.assertError(answers[6], 500, "internal_error")
+        for i in set(answers) - {6}:
+            self.assertAccepted(answers[i], 1)
+        self.assertEqual(harness.event_id_counts(self.db, [e["event_id"] for e in good]),
+                         {e["event_id"]: 1 for e in good})
+        self.assertIn("check constraint", log)
+        self.assertNotIn(poison, log, "the refused row's values are not logged")
+        self.assertNotIn("Failing row", log)
 
 
 class HealthTest(harness.DaemonTestCase):
