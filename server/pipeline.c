@@ -135,7 +135,7 @@ without_click_ids(json_t *props)
 /* Consent: true if the event may be stored with identifiers. Adds the
  * warning when it may not. */
 static bool
-consent_granted(const struct event *ev, const struct plan_event *def,
+consent_granted(const char *name, const struct plan_event *def,
     const json_t *consent, struct event_problems *warnings,
     bool anonymous_mode)
 {
@@ -147,10 +147,81 @@ consent_granted(const struct event *ev, const struct plan_event *def,
 	}
 	snprintf(path, sizeof(path), "$.consent.%.64s", need);
 	event_problem_add(warnings, ERR_CONSENT_MISSING, path,
-	    "'%.64s' needs %s consent, which was not granted: %s", ev->name,
+	    "'%.64s' needs %s consent, which was not granted: %s", name,
 	    need, anonymous_mode ? "stored without identifiers" :
 	    "not stored");
 	return false;
+}
+
+static void
+count(atomic_ullong *counter)
+{
+	atomic_fetch_add(counter, 1);
+}
+
+/* What consent lets the pipeline keep of an event, valid or not: a
+ * visitor who did not consent leaves nothing behind (drop mode), or
+ * nothing that identifies them (anonymous mode), however malformed the
+ * event is. */
+enum consent_verdict {
+	CONSENT_GRANTED,
+	CONSENT_ANONYMISE,
+	CONSENT_DROP,
+};
+
+/* Judges the consent given (may be NULL) for an event of name and def
+ * into *verdict, s->consent holding the effective consent; with
+ * CONSENT_DROP, out says so. False when out of memory. */
+static bool
+judge_consent(const struct pipeline_context *ctx, const char *name,
+    const struct plan_event *def, json_t *given, struct scratch *s,
+    struct pipeline_outcome *out, enum consent_verdict *verdict)
+{
+	bool anonymous = ctx->state->consent_anonymous;
+
+	s->consent = effective_consent(given, ctx->consent_overrides);
+	if (s->consent == NULL) {
+		return false;
+	}
+	if (consent_granted(name, def, s->consent, &out->warnings,
+	    anonymous)) {
+		*verdict = CONSENT_GRANTED;
+	} else if (anonymous) {
+		*verdict = CONSENT_ANONYMISE;
+	} else {
+		*verdict = CONSENT_DROP;
+		out->result = PIPELINE_DROPPED;
+		if (ctx->counters != NULL) {
+			count(&ctx->counters->dropped_no_consent);
+		}
+	}
+	return true;
+}
+
+/* The props, url and referrer to keep (in s): redacted as the plan says,
+ * without the configured URL parameters and, when anonymised, without PII
+ * and click ids. False when out of memory. */
+static bool
+clean_parts(const struct pipeline_context *ctx, const struct plan_event *def,
+    json_t *props, const char *url, const char *referrer, bool anonymise,
+    struct scratch *s)
+{
+	const struct config *cfg = ctx->state->cfg;
+
+	if (props != NULL) {
+		s->props = plan_redact_props(def, props, anonymise,
+		    cfg->pii_hash_key, strlen(cfg->pii_hash_key), ctx->redacted,
+		    s->redacted);
+		if (s->props == NULL) {
+			return false;
+		}
+		if (anonymise && (s->props = without_click_ids(s->props)) ==
+		    NULL) {
+			return false;
+		}
+	}
+	return strip_url(cfg, url, anonymise, &s->url) &&
+	    strip_url(cfg, referrer, anonymise, &s->referrer);
 }
 
 /* The payload kept in rejected_events: the event as sent, with what the
@@ -249,47 +320,50 @@ emit_rejected(const struct pipeline_context *ctx, json_t *payload,
 	return true;
 }
 
-/* A structurally invalid event is still cleaned of what the plan and the
- * URL rules would remove, as far as its parts can be read. */
+/* A structurally invalid event obeys consent as a valid one does, and is
+ * cleaned of what the plan and the URL rules would remove, as far as its
+ * parts can be read. */
 static bool
 reject_malformed(const struct pipeline_context *ctx, json_t *v,
-    size_t index, const struct event *ev,
-    const struct event_problems *errors, struct writer_item *item)
+    size_t index, const struct event *ev, struct pipeline_outcome *out,
+    struct writer_item *item)
 {
-	const struct config *cfg = ctx->state->cfg;
-	const json_t *name = json_object_get(v, "name");
-	const struct plan_event *def = json_is_string(name) ?
-	    plan_find_event(ctx->state->plan, json_string_value(name)) : NULL;
-	json_t *props = json_object_get(v, "props"), *redacted = json_array();
+	const char *name = json_string_value(json_object_get(v, "name"));
+	const struct plan_event *def = name != NULL ?
+	    plan_find_event(ctx->state->plan, name) : NULL;
+	json_t *props = json_object_get(v, "props"), *payload = NULL;
 	struct scratch s = { 0 };
+	enum consent_verdict consent;
 	bool ok = false;
-	json_t *payload;
 
+	out->result = PIPELINE_REJECTED;
 	if (!json_is_object(v)) {
-		json_decref(redacted);
 		return emit_rejected(ctx, v, index, NULL, NULL, false, NULL,
-		    errors, item);
+		    &out->errors, item);
 	}
-	s.redacted = redacted;
-	s.props = json_is_object(props) ? plan_redact_props(def, props, false,
-	    cfg->pii_hash_key, strlen(cfg->pii_hash_key), NULL, redacted) :
-	    NULL;
-	if (s.redacted == NULL || (json_is_object(props) && s.props == NULL) ||
-	    !strip_url(cfg, json_string_value(json_object_get(v, "url")),
-	    false, &s.url) ||
-	    !strip_url(cfg, json_string_value(json_object_get(v, "referrer")),
-	    false, &s.referrer)) {
+	if ((s.redacted = json_array()) == NULL ||
+	    !judge_consent(ctx, name, def, ev->consent, &s, out, &consent)) {
+		goto done;
+	}
+	if (consent == CONSENT_DROP) {
+		ok = true;
+		goto done;
+	}
+	if (!clean_parts(ctx, def, json_is_object(props) ? props : NULL,
+	    json_string_value(json_object_get(v, "url")),
+	    json_string_value(json_object_get(v, "referrer")),
+	    consent == CONSENT_ANONYMISE, &s)) {
 		goto done;
 	}
 	struct event clean = { .props = s.props, .url = s.url,
 		.referrer = s.referrer };
-	payload = rejected_payload(v, &clean, false);
-	ok = payload != NULL && emit_rejected(ctx, payload, index,
-	    json_string_value(name), ev->anonymous_id == NULL &&
+	payload = rejected_payload(v, &clean, consent == CONSENT_ANONYMISE);
+	ok = payload != NULL && emit_rejected(ctx, payload, index, name,
+	    consent == CONSENT_GRANTED && ev->anonymous_id == NULL &&
 	    ev->user_id == NULL ? ctx->derived_anonymous_id : NULL, false,
-	    redacted, errors, item);
-	json_decref(payload);
+	    s.redacted, &out->errors, item);
 done:
+	json_decref(payload);
 	scratch_free(&s);
 	return ok;
 }
@@ -349,12 +423,6 @@ judge_identity(const struct pipeline_context *ctx, struct event *ev,
 	ev->user_id = NULL;
 }
 
-static void
-count(atomic_ullong *counter)
-{
-	atomic_fetch_add(counter, 1);
-}
-
 bool
 pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
     struct writer_item *item, struct pipeline_outcome *out)
@@ -373,15 +441,14 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	const struct useragent *device;
 	struct enrichment enr;
 	enum plan_verdict verdict;
+	enum consent_verdict consent;
 	bool granted, adjusted, ok = false;
 	json_t *payload = NULL;
 	struct event ev;
 
 	memset(out, 0, sizeof(*out));
 	if (!event_parse_native(v, ctx->received_us, &ev, &out->errors)) {
-		out->result = PIPELINE_REJECTED;
-		return reject_malformed(ctx, v, index, &ev, &out->errors,
-		    item);
+		return reject_malformed(ctx, v, index, &ev, out, item);
 	}
 	judge_identity(ctx, &ev, &out->warnings);
 	if (ev.anonymous_id == NULL && ev.user_id == NULL) {
@@ -409,37 +476,24 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 	    verdict == PLAN_PASS) {
 		verdict = PLAN_REJECT;
 	}
-	s.consent = effective_consent(ev.consent, ctx->consent_overrides);
 	/* Only a rejected row records what was redacted. */
-	s.redacted = verdict != PLAN_PASS ? json_array() : NULL;
-	if (s.consent == NULL || (verdict != PLAN_PASS && s.redacted == NULL)) {
+	if ((verdict != PLAN_PASS && (s.redacted = json_array()) == NULL) ||
+	    !judge_consent(ctx, ev.name, def, ev.consent, &s, out, &consent)) {
 		goto done;
 	}
-	ev.consent = s.consent;
-	granted = consent_granted(&ev, def, s.consent, &out->warnings,
-	    ctx->state->consent_anonymous);
-	if (!granted && !ctx->state->consent_anonymous) {
-		out->result = PIPELINE_DROPPED;
-		if (ctx->counters != NULL) {
-			count(&ctx->counters->dropped_no_consent);
-		}
+	if (consent == CONSENT_DROP) {
 		ok = true;
 		goto done;
 	}
+	granted = consent == CONSENT_GRANTED;
+	ev.consent = s.consent;
 	ev.consented = granted;
 	if (!granted) {
 		ev.anonymous_id = ev.user_id = ev.session_id = NULL;
 		derived = NULL;
 	}
-	s.props = plan_redact_props(def, ev.props, !granted,
-	    cfg->pii_hash_key, strlen(cfg->pii_hash_key), ctx->redacted,
-	    s.redacted);
-	if (!granted && s.props != NULL) {
-		s.props = without_click_ids(s.props);
-	}
-	if ((ev.props != NULL && s.props == NULL) ||
-	    !strip_url(cfg, ev.url, !granted, &s.url) ||
-	    !strip_url(cfg, ev.referrer, !granted, &s.referrer)) {
+	if (!clean_parts(ctx, def, ev.props, ev.url, ev.referrer, !granted,
+	    &s)) {
 		goto done;
 	}
 	ev.props = s.props;

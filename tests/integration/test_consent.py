@@ -109,6 +109,22 @@ class DropModeTest(ConsentCase):
         self.send([fixed], ["stored"], warnings={})
         self.assertEqual(harness.event_id_counts(self.db, [fixed["event_id"]]), {fixed["event_id"]: 1})
 
+    def test_malformed_without_consent_dropped(self):
+        """An event that does not even parse obeys consent too: without it,
+        nothing of it is kept, not even in rejected_events (its ids were
+        kept there before)."""
+        e = make_event(name="page_viewed", ts="yesterday", **ids())
+        before = harness.count_rows(self.db)
+        self.send([e], ["dropped"], warnings={0: [("consent_missing", "$.consent.analytics")]})
+        self.assertEqual(harness.count_rows(self.db), before, "a dropped event is written nowhere")
+        for v in (e["anonymous_id"], e["user_id"], e["session_id"]):
+            self.assertEqual(harness.tables_containing(self.db, v), {}, "%s stored somewhere" % v)
+        # With its consent, the same malformed event is kept aside.
+        resp = self.send([dict(e, consent=ANALYTICS)], ["rejected"], warnings={})
+        self.assertEqual(harness.answer_problems(resp), {0: [("invalid_timestamp", "$.ts")]})
+        (row,) = harness.rejected_rows(self.db, resp.headers["x-request-id"])
+        self.assertEqual(row["payload"]["anonymous_id"], e["anonymous_id"])
+
     def test_segment_consent_in_context(self):
         """Segment's context.consent.categoryPreferences grants consent when
         the event has no consent of its own; consent wins when both come;
@@ -257,6 +273,23 @@ class AnonymousModeTest(ConsentCase):
         self.assertIsNone(row["derived_anonymous_id"])
         self.assertNotIn("gclid", payload["url"].lower())
         for raw in (e["anonymous_id"], self.email, e["props"]["phone"], self.gclid):
+            self.assertEqual(harness.tables_containing(self.db, raw), {}, "%s stored somewhere" % raw)
+
+    def test_malformed_without_consent_keeps_no_identifiers(self):
+        """The same for an event that does not parse (a ts that is not a
+        date): it used to be kept with its ids, PII and click ids."""
+        e = dict(self.order({}), ts="yesterday")
+        resp = self.send([e], ["rejected"], warnings={0: [("consent_missing", "$.consent.analytics")]})
+        self.assertEqual(harness.answer_problems(resp), {0: [("invalid_timestamp", "$.ts")]})
+        (row,) = harness.rejected_rows(self.db, resp.headers["x-request-id"])
+        payload = row["payload"]
+        for f in ("anonymous_id", "user_id", "session_id"):
+            self.assertNotIn(f, payload)
+        self.assertEqual(payload["props"], {"order_id": e["props"]["order_id"], "total": 12.5})
+        self.assertIsNone(row["derived_anonymous_id"])
+        self.assertNotIn("gclid", payload["url"].lower())
+        for raw in (e["anonymous_id"], e["user_id"], self.email, e["props"]["phone"], self.gclid,
+                    self.msclkid):
             self.assertEqual(harness.tables_containing(self.db, raw), {}, "%s stored somewhere" % raw)
 
     def test_retried_anonymised_event(self):
