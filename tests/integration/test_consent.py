@@ -257,40 +257,39 @@ class AnonymousModeTest(ConsentCase):
         self.assertEqual(self.row(page)["consent"], {"analytics": True, "marketing": False})
         self.assertEqual(self.row(page)["anonymous_id"], page["anonymous_id"])
 
-    def test_rejected_without_consent_keeps_no_identifiers(self):
-        """A rejected event without its consent goes to rejected_events
-        without identifiers and without any PII property."""
-        e = self.order({})
-        del e["props"]["order_id"]
+    def assertRejectedWithoutIdentifiers(self, e, problem, props):
+        """e (an order of self.order) without consent is answered rejected
+        with problem, and kept in rejected_events with props and without
+        identifiers, PII or click ids; returns its row."""
         resp = self.send([e], ["rejected"], warnings={0: [("consent_missing", "$.consent.analytics")]})
-        self.assertEqual(harness.answer_problems(resp), {0: [("missing_property", "$.props.order_id")]})
+        self.assertEqual(harness.answer_problems(resp), {0: [problem]})
         (row,) = harness.rejected_rows(self.db, resp.headers["x-request-id"])
         payload = row["payload"]
         for f in ("anonymous_id", "user_id", "session_id"):
             self.assertNotIn(f, payload)
-        self.assertEqual(payload["props"], {"total": 12.5})
-        self.assertEqual(sorted(row["redacted"]), ["email", "phone"])
-        self.assertIsNone(row["derived_anonymous_id"])
-        self.assertNotIn("gclid", payload["url"].lower())
-        for raw in (e["anonymous_id"], self.email, e["props"]["phone"], self.gclid):
-            self.assertEqual(harness.tables_containing(self.db, raw), {}, "%s stored somewhere" % raw)
-
-    def test_malformed_without_consent_keeps_no_identifiers(self):
-        """The same for an event that does not parse (a ts that is not a
-        date): it used to be kept with its ids, PII and click ids."""
-        e = dict(self.order({}), ts="yesterday")
-        resp = self.send([e], ["rejected"], warnings={0: [("consent_missing", "$.consent.analytics")]})
-        self.assertEqual(harness.answer_problems(resp), {0: [("invalid_timestamp", "$.ts")]})
-        (row,) = harness.rejected_rows(self.db, resp.headers["x-request-id"])
-        payload = row["payload"]
-        for f in ("anonymous_id", "user_id", "session_id"):
-            self.assertNotIn(f, payload)
-        self.assertEqual(payload["props"], {"order_id": e["props"]["order_id"], "total": 12.5})
+        self.assertEqual(payload["props"], props)
         self.assertIsNone(row["derived_anonymous_id"])
         self.assertNotIn("gclid", payload["url"].lower())
         for raw in (e["anonymous_id"], e["user_id"], self.email, e["props"]["phone"], self.gclid,
                     self.msclkid):
             self.assertEqual(harness.tables_containing(self.db, raw), {}, "%s stored somewhere" % raw)
+        return row
+
+    def test_rejected_without_consent_keeps_no_identifiers(self):
+        """A rejected event without its consent goes to rejected_events
+        without identifiers and without any PII property."""
+        e = self.order({})
+        del e["props"]["order_id"]
+        row = self.assertRejectedWithoutIdentifiers(e, ("missing_property", "$.props.order_id"),
+                                                    {"total": 12.5})
+        self.assertEqual(sorted(row["redacted"]), ["email", "phone"])
+
+    def test_malformed_without_consent_keeps_no_identifiers(self):
+        """The same for an event that does not parse (a ts that is not a
+        date): it used to be kept with its ids, PII and click ids."""
+        e = dict(self.order({}), ts="yesterday")
+        self.assertRejectedWithoutIdentifiers(e, ("invalid_timestamp", "$.ts"),
+                                              {"order_id": e["props"]["order_id"], "total": 12.5})
 
     def test_retried_anonymised_event(self):
         """Through the dedup path (a retried id in the batch) an anonymised
