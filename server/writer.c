@@ -92,6 +92,14 @@ static const char stored_ids_sql[] =
     " FROM unnest($1::text[], $2::uuid[]) AS u(site_id, event_id)"
     " JOIN event_ids x ON x.site_id = u.site_id AND x.event_id = u.event_id";
 
+/* Rejected rows go through staging so that a spooled request replayed
+ * after its commit adds none twice (migrations/0013_rejected_once.sql). */
+static const char insert_rejected_sql[] =
+    "INSERT INTO rejected_events (" COPY_ROW_REJECTED_COLUMNS ")"
+    " SELECT " COPY_ROW_REJECTED_COLUMNS " FROM rejected_incoming"
+    " ON CONFLICT (site_id, request_id, event_index, received_at)"
+    " DO NOTHING";
+
 /* A replayed event and the mark on its rejected row commit together, so
  * that a replay stores each event once even if it is interrupted. */
 static const char mark_replayed_sql[] =
@@ -277,13 +285,16 @@ conn_open(struct writer_conn *wc, struct error *err)
 	snprintf(timeout_s, sizeof(timeout_s), "%ld",
 	    cfg->session_timeout_min * 60);
 	snprintf(cap, sizeof(cap), "%ld", cfg->max_anonymous_ids_per_user);
-	/* Session-local staging of a batch that needs dedup, and of a
-	 * replay's marks. Rows vanish at each commit. */
+	/* Session-local staging of a batch that needs dedup, of rejected
+	 * rows and of a replay's marks. Rows vanish at each commit. */
 	if (!db_exec(pg, "SELECT set_config('milepost.session_timeout_s', "
 	    "$1, false), set_config('milepost.max_anonymous_ids', $2, false)",
 	    2, settings, err) ||
 	    !db_exec(pg, "CREATE TEMP TABLE events_incoming (LIKE events "
 	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err) ||
+	    !db_exec(pg, "CREATE TEMP TABLE rejected_incoming ON COMMIT "
+	    "DELETE ROWS AS SELECT " COPY_ROW_REJECTED_COLUMNS " FROM "
+	    "rejected_events WITH NO DATA", 0, NULL, err) ||
 	    !db_exec(pg, "CREATE TEMP TABLE replayed_incoming (site_id text, "
 	    "rejected_id bigint, event_id uuid) ON COMMIT DELETE ROWS", 0,
 	    NULL, err)) {
@@ -463,8 +474,9 @@ transaction_script(const struct writer_item *items,
 		    COPY_ROW_EVENT_PEOPLE_COLUMNS ") FROM STDIN", ROWS_EVENTS);
 	}
 	if (any_rejected) {
-		script_copy(sc, "COPY rejected_events ("
+		script_copy(sc, "COPY rejected_incoming ("
 		    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN", ROWS_REJECTED);
+		script_add(sc, insert_rejected_sql);
 	}
 	if (any_replayed) {
 		script_copy(sc, "COPY replayed_incoming ("

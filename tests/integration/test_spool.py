@@ -232,6 +232,41 @@ class SpoolTest(harness.TestCase):
         self.assertIn("whose write did not finish", log)
         self.assertIn("no record", log)
 
+    def test_record_replayed_after_its_commit_adds_nothing(self):
+        """A crash between a record's commit and its file's removal replays
+        it again: its events (client and generated ids), its rejected rows
+        and its sessions' event counts must not grow."""
+        self.daemon = self.start()
+        self.cluster.stop("fast")
+        self.poll("database down", lambda: self.daemon.get("/readyz").body.get("database") == "down", 20)
+        anon = "anon-replay-" + uuid.uuid4().hex[:8]
+        batch = [make_event(anonymous_id=anon, session_id="s-" + anon),
+                 make_event(anonymous_id=anon, session_id="s-" + anon, event_id=None),
+                 make_event(anonymous_id=anon, name="Not A Name")]
+        resp = self.daemon.post_events({"batch": batch})
+        self.assertAccepted(resp, 2, [2])
+        saved = {f: open(f, "rb").read() for f in self.spool_files()}
+        self.assertTrue(saved)
+        self.cluster.start()
+        self.wait_replayed()
+
+        def stored():
+            return (harness.psql(self.db, "SELECT count(*) FROM events WHERE anonymous_id = :'a'", a=anon),
+                    harness.psql(self.db, "SELECT count(*) FROM rejected_events"
+                                          " WHERE payload->>'anonymous_id' = :'a'", a=anon),
+                    harness.psql(self.db, "SELECT events FROM sessions WHERE anonymous_id = :'a'", a=anon))
+        first = stored()
+        self.assertEqual(first, ([["2"]], [["1"]], [["2"]]))
+        # The crash: the files come back as they were before the replay.
+        self.daemon.kill()
+        for f, data in saved.items():
+            with open(f, "wb") as out:
+                out.write(data)
+        self.daemon._start(self.daemon.port)
+        self.daemon.wait_for("/readyz")
+        self.wait_replayed()
+        self.assertEqual(stored(), first)
+
     def test_second_daemon_refused(self):
         self.daemon = self.start()
         other = harness.Daemon(self.db, wait=None, spool_dir=self.spool)
