@@ -33,13 +33,15 @@ gzip_inflate_bounded(const void *in, size_t in_len, size_t limit,
 		if (rc != Z_OK && rc != Z_STREAM_END) {
 			break;
 		}
-		strbuf_append(out, chunk, sizeof(chunk) - zs.avail_out);
-		if (out->len - start > limit) {
+		/* Checked before the append: the buffer never grows past
+		 * limit. */
+		if (out->len - start + (sizeof(chunk) - zs.avail_out) > limit) {
 			inflateEnd(&zs);
 			error_set(err, ERR_PAYLOAD_TOO_LARGE,
 			    "body exceeds %zu bytes once decompressed", limit);
 			return false;
 		}
+		strbuf_append(out, chunk, sizeof(chunk) - zs.avail_out);
 		if (rc == Z_STREAM_END && zs.avail_in > 0) {
 			if (++members > GZIP_MAX_MEMBERS) {
 				inflateEnd(&zs);
