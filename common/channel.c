@@ -16,6 +16,7 @@
 #include "common/ere.h"
 #include "common/privacy.h"
 #include "common/urltext.h"
+#include "common/utf8.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -264,41 +265,6 @@ listed(const char *s, const char *const *list, size_t n)
 	return false;
 }
 
-/* The length of the UTF-8 character at s (avail bytes there), or 0 when
- * s does not start a well-formed one: overlong forms, surrogates and
- * code points past U+10FFFF are refused, as PostgreSQL refuses them. */
-static size_t
-utf8_char(const unsigned char *s, size_t avail)
-{
-	uint32_t cp, min;
-	size_t len;
-
-	if (s[0] < 0x80) {
-		return 1;
-	} else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2, cp = s[0] & 0x1f, min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3, cp = s[0] & 0x0f, min = 0x800;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4, cp = s[0] & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (avail < len) {
-		return 0;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80) {
-			return 0;
-		}
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-		return 0;
-	}
-	return len;
-}
-
 /* Copies s into out (size bytes), lower-cased, cut at a character
  * boundary when it does not fit. */
 static void
@@ -360,7 +326,7 @@ decode_value(const char *p, const char *end, char out[CHANNEL_FIELD_MAX])
 		}
 	}
 	for (size_t i = 0; i < n;) {
-		size_t len = utf8_char(raw + i, n - i);
+		size_t len = utf8_char_len(raw + i, n - i);
 		const void *from = len > 0 ? (const void *)(raw + i) :
 		    (const void *)replacement;
 		size_t out_len = len > 0 ? len : sizeof(replacement) - 1;
@@ -511,7 +477,7 @@ host_chars_ok(const char *p, const char *end)
 		return false;
 	}
 	while (s < e) {
-		size_t len = utf8_char(s, (size_t)(e - s));
+		size_t len = utf8_char_len(s, (size_t)(e - s));
 
 		if (len == 0 || (len == 1 && !ascii_alpha(*s) &&
 		    !ascii_digit(*s) && *s != '-' && *s != '.' && *s != '_') ||

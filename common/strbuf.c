@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 void
 strbuf_init(struct strbuf *sb)
 {
@@ -122,13 +124,19 @@ strbuf_append_json_escaped(struct strbuf *sb, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	const unsigned char *run = p;
+	size_t left = strlen(s), n;
 
-	for (; *p != '\0'; p++) {
-		if (*p >= 0x20 && *p != '"' && *p != '\\') {
+	for (; *p != '\0'; p += n, left -= n) {
+		n = *p >= 0x80 ? utf8_char_len(p, left) : 1;
+		if (n > 1 || (n == 1 && *p >= 0x20 && *p != '"' &&
+		    *p != '\\')) {
 			continue;
 		}
 		strbuf_append(sb, run, (size_t)(p - run));
-		switch (*p) {
+		switch (n == 0 ? 0 : *p) {
+		/* Bytes that are no UTF-8 (raw input, or a character cut by
+		 * a bounded copy) would make the JSON invalid. */
+		case 0: strbuf_append(sb, "\xef\xbf\xbd", 3); break;
 		case '"': strbuf_append(sb, "\\\"", 2); break;
 		case '\\': strbuf_append(sb, "\\\\", 2); break;
 		case '\n': strbuf_append(sb, "\\n", 2); break;
@@ -136,6 +144,7 @@ strbuf_append_json_escaped(struct strbuf *sb, const char *s)
 		case '\t': strbuf_append(sb, "\\t", 2); break;
 		default: strbuf_appendf(sb, "\\u%04x", *p); break;
 		}
+		n = 1;
 		run = p + 1;
 	}
 	strbuf_append(sb, run, (size_t)(p - run));

@@ -31,7 +31,8 @@ void strbuf_append_char(struct strbuf *sb, char c);
 void strbuf_appendf(struct strbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Appends s with JSON string escaping, without the surrounding quotes. */
+/* Appends s with JSON string escaping, without the surrounding quotes;
+ * each byte that starts no UTF-8 character becomes U+FFFD. */
 void strbuf_append_json_escaped(struct strbuf *sb, const char *s);
 
 static inline bool

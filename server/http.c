@@ -26,6 +26,8 @@
 #include "common/ratelimit.h"
 #include "common/strbuf.h"
 #include "common/timeutil.h"
+#include "common/urltext.h"
+#include "common/utf8.h"
 #include "server/deadline.h"
 #include "server/http_stats.h"
 #include "server/routes.h"
@@ -48,6 +50,10 @@ struct http {
 	struct tls_pem tls;	/* kept while the daemon runs */
 };
 
+/* Stands, in *con_cls, for a request whose path on_uri refused, until
+ * its struct request exists. */
+static char refused_path;
+
 struct request {
 	struct http *http;
 	struct MHD_Connection *conn;
@@ -58,6 +64,7 @@ struct request {
 	struct strbuf body;
 	size_t discarded;	/* bytes of an oversized body thrown away */
 	bool dispatched;
+	bool path_refused;	/* its path is no UTF-8 text (see on_uri) */
 	void (*on_resume)(struct request *req);
 	void *ctx;
 	void (*ctx_free)(void *ctx);
@@ -452,7 +459,7 @@ http_request_resume(struct request *req)
 
 static struct request *
 request_new(struct http *h, struct MHD_Connection *conn, const char *url,
-    const char *method)
+    const char *method, bool path_refused)
 {
 	struct request *req = calloc(1, sizeof(*req));
 	const char *param;
@@ -462,6 +469,7 @@ request_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	}
 	req->http = h;
 	req->conn = conn;
+	req->path_refused = path_refused;
 	req->started_ns = timeutil_monotonic_ns();
 	strbuf_init(&req->body);
 	snprintf(req->id, sizeof(req->id), "%08lx%08lx", h->id_prefix,
@@ -505,7 +513,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	(void)cls;
 	(void)conn;
-	if (req == NULL) {
+	if (req == NULL || *con_cls == (void *)&refused_path) {
+		*con_cls = NULL;
 		return;
 	}
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
@@ -583,11 +592,57 @@ queue(struct request *req)
 	return MHD_queue_response(req->conn, req->status, req->response);
 }
 
+struct text_walk {
+	struct error *err;
+	bool ok;
+};
+
+/* Refuses a query parameter whose name or value holds a NUL (%00, which
+ * the C strings libmicrohttpd gives would silently cut) or is no UTF-8:
+ * nothing downstream (PostgreSQL, JSON, the logs) takes it. */
+static enum MHD_Result
+text_walk_one(void *cls, enum MHD_ValueKind kind, const char *key,
+    size_t key_size, const char *value, size_t value_size)
+{
+	struct text_walk *w = cls;
+
+	(void)kind;
+	if (!utf8_is_text(key, key_size)) {
+		error_set(w->err, ERR_INVALID_PARAMETER, "a query parameter "
+		    "name is not UTF-8 text or holds a NUL");
+	} else if (value != NULL && !utf8_is_text(value, value_size)) {
+		error_set(w->err, ERR_INVALID_PARAMETER, "query parameter "
+		    "%.64s is not UTF-8 text or holds a NUL", key);
+	} else {
+		return MHD_YES;
+	}
+	w->ok = false;
+	return MHD_NO;
+}
+
+/* The one check of the text every handler reads: the path (404: no
+ * resource has such a name) and each query parameter (400). */
+static bool
+request_is_text(struct request *req, struct error *err)
+{
+	struct text_walk w = { err, true };
+
+	if (req->path_refused) {
+		error_set(err, ERR_NOT_FOUND, "nothing is served at this path: "
+		    "it is not UTF-8 text or holds a NUL");
+		return false;
+	}
+	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND,
+	    text_walk_one, &w);
+	return w.ok;
+}
+
 /* Runs the handler, or the continuation of a resumed request. */
 static void
 dispatch(struct request *req, const char *url)
 {
 	void (*resume)(struct request *) = req->on_resume;
+	struct error err;
 
 	if (resume != NULL) {
 		req->on_resume = NULL;
@@ -596,7 +651,9 @@ dispatch(struct request *req, const char *url)
 	}
 	req->dispatched = true;
 	deadline_set_busy(req->http->deadline, req->conn, true);
-	if (req->route != NULL) {
+	if (!request_is_text(req, &err)) {
+		http_respond_error(req, &err);
+	} else if (req->route != NULL) {
 		req->route->handle(req, req->http->app);
 	} else if (req->allow[0] != '\0') {
 		respond_code(req, ERR_METHOD_NOT_ALLOWED, "use %s on this path",
@@ -615,8 +672,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	struct request *req = *con_cls;
 
 	(void)version;
-	if (req == NULL) {
-		req = request_new(h, conn, url, method);
+	if (req == NULL || *con_cls == (void *)&refused_path) {
+		req = request_new(h, conn, url, method, req != NULL);
 		*con_cls = req;
 		return req != NULL ? MHD_YES : MHD_NO;
 	}
@@ -638,6 +695,33 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 	}
 	return queue(req);
+}
+
+/* libmicrohttpd's first word on a request: its raw URI, before the path
+ * is decoded into a C string that a %00 would cut short ("/js/a.js%00x"
+ * would be served as /js/a.js). Decodes the path as libmicrohttpd does
+ * (%XX; '+' is only a byte) and checks it is UTF-8 text. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	const char *p = uri, *end = uri + strcspn(uri, "?");
+	unsigned char buf[4];
+	size_t n = 0, len;
+
+	(void)cls;
+	(void)conn;
+	while (p < end || n > 0) {
+		while (p < end && n < sizeof(buf)) {
+			buf[n++] = urltext_next_decoded(&p, end);
+		}
+		len = buf[0] != 0 ? utf8_char_len(buf, n) : 0;
+		if (len == 0) {
+			return &refused_path;
+		}
+		memmove(buf, buf + len, n - len);
+		n -= len;
+	}
+	return NULL;
 }
 
 static void
@@ -817,6 +901,7 @@ http_new(struct app *app, struct error *err)
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)cfg->connection_timeout_s,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
 	    MHD_OPTION_ARRAY, limits,
 	    MHD_OPTION_END);
 	if (h->daemon == NULL) {

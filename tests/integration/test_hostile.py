@@ -19,7 +19,10 @@ import time
 import zlib
 
 import harness
+from admin_api import key_entry, new_api_key
 from harness import BLOG_KEY, SHOP_KEY, make_event
+
+READ = new_api_key("rk_hostile")
 
 MAX_BODY = 2 * 1024 * 1024      # above the gzip bomb's compressed size
 MAX_STRING = 4096
@@ -104,6 +107,7 @@ class HostileCorpusTest(harness.DaemonTestCase):
                      "max_json_depth": MAX_DEPTH, "max_connections_per_ip": PER_IP,
                      "request_timeout_s": REQUEST_TIMEOUT_S, "connection_timeout_s": 60,
                      "max_header_bytes": MAX_HEADER,
+                     "api_keys": [key_entry("read", "read", READ)],
                      "env": {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"}}
 
     def assertStillServing(self, after):
@@ -210,6 +214,41 @@ class HostileCorpusTest(harness.DaemonTestCase):
         # No leak per request: the last round costs far less than the first.
         self.assertLess(rss[-1] - rss[-2], max(8 * 1024, (rss[0] - rss_before) // 2),
                         "RSS after each round: %s kB" % (rss,))
+
+    def get_corpus(self):
+        """Bad UTF-8/NUL parameters and paths: (label, raw target, status, code)."""
+        funnel = "/api/v1/funnel?site=shop&steps=page_view,signup&"
+        return [
+            ("filter=channel=%ff%fe", funnel + "filter=channel=%ff%fe", 400, "invalid_parameter"),
+            ("filter with a NUL", funnel + "filter=channel=direct%00x", 400, "invalid_parameter"),
+            ("overlong UTF-8 in steps", "/api/v1/funnel?site=shop&steps=page_view,%c0%af", 400,
+             "invalid_parameter"),
+            ("parameter name not UTF-8", funnel + "%ff=1", 400, "invalid_parameter"),
+            ("site with a NUL", "/api/v1/funnel?site=shop%00blog", 400, "invalid_parameter"),
+            ("/js/%ff%fe", "/js/%ff%fe", 404, "not_found"),
+            ("/js/milepost.js%00.html", "/js/milepost.js%00.html", 404, "not_found"),
+            ("no endpoint, path not UTF-8", "/nowhere/%ff%c3", 404, "not_found"),
+        ]
+
+    def test_bad_utf8_and_nul_parameters(self):
+        """Bad UTF-8/NUL parameters: each answer is the error shape in valid
+        JSON and UTF-8, the daemon keeps serving, and every log line written
+        meanwhile is valid UTF-8 and JSON."""
+        mark = len(open(self.daemon.log_path, "rb").read())
+        for label, target, status, code in self.get_corpus():
+            with self.subTest(case=label):
+                resp = self.daemon.get(target, headers={"Authorization": "Bearer " + READ})
+                resp.raw.decode("utf-8")
+                json.loads(resp.raw)
+                self.assertError(resp, status, code)
+                self.assertNotIn("\ufffd", resp.raw.decode("utf-8"))
+                self.assertStillServing(label)
+        time.sleep(0.2)
+        with open(self.daemon.log_path, "rb") as f:
+            written = f.read()[mark:]
+        for line in written.splitlines():
+            with self.subTest(log=line[:200]):
+                json.loads(line.decode("utf-8"))
 
     def test_header_flood(self):
         """libmicrohttpd answers oversized headers itself: 431 and a close,

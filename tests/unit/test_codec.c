@@ -12,6 +12,7 @@
 #include "common/gzip.h"
 #include "common/jsonutil.h"
 #include "common/strbuf.h"
+#include "common/utf8.h"
 #include "common/uuid7.h"
 
 /* Compresses in as a gzip member with zlib itself. */
@@ -223,6 +224,28 @@ test_uuid(void **state)
 	assert_false(uuid7_is_valid_text("0190b3c4-1234-7abc-8def_0123456789ab"));
 }
 
+static void
+test_utf8(void **state)
+{
+	struct strbuf sb;
+
+	(void)state;
+	assert_true(utf8_is_text("", 0));
+	assert_true(utf8_is_text("caf\xc3\xa9 \xf0\x9f\x98\x80", 10));
+	assert_false(utf8_is_text("a\0b", 3));		/* NUL */
+	assert_false(utf8_is_text("\xff\xfe", 2));
+	assert_false(utf8_is_text("\xc0\xaf", 2));		/* overlong */
+	assert_false(utf8_is_text("\xed\xa0\x80", 3));	/* surrogate */
+	assert_false(utf8_is_text("\xf4\x90\x80\x80", 4));	/* > U+10FFFF */
+	assert_false(utf8_is_text("\xc3", 1));		/* cut short */
+	/* The escaper keeps characters and replaces what is no UTF-8. */
+	strbuf_init(&sb);
+	strbuf_append_json_escaped(&sb, "\xc3\xa9\xff\"\xe2\x82");
+	assert_string_equal(sb.data, "\xc3\xa9\xef\xbf\xbd\\\"\xef\xbf\xbd"
+	    "\xef\xbf\xbd");
+	strbuf_finish(&sb);
+}
+
 int
 main(void)
 {
@@ -235,6 +258,7 @@ main(void)
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_count_values),
 		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
