@@ -1,7 +1,9 @@
 /* netaddr.c - classifying socket addresses. */
 #include "common/netaddr.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -132,4 +134,28 @@ netaddr_is_public(const struct sockaddr *sa)
 		return public6(in6->sin6_addr.s6_addr);
 	}
 	return false;
+}
+
+bool
+netaddr_client_key(const char *text, char out[NETADDR_KEY_LEN])
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint8_t b[16];
+	char prefix[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET, text, b) == 1) {
+		return inet_ntop(AF_INET, b, out, NETADDR_KEY_LEN) != NULL;
+	}
+	if (inet_pton(AF_INET6, text, b) != 1) {
+		return false;
+	}
+	if (memcmp(b, mapped, sizeof(mapped)) == 0) {
+		return inet_ntop(AF_INET, b + 12, out, NETADDR_KEY_LEN) != NULL;
+	}
+	memset(b + 8, 0, 8);
+	if (inet_ntop(AF_INET6, b, prefix, sizeof(prefix)) == NULL) {
+		return false;
+	}
+	return snprintf(out, NETADDR_KEY_LEN, "%s/64", prefix) <
+	    NETADDR_KEY_LEN;
 }

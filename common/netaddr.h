@@ -15,4 +15,18 @@
  * keep webhooks, whose URLs come from the API, off the internal network. */
 bool netaddr_is_public(const struct sockaddr *sa);
 
+/* Room for any netaddr_client_key: a /64 prefix with its suffix, or an
+ * address (INET6_ADDRSTRLEN). */
+#define NETADDR_KEY_LEN 50
+
+/* The rate-limit key of a client address given as text (an IPv4 or IPv6
+ * address, as inet_ntop or a proxy's header writes it) into out: an IPv4
+ * address is itself; an IPv6 address is its /64 prefix
+ * ("2001:db8:1:2::/64"), because a client is given a whole /64 and can
+ * take any address in it for each request; an IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d, as a dual-stack socket shows IPv4 peers) is the IPv4
+ * address it carries, so that one client has one bucket either way. False,
+ * out undefined, when text is neither. */
+bool netaddr_client_key(const char *text, char out[NETADDR_KEY_LEN]);
+
 #endif

@@ -12,6 +12,7 @@
 #include "common/channel.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
+#include "common/netaddr.h"
 #include "common/plan.h"
 #include "common/privacy.h"
 #include "common/segment.h"
@@ -279,12 +280,18 @@ admit_client(struct request *req, const struct config *cfg,
     struct error *err)
 {
 	char ip[HTTP_IP_TEXT_LEN] = "";
+	char key[NETADDR_KEY_LEN] = "";
 	bool ok;
 
-	/* An unknown address shares the bucket of "". */
-	http_request_client_ip(req, cfg->client_ip_header, ip);
-	ok = http_request_admit(req, HTTP_LIMIT_IP, ip, 1, err);
+	/* An unknown address shares the bucket of "". An IPv6 client is
+	 * keyed by its /64, inside which it may rotate addresses. */
+	if (!http_request_client_ip(req, cfg->client_ip_header, ip) ||
+	    !netaddr_client_key(ip, key)) {
+		key[0] = '\0';
+	}
+	ok = http_request_admit(req, HTTP_LIMIT_IP, key, 1, err);
 	privacy_wipe(ip, sizeof(ip));
+	privacy_wipe(key, sizeof(key));
 	return ok;
 }
 

@@ -408,6 +408,20 @@ class RateLimitTest(harness.DaemonTestCase):
         time.sleep(retry + 0.1)
         self.assertEqual(self.post_from(ip, make_event()).status, 202)
 
+    def test_ipv6_by_64(self):
+        """An IPv6 client is keyed by its /64: rotating addresses inside it
+        does not give it new buckets. Bodies are garbage (400, no events),
+        so the sites' buckets are untouched."""
+        for ip in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff:1:2:3"):
+            self.assertError(self.post_from(ip, b"not json"), 400, "malformed_json")
+        self.assertRateLimited(self.post_from("2001:db8:1:2:abcd::9", b"not json"))
+        self.assertError(self.post_from("2001:db8:1:3::1", b"not json"), 400, "malformed_json")
+
+    def test_ipv4_mapped_is_ipv4(self):
+        for ip in ("198.51.100.20", "::ffff:198.51.100.20", "198.51.100.20"):
+            self.assertError(self.post_from(ip, b"not json"), 400, "malformed_json")
+        self.assertRateLimited(self.post_from("::ffff:198.51.100.20", b"not json"))
+
     def test_per_address_on_segment_routes(self):
         ip = "198.51.100.9"
         msg = {"type": "track", "event": "page_view", "anonymousId": "a-1"}

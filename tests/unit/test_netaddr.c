@@ -92,6 +92,38 @@ test_other_families(void **state)
 	assert_false(netaddr_is_public(NULL));
 }
 
+static void
+expect_key(const char *text, const char *want)
+{
+	char key[NETADDR_KEY_LEN];
+
+	assert_true(netaddr_client_key(text, key));
+	assert_string_equal(key, want);
+}
+
+/* One bucket per IPv4 address, per IPv6 /64, and an IPv4-mapped address
+ * in the bucket of the IPv4 address it carries. */
+static void
+test_client_key(void **state)
+{
+	char key[NETADDR_KEY_LEN];
+
+	(void)state;
+	expect_key("203.0.113.9", "203.0.113.9");
+	expect_key("2001:db8:1:2::1", "2001:db8:1:2::/64");
+	expect_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64");
+	expect_key("2001:db8:1:3::1", "2001:db8:1:3::/64");
+	expect_key("2001:DB8:0:0:1::", "2001:db8::/64");
+	expect_key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+	    "ffff:ffff:ffff:ffff::/64");
+	expect_key("::ffff:203.0.113.9", "203.0.113.9");
+	expect_key("::ffff:cb00:7109", "203.0.113.9");
+	expect_key("::1", "::/64");
+	assert_false(netaddr_client_key("", key));
+	assert_false(netaddr_client_key("example.com", key));
+	assert_false(netaddr_client_key("2001:db8::1/64", key));
+}
+
 int
 main(void)
 {
@@ -99,6 +131,7 @@ main(void)
 		cmocka_unit_test(test_not_public),
 		cmocka_unit_test(test_public),
 		cmocka_unit_test(test_other_families),
+		cmocka_unit_test(test_client_key),
 	};
 
 	return cmocka_run_group_tests_name("netaddr", tests, NULL, NULL);
