@@ -84,6 +84,7 @@ declare -A PORT
 for side in this base; do
 	sql postgres "CREATE DATABASE mp_$side"
 	env_of=(MILEPOST_CONFIG="$WORK/empty.json" MILEPOST_SITES="$SITES" MILEPOST_LOG_LEVEL=warn
+		MILEPOST_RATE_LIMIT_PER_IP=0 MILEPOST_RATE_LIMIT_PER_KEY=0
 		MILEPOST_DATABASE_URL="postgresql:///mp_$side?host=$PGSOCK&port=$PGPORT&user=milepost")
 	env "${env_of[@]}" "${BIN[$side]}" migrate >"$WORK/migrate-$side.log" 2>&1 ||
 		{ cat "$WORK/migrate-$side.log" >&2; die "milepost migrate ($side) failed"; }

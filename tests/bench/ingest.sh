@@ -139,7 +139,8 @@ db_url() { echo "postgresql:///$1?host=$PGSOCK&port=$PGPORT&user=milepost"; }
 echo '{}' >"$WORK/empty.json"
 milepost_env() { # DB: sets MP_ENV, the environment for milepost on database DB
 	MP_ENV=(MILEPOST_CONFIG="$WORK/empty.json" MILEPOST_DATABASE_URL="$(db_url "$1")"
-		MILEPOST_SITES="$SITES" MILEPOST_LOG_LEVEL=warn)
+		MILEPOST_SITES="$SITES" MILEPOST_LOG_LEVEL=warn
+		MILEPOST_RATE_LIMIT_PER_IP=0 MILEPOST_RATE_LIMIT_PER_KEY=0)
 }
 milepost() { # DB COMMAND...: run milepost in the foreground
 	local db=$1; shift

@@ -58,6 +58,7 @@ bench_shop_daemon() {
 	cat >"$WORK/config.json" <<EOC
 {"listen": "127.0.0.1:$PORT", "database_url": "$DB_URL", "log_level": "warn",
  "plan": "$ROOT/config/plan.json", "pii_hash_key": "bench-pii-key-0123456789abcdef",
+ "rate_limit_per_ip": 0, "rate_limit_per_key": 0,
  "sites": [{"id": "bench", "name": "Bench", "write_key": "wk_bench_key"}],
  "api_keys": [{"name": "bench", "scope": "$1", "key_sha256": "$sha"}]}
 EOC

@@ -539,8 +539,10 @@ def answer_problems(resp, key="rejected"):
 def write_config(database_url, directory=None, **overrides):
     """Write a JSON config (both sites, the given database) and return its path.
     overrides replace keys; a value of None removes the key."""
+    # Rate limits (on by default) off: tests send bursts from one address;
+    # test_hostile.py's RateLimitTest checks them, test_config.c the defaults.
     cfg = {"listen": "127.0.0.1:%d" % free_port(), "database_url": database_url,
-           "log_level": "info", "sites": SITES}
+           "log_level": "info", "sites": SITES, "rate_limit_per_ip": 0, "rate_limit_per_key": 0}
     cfg.update(overrides)
     cfg = {k: v for k, v in cfg.items() if v is not None}
     fd, path = tempfile.mkstemp(prefix="config-", suffix=".json", dir=directory or tmpdir())

@@ -267,8 +267,11 @@ test_limits_and_tls(void **state)
 	assert_int_equal(cfg->max_json_depth, 32);
 	assert_int_equal(cfg->max_string_bytes, 65536);
 	assert_int_equal(cfg->max_connections_per_ip, 0);
-	assert_int_equal(cfg->rate_limit_per_ip, 0);
-	assert_int_equal(cfg->rate_limit_per_key, 0);
+	/* Rate limits ship on (docs/operations.md, "Rate limits"). */
+	assert_int_equal(cfg->rate_limit_per_ip, 100);
+	assert_int_equal(cfg->rate_limit_burst_per_ip, 1000);
+	assert_int_equal(cfg->rate_limit_per_key, 2000);
+	assert_int_equal(cfg->rate_limit_burst_per_key, 20000);
 	assert_int_equal(cfg->request_timeout_s, 30);
 	assert_true(config_validate(cfg, &err));
 	config_free(cfg);
