@@ -193,6 +193,9 @@ class HostileCorpusTest(harness.DaemonTestCase):
         rounds = 3
         rss = []
         for _ in range(rounds):
+            for label, target, status, code in self.get_corpus():
+                with self.subTest(case=label):
+                    self.assertGetRefused(label, target, status, code)
             for label, kw, status, code in corpus:
                 with self.subTest(case=label):
                     payload = kw.pop("payload")
@@ -206,8 +209,8 @@ class HostileCorpusTest(harness.DaemonTestCase):
             rss.append(proc_status_kb(pid, "VmRSS"))
         rss_after = proc_status_kb(pid, "VmRSS")
         hwm_after = proc_status_kb(pid, "VmHWM")
-        harness._diag("corpus of %d requests x %d rounds: VmRSS %d -> %d kB (after each round: %s), "
-                      "VmHWM %d -> %d kB" % (len(corpus), rounds, rss_before, rss_after,
+        harness._diag("corpus of %d POST and %d GET requests x %d rounds: VmRSS %d -> %d kB "
+                      "(after each round: %s), VmHWM %d -> %d kB" % (len(corpus), len(self.get_corpus()), rounds, rss_before, rss_after,
                                              ", ".join(map(str, rss)), hwm_before, hwm_after))
         self.assertLess(rss_after - rss_before, RSS_GROWTH_MAX_KB)
         self.assertLess(hwm_after - hwm_before, RSS_GROWTH_MAX_KB)
@@ -230,6 +233,15 @@ class HostileCorpusTest(harness.DaemonTestCase):
             ("no endpoint, path not UTF-8", "/nowhere/%ff%c3", 404, "not_found"),
         ]
 
+    def assertGetRefused(self, label, target, status, code):
+        """GET target answers the error status and code in valid JSON and
+        UTF-8 (no raw byte echoed, none replaced), and the daemon serves on."""
+        resp = self.daemon.get(target, headers={"Authorization": "Bearer " + READ})
+        json.loads(resp.raw.decode("utf-8"))
+        self.assertError(resp, status, code)
+        self.assertNotIn("\ufffd", resp.raw.decode("utf-8"))
+        self.assertStillServing(label)
+
     def test_bad_utf8_and_nul_parameters(self):
         """Bad UTF-8/NUL parameters: each answer is the error shape in valid
         JSON and UTF-8, the daemon keeps serving, and every log line written
@@ -237,12 +249,7 @@ class HostileCorpusTest(harness.DaemonTestCase):
         mark = len(open(self.daemon.log_path, "rb").read())
         for label, target, status, code in self.get_corpus():
             with self.subTest(case=label):
-                resp = self.daemon.get(target, headers={"Authorization": "Bearer " + READ})
-                resp.raw.decode("utf-8")
-                json.loads(resp.raw)
-                self.assertError(resp, status, code)
-                self.assertNotIn("\ufffd", resp.raw.decode("utf-8"))
-                self.assertStillServing(label)
+                self.assertGetRefused(label, target, status, code)
         time.sleep(0.2)
         with open(self.daemon.log_path, "rb") as f:
             written = f.read()[mark:]
