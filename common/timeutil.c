@@ -79,6 +79,11 @@ expect(const char **p, char a, char b)
 	return true;
 }
 
+/* 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z in microseconds: the
+ * text we write has four-digit years, and PostgreSQL refuses year 0. */
+#define TS_FIRST_US (INT64_C(-62135596800) * TIMEUTIL_US_PER_SEC)
+#define TS_PAST_LAST_US (INT64_C(253402300800) * TIMEUTIL_US_PER_SEC)
+
 bool
 timeutil_parse_rfc3339(const char *s, int64_t *us)
 {
@@ -126,8 +131,7 @@ timeutil_parse_rfc3339(const char *s, int64_t *us)
 	    offset_s) * TIMEUTIL_US_PER_SEC) + frac;
 	/* The offset may carry 0001-01-01 into year 0, which PostgreSQL
 	 * refuses (a whole batch with it), or 9999-12-31 into 10000. */
-	if (t < days_from_civil(1, 1, 1) * 86400 * TIMEUTIL_US_PER_SEC ||
-	    t >= days_from_civil(10000, 1, 1) * 86400 * TIMEUTIL_US_PER_SEC) {
+	if (t < TS_FIRST_US || t >= TS_PAST_LAST_US) {
 		return false;
 	}
 	*us = t;

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/netaddr.h"
+#include "common/privacy.h"
 #include "common/ratelimit.h"
 #include "common/strbuf.h"
 #include "common/timeutil.h"
@@ -441,6 +443,29 @@ http_request_admit(struct request *req, enum http_limit which,
 	    "too many requests from this address; retry in %lds" :
 	    "too many events for this site; retry in %lds", retry);
 	return false;
+}
+
+bool
+http_request_admit_client(struct request *req, const char *header,
+    struct error *err)
+{
+	char ip[HTTP_IP_TEXT_LEN] = "";
+	char key[NETADDR_KEY_LEN] = "";
+	bool ok;
+
+	if (req->http->limits[HTTP_LIMIT_IP] == NULL) {
+		return true;
+	}
+	/* An unknown address shares the bucket of "". An IPv6 client is
+	 * keyed by its /64, inside which it may rotate addresses. */
+	if (!http_request_client_ip(req, header, ip) ||
+	    !netaddr_client_key(ip, key)) {
+		key[0] = '\0';
+	}
+	ok = http_request_admit(req, HTTP_LIMIT_IP, key, 1, err);
+	privacy_wipe(ip, sizeof(ip));
+	privacy_wipe(key, sizeof(key));
+	return ok;
 }
 
 void

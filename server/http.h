@@ -123,6 +123,13 @@ enum http_limit {
 bool http_request_admit(struct request *req, enum http_limit which,
     const char *key, double cost, struct error *err);
 
+/* Charges one request to the client address's bucket of HTTP_LIMIT_IP
+ * (the address as http_request_client_ip finds it with header; an IPv6
+ * client by its /64, see netaddr_client_key), as http_request_admit
+ * does. With that limit off, the address is not even looked up. */
+bool http_request_admit_client(struct request *req, const char *header,
+    struct error *err);
+
 /* Parks the request: on_resume is called on the request's thread after
  * http_request_resume, and must answer it. */
 void http_request_suspend(struct request *req,

@@ -12,7 +12,6 @@
 #include "common/channel.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
-#include "common/netaddr.h"
 #include "common/plan.h"
 #include "common/privacy.h"
 #include "common/segment.h"
@@ -273,28 +272,6 @@ derive_visitor(struct request *req, struct app *app, int64_t now_us,
 	return id;
 }
 
-/* The per-address rate limit, before anything else is read: it counts
- * requests, so that a flood costs the collector as little as possible. */
-static bool
-admit_client(struct request *req, const struct config *cfg,
-    struct error *err)
-{
-	char ip[HTTP_IP_TEXT_LEN] = "";
-	char key[NETADDR_KEY_LEN] = "";
-	bool ok;
-
-	/* An unknown address shares the bucket of "". An IPv6 client is
-	 * keyed by its /64, inside which it may rotate addresses. */
-	if (!http_request_client_ip(req, cfg->client_ip_header, ip) ||
-	    !netaddr_client_key(ip, key)) {
-		key[0] = '\0';
-	}
-	ok = http_request_admit(req, HTTP_LIMIT_IP, key, 1, err);
-	privacy_wipe(ip, sizeof(ip));
-	privacy_wipe(key, sizeof(key));
-	return ok;
-}
-
 /* The per-site rate limit counts events: that is what costs the writer
  * and the database, whether they come one per request or in batches. */
 static bool
@@ -507,7 +484,8 @@ ingest_native(struct request *req, struct app *app)
 	struct error err = { 0 };
 	bool gzip, server;
 
-	if (!admit_client(req, state->cfg, &err) ||
+	if (!http_request_admit_client(req,
+	    state->cfg->client_ip_header, &err) ||
 	    (site = site_of_key(req, state->cfg, write_key_of(req), &server,
 	    &err)) == NULL ||
 	    !check_encoding(req, &gzip, &err) ||
@@ -609,7 +587,8 @@ ingest_segment(struct request *req, struct app *app, bool batch,
 	const char *key;
 	bool gzip, server = false;
 
-	if (admit_client(req, state->cfg, &err) &&
+	if (http_request_admit_client(req,
+	    state->cfg->client_ip_header, &err) &&
 	    check_encoding(req, &gzip, &err) &&
 	    (root = decode_body(req, app->cfg, gzip, &err)) != NULL) {
 		key = write_key_of(req);
