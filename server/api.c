@@ -14,6 +14,7 @@
 #include "common/plan.h"
 #include "common/privacy.h"
 #include "common/timeutil.h"
+#include "common/utf8.h"
 #include "server/auth.h"
 #include "server/db.h"
 
@@ -334,7 +335,6 @@ api_text_valid(const char *v, size_t max, const char *name,
     struct error *err)
 {
 	size_t len = strlen(v);
-	json_t *utf8;
 
 	if (len > max) {
 		error_set(err, ERR_INVALID_PARAMETER, "%s is longer than %zu "
@@ -342,14 +342,12 @@ api_text_valid(const char *v, size_t max, const char *name,
 		return false;
 	}
 	/* PostgreSQL refuses a text parameter that is not UTF-8; that must
-	 * be the client's 400, not our 500. jansson checks it. */
-	utf8 = json_stringn(v, len);
-	if (utf8 == NULL) {
+	 * be the client's 400, not our 500. */
+	if (!utf8_is_text(v, len)) {
 		error_set(err, ERR_INVALID_PARAMETER, "%s is not UTF-8 text",
 		    name);
 		return false;
 	}
-	json_decref(utf8);
 	return true;
 }
 
