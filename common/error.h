@@ -67,6 +67,7 @@ enum err_code {
 	ERR_UNSUPPORTED_VERSION,
 	ERR_EVENT_SUNSET,
 	ERR_TOO_OLD,
+	ERR_DUPLICATE_CONFLICT,	/* its id is stored for another event */
 	/* Per-event warnings: the event was handled, with a caveat. */
 	ERR_EVENT_DEPRECATED,
 	ERR_CONSENT_MISSING,

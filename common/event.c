@@ -1,8 +1,10 @@
 /* event.c - native events: one table of fields, one check per kind. */
 #include "common/event.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -387,6 +389,52 @@ check_identify(struct event *ev, struct event_problems *probs)
 	}
 }
 
+/* Feeds one optional text to the hash, with its presence and length, so
+ * that no two different tuples hash the same bytes. */
+static void
+claim_part(crypto_generichash_state *st, const char *s)
+{
+	unsigned char present = s != NULL;
+	uint64_t len = s != NULL ? strlen(s) : 0;
+
+	crypto_generichash_update(st, &present, 1);
+	crypto_generichash_update(st, (const unsigned char *)&len,
+	    sizeof(len));
+	if (len > 0) {
+		crypto_generichash_update(st, (const unsigned char *)s,
+		    (unsigned long long)len);
+	}
+}
+
+/* A retry repeats the event as it was sent; an order id reused for
+ * another order, or an id another person's client claims, does not. So
+ * the claim is what the client sent (before identity verification,
+ * consent or a cookieless id change anything): its type, name, anonymous
+ * id and user id. Hashed: event_ids keeps it for the dedup window, and
+ * should not keep a copy of the ids. */
+static void
+event_claim(struct event *ev)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char digest[EVENT_CLAIM_BYTES];
+	unsigned char type = (unsigned char)ev->type;
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(digest));
+	crypto_generichash_update(&st, &type, 1);
+	claim_part(&st, ev->name);
+	claim_part(&st, ev->anonymous_id);
+	claim_part(&st, ev->user_id);
+	crypto_generichash_final(&st, digest, sizeof(digest));
+	ev->claim[0] = '\\';
+	ev->claim[1] = 'x';
+	for (size_t i = 0; i < sizeof(digest); i++) {
+		ev->claim[2 + 2 * i] = hex[digest[i] >> 4];
+		ev->claim[3 + 2 * i] = hex[digest[i] & 15];
+	}
+	ev->claim[EVENT_CLAIM_LEN - 1] = '\0';
+}
+
 bool
 event_parse_native(json_t *v, int64_t received_us, struct event *ev,
     struct event_problems *probs)
@@ -440,6 +488,8 @@ event_parse_native(json_t *v, int64_t received_us, struct event *ev,
 			return false;
 		}
 		ev->event_id_generated = true;
+	} else {
+		event_claim(ev);
 	}
 	return true;
 }

@@ -22,6 +22,9 @@
 #define EVENT_CONSENT_KEY_MAX 64
 #define EVENT_MAX_PROBLEMS 16
 #define EVENT_VERSION_MAX 1000000
+/* An event's claim (event_claim) as bytea hex input: "\\x" and 32 digits. */
+#define EVENT_CLAIM_BYTES 16
+#define EVENT_CLAIM_LEN (2 + 2 * EVENT_CLAIM_BYTES + 1)
 
 /* What a native event is: an action (the default), or an identify call
  * that links its anonymous id to its user id and names no action. */
@@ -60,6 +63,9 @@ struct event_problems {
 struct event {
 	char event_id[UUID7_TEXT_LEN];
 	bool event_id_generated;	/* the client sent none */
+	/* With a client's id: what the event claims under it, for telling a
+	 * retry from another event reusing the id (event_claim); else "". */
+	char claim[EVENT_CLAIM_LEN];
 	enum event_type type;
 	const char *name;
 	int64_t version;		/* of the event's schema; 0: current */
@@ -97,7 +103,7 @@ bool event_id_is_placeholder(const char *id);
 /* Reads the native event v (any JSON value) received at received_us into
  * ev. Returns true if it is valid; otherwise false with every problem found
  * in probs (ev is then partly filled and must not be stored). Generates a
- * UUIDv7 event_id when none is given. */
+ * UUIDv7 event_id when none is given, and the claim of a given one. */
 bool event_parse_native(json_t *v, int64_t received_us, struct event *ev,
     struct event_problems *probs);
 

@@ -80,6 +80,10 @@ append_writer(struct strbuf *out, struct writer *w)
 	append_scalar(out, "milepost_events_deduplicated_total", "counter",
 	    "Events not stored because their client-given id already was "
 	    "(a retry).", (unsigned long long)m.deduplicated);
+	append_scalar(out, "milepost_events_duplicate_conflicts_total",
+	    "counter", "Events kept aside as rejected because their "
+	    "client-given id was stored for another event.",
+	    (unsigned long long)m.duplicate_conflicts);
 	append_scalar(out, "milepost_writer_queue_depth", "gauge",
 	    "Events enqueued and waiting for a writer thread.",
 	    (unsigned long long)m.queued_events);

@@ -143,6 +143,8 @@ copy_row_event_id(struct strbuf *out, const char *site_id,
 {
 	fields_key(out, site_id, ev);
 	copy_row_time(out, ev->received_us);
+	strbuf_append_char(out, '\t');
+	copy_row_text(out, ev->claim[0] != '\0' ? ev->claim : NULL);
 	strbuf_append_char(out, '\n');
 }
 

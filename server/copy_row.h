@@ -19,7 +19,8 @@
 	"utm_medium, utm_campaign, utm_term, utm_content, click_id_kind, "    \
 	"channel, device, browser, os, bot, ts_adjusted"
 
-#define COPY_ROW_EVENT_ID_COLUMNS "site_id, event_id, received_at"
+#define COPY_ROW_EVENT_ID_COLUMNS \
+	"site_id, event_id, received_at, fingerprint"
 
 #define COPY_ROW_REJECTED_COLUMNS                                            \
 	"site_id, received_at, request_id, event_index, payload, errors, "   \
@@ -32,6 +33,11 @@
  * the event's session and person, known only when its batch is written. */
 #define COPY_ROW_EVENT_PEOPLE_COLUMNS "session_id, person_id"
 
+/* With dedup, what the writer needs of each staged event besides its
+ * row: its place in the batch, its claim, and where it came from. */
+#define COPY_ROW_EVENT_DEDUP_COLUMNS \
+	"batch_n, claim, request_id, event_index"
+
 /* Appends one events row, the event and what ingest learnt of it, without
  * its COPY_ROW_EVENT_PEOPLE_COLUMNS and without its newline. */
 void copy_row_event(struct strbuf *out, const char *site_id,
@@ -43,7 +49,8 @@ void copy_row_text(struct strbuf *out, const char *s);
 /* A time (microseconds since the epoch) as RFC 3339. */
 void copy_row_time(struct strbuf *out, int64_t us);
 
-/* Appends the event_ids row of the same event. */
+/* Appends the event_ids row of the same event: its claim is the
+ * fingerprint a repeat of the id is compared with. */
 void copy_row_event_id(struct strbuf *out, const char *site_id,
     const struct event *ev);
 

@@ -75,6 +75,43 @@ spooled(struct ingest *in, struct error *err)
 	return false;
 }
 
+/* The writer kept some events aside (writer_item's conflicts) that the
+ * answer, written before the commit, calls stored: it says so now. */
+static void
+answer_conflicts(json_t *answer, const struct writer_item *item)
+{
+	json_t *results = json_object_get(answer, "results");
+	json_t *rejected = json_object_get(answer, "rejected");
+	json_t *accepted = json_object_get(answer, "accepted");
+	struct event_problems probs = { 0 };
+
+	/* Segment's answer has none of them. */
+	if (results == NULL || rejected == NULL || accepted == NULL) {
+		return;
+	}
+	event_problem_add(&probs, ERR_DUPLICATE_CONFLICT, "$.event_id",
+	    "this event_id is stored for another event (another name or "
+	    "person): kept aside as rejected; a replay stores it under a new "
+	    "id");
+	for (size_t k = 0; k < item->n_conflicts; k++) {
+		size_t index = item->conflicts[k], at = 0;
+		json_t *entry;
+		while (at < json_array_size(rejected) && (size_t)
+		    json_integer_value(json_object_get(json_array_get(
+		    rejected, at), "index")) < index) {
+			at++;
+		}
+		entry = json_pack("{s:I, s:o}", "index", (json_int_t)index,
+		    "errors", copy_row_problems_json(&probs));
+		if (entry != NULL) {
+			json_array_insert_new(rejected, at, entry);
+		}
+		json_array_set_new(results, index,
+		    json_string(error_code_name(ERR_DUPLICATE_CONFLICT)));
+		json_integer_set(accepted, json_integer_value(accepted) - 1);
+	}
+}
+
 /* Request thread, after resume: answer with the commit's outcome. */
 static void
 on_resume(struct request *req)
@@ -84,6 +121,7 @@ on_resume(struct request *req)
 
 	switch (in->item.status) {
 	case WRITER_COMMITTED:
+		answer_conflicts(in->answer, &in->item);
 		break;
 	case WRITER_UNAVAILABLE:
 	case WRITER_PENDING:

@@ -59,6 +59,7 @@ struct touched {
 
 struct people_batch {
 	struct people_cache *cache;
+	bool dedup;			/* rows take COPY_ROW_EVENT_DEDUP_COLUMNS */
 	int64_t timeout_us;
 	struct ev *evs;
 	size_t n_evs;
@@ -130,8 +131,10 @@ source_key_add(struct strbuf *text, const char *const texts[ENRICH_TEXTS])
 
 bool
 people_note_event(struct writer_item *item, const char *site_id,
-    const struct event *ev, const struct enrichment *enr)
+    const char *request_id, size_t index, const struct event *ev,
+    const struct enrichment *enr)
 {
+	size_t prev_request;
 	struct people_event *pe;
 	const char *texts[ENRICH_TEXTS];
 
@@ -145,6 +148,7 @@ people_note_event(struct writer_item *item, const char *site_id,
 		item->cap_people = cap;
 	}
 	pe = &item->people[item->n_people];
+	prev_request = item->n_people > 0 ? pe[-1].request_id : 0;
 	*pe = (struct people_event){
 		.row_end = item->events.len,
 		.ts_us = ev->ts_us,
@@ -166,6 +170,12 @@ people_note_event(struct writer_item *item, const char *site_id,
 	pe->bot = enr->ua.bot;
 	pe->id_given = !ev->event_id_generated;
 	pe->trust = ev->trust;
+	pe->claim = text_add(&item->people_text, ev->claim);
+	/* An item's events mostly share one request: its id is kept once. */
+	pe->request_id = prev_request != 0 && request_id != NULL &&
+	    !strbuf_failed(&item->people_text) && strcmp(text_at(&item->people_text, prev_request), request_id) ==
+	    0 ? prev_request : text_add(&item->people_text, request_id);
+	pe->index = index;
 	if (strbuf_failed(&item->people_text)) {
 		return false;
 	}
@@ -443,13 +453,73 @@ is_stored(const PGresult *stored, const int *rows, int n,
 	return false;
 }
 
-/* Marks the events of b that stored lists. False out of memory. */
+static void
+mark_dropped(struct ev *e)
+{
+	e->stored = true;
+	e->person = e->anon_person = 0;
+}
+
+static bool
+same_id(const struct ev *a, const struct ev *b)
+{
+	return strcmp(a->site, b->site) == 0 &&
+	    strcasecmp(a->pe->event_id, b->pe->event_id) == 0;
+}
+
+/* evs indices by site and event id, then batch order, for
+ * mark_repeats. */
+static _Thread_local const struct ev *sorting_ids;
+
+static int
+compare_ids(const void *pa, const void *pb)
+{
+	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+	int c = strcmp(sorting_ids[a].site, sorting_ids[b].site);
+
+	if (c == 0) {
+		c = strcasecmp(sorting_ids[a].pe->event_id,
+		    sorting_ids[b].pe->event_id);
+	}
+	return c != 0 ? c : (a > b) - (a < b);
+}
+
+/* Marks every repeat of an id earlier in the batch: dedup stores at most
+ * the first event of an id. False out of memory. */
+static bool
+mark_repeats(struct people_batch *b)
+{
+	size_t *ids = malloc((b->n_evs > 0 ? b->n_evs : 1) * sizeof(*ids));
+
+	if (ids == NULL) {
+		return false;
+	}
+	for (size_t i = 0; i < b->n_evs; i++) {
+		ids[i] = i;
+	}
+	sorting_ids = b->evs;
+	qsort(ids, b->n_evs, sizeof(*ids), compare_ids);
+	sorting_ids = NULL;
+	for (size_t i = 1; i < b->n_evs; i++) {
+		if (same_id(&b->evs[ids[i - 1]], &b->evs[ids[i]])) {
+			mark_dropped(&b->evs[ids[i]]);
+		}
+	}
+	free(ids);
+	return true;
+}
+
+/* Marks the events of b that stored lists, and the repeats of an id in
+ * b. False out of memory. */
 static bool
 mark_stored(struct people_batch *b, const PGresult *stored)
 {
-	int n = stored != NULL ? PQntuples(stored) : 0;
+	int n = PQntuples(stored);
 	int *rows;
 
+	if (!mark_repeats(b)) {
+		return false;
+	}
 	if (n == 0) {
 		return true;
 	}
@@ -465,9 +535,8 @@ mark_stored(struct people_batch *b, const PGresult *stored)
 	sorting_stored = NULL;
 	for (size_t i = 0; i < b->n_evs; i++) {
 		struct ev *e = &b->evs[i];
-		e->stored = is_stored(stored, rows, n, e);
-		if (e->stored) {
-			e->person = e->anon_person = 0;
+		if (is_stored(stored, rows, n, e)) {
+			mark_dropped(e);
 		}
 	}
 	free(rows);
@@ -529,7 +598,8 @@ people_batch_new(const struct writer_item *items, struct people_cache *cache,
 		}
 	}
 	b->n_evs = n;
-	if (!mark_stored(b, stored)) {
+	b->dedup = stored != NULL;
+	if (b->dedup && !mark_stored(b, stored)) {
 		goto fail;
 	}
 	sorting = b->evs;
@@ -968,11 +1038,20 @@ render_events(struct people_batch *b)
 		strbuf_append_char(&b->events, '\t');
 		copy_row_text(&b->events, e->session);
 		if (e->person != 0) {
-			strbuf_appendf(&b->events, "\t%" PRId64 "\n",
-			    e->person);
+			strbuf_appendf(&b->events, "\t%" PRId64, e->person);
 		} else {
-			strbuf_append_str(&b->events, "\t\\N\n");
+			strbuf_append_str(&b->events, "\t\\N");
 		}
+		if (b->dedup) {
+			strbuf_appendf(&b->events, "\t%zu\t", i);
+			copy_row_text(&b->events, text_at(e->text,
+			    e->pe->claim));
+			strbuf_append_char(&b->events, '\t');
+			copy_row_text(&b->events, text_at(e->text,
+			    e->pe->request_id));
+			strbuf_appendf(&b->events, "\t%zu", e->pe->index);
+		}
+		strbuf_append_char(&b->events, '\n');
 	}
 }
 

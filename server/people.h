@@ -49,12 +49,18 @@ struct people_event {
 	bool milestone;		/* counts towards person_milestones */
 	bool id_given;		/* the client's id, not one made here */
 	enum event_trust trust;	/* of its user id */
+	/* What dedup needs to keep a conflicting repeat of a client's id
+	 * aside as rejected: the event's claim (event.h, none for ids made
+	 * here), and where it came from: request id, index in the request. */
+	size_t claim, request_id;
+	size_t index;
 };
 
-/* Records ev of site_id, whose row item->events ends with now. False out
- * of memory. */
+/* Records ev of site_id, event index of request request_id, whose row
+ * item->events ends with now. False out of memory. */
 bool people_note_event(struct writer_item *item, const char *site_id,
-    const struct event *ev, const struct enrichment *enr);
+    const char *request_id, size_t index, const struct event *ev,
+    const struct enrichment *enr);
 
 struct people_batch;
 
@@ -68,8 +74,9 @@ bool people_event_ids(const struct writer_item *items,
 /* Plans the people step for the events of items (a list linked by next),
  * which must stay unchanged until people_batch_free. stored, if not NULL,
  * holds rows (site_id, event_id) of events already stored: dedup drops
- * them, so the people step leaves them out (an event erased since must
- * not bring its ids or its session back). NULL out of memory. */
+ * them, and every repeat of an id earlier in the batch, so the people
+ * step leaves them out (an event erased since must not bring its ids or
+ * its session back). NULL out of memory. */
 struct people_batch *people_batch_new(const struct writer_item *items,
     struct people_cache *cache, int64_t session_timeout_us,
     const PGresult *stored);
@@ -97,7 +104,9 @@ long people_batch_refused(const struct people_batch *b);
 /* Sessionises the batch and renders its rows. False out of memory. */
 bool people_batch_decide(struct people_batch *b);
 
-/* The batch's events rows, completed with COPY_ROW_EVENT_PEOPLE_COLUMNS. */
+/* The batch's events rows, completed with COPY_ROW_EVENT_PEOPLE_COLUMNS
+ * and, with dedup, COPY_ROW_EVENT_DEDUP_COLUMNS, batch_n being the
+ * event's number in the batch (items in order, then their events). */
 const struct strbuf *people_batch_events(const struct people_batch *b);
 
 /* True when the batch touched a session or may have reached a first

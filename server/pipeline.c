@@ -274,7 +274,7 @@ fail:
 static bool
 emit_event(const struct pipeline_context *ctx, struct event *ev,
     const struct plan_event *def, const struct enrichment *enr,
-    struct writer_item *item)
+    size_t index, struct writer_item *item)
 {
 	ev->plan_version = plan_version(ctx->state->plan);
 	if (ev->version == 0 && def != NULL) {
@@ -284,7 +284,8 @@ emit_event(const struct pipeline_context *ctx, struct event *ev,
 	    ev->type == EVENT_IDENTIFY ? EVENT_IDENTIFY_NAME : NULL;
 	ev->phase = def != NULL ? plan_event_phase(def) : NULL;
 	copy_row_event(&item->events, ctx->site_id, ev, enr);
-	if (!people_note_event(item, ctx->site_id, ev, enr)) {
+	if (!people_note_event(item, ctx->site_id, ctx->request_id, index, ev,
+	    enr)) {
 		return false;
 	}
 	/* Only a client's id can come back in a retry. */
@@ -505,7 +506,7 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 		enr.ts_adjusted = adjusted;
 		out->result = granted ? PIPELINE_STORED : PIPELINE_ANONYMISED;
 		memcpy(out->event_id, ev.event_id, sizeof(out->event_id));
-		ok = emit_event(ctx, &ev, def, &enr, item);
+		ok = emit_event(ctx, &ev, def, &enr, index, item);
 		if (ctx->counters != NULL && !granted) {
 			count(&ctx->counters->anonymised);
 		}

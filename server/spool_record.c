@@ -10,14 +10,22 @@
 #include "server/copy_row.h"
 #include "server/people.h"
 
-static const char record_magic[4] = { 'M', 'P', 'S', '1' };
+/* Version 2 added each event's claim, request id and index (dedup's
+ * conflicts) and the fingerprint column of the event_ids rows. A daemon
+ * upgraded with a spool left replays version 1 records: their events'
+ * ids are not judged (no claim), as ids stored before migration 0014. */
+static const char record_magic[4] = { 'M', 'P', 'S', '2' };
+static const char record_magic_v1[4] = { 'M', 'P', 'S', '1' };
+#define MAGIC_PREFIX 3	/* "MPS", shared by every version */
 
 /* No request comes near it (max_body_bytes is at most 64 MiB); a larger
  * length can only be damage. */
 #define PAYLOAD_MAX ((uint64_t)1 << 31)
 
-/* The text offsets of a people_event, in the order they are written. */
-#define PEOPLE_TEXTS (7 + ENRICH_TEXTS)
+/* The text offsets of a people_event, in the order they are written;
+ * version 1 has the first PEOPLE_TEXTS_V1. */
+#define PEOPLE_TEXTS_V1 (7 + ENRICH_TEXTS)
+#define PEOPLE_TEXTS (PEOPLE_TEXTS_V1 + 2)
 
 static size_t *
 people_texts(struct people_event *pe, size_t i)
@@ -26,6 +34,9 @@ people_texts(struct people_event *pe, size_t i)
 		&pe->session_id, &pe->source_key, &pe->name, &pe->url };
 	const size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
 
+	if (i >= PEOPLE_TEXTS_V1) {
+		return i == PEOPLE_TEXTS_V1 ? &pe->claim : &pe->request_id;
+	}
 	return i < n_fixed ? fixed[i] : &pe->landing[i - n_fixed];
 }
 
@@ -59,7 +70,8 @@ all_event_ids(struct strbuf *out, const struct writer_item *item,
 		copy_row_text(out, pe->event_id);
 		strbuf_append_char(out, '\t');
 		copy_row_time(out, received_us);
-		strbuf_append_char(out, '\n');
+		/* No claim: a record replayed twice repeats itself. */
+		strbuf_append_str(out, "\t\\N\n");
 	}
 }
 
@@ -81,6 +93,7 @@ put_people(struct strbuf *out, const struct writer_item *item)
 		for (size_t t = 0; t < PEOPLE_TEXTS; t++) {
 			put_u64(out, *people_texts(&pe, t));
 		}
+		put_u64(out, pe.index);
 		strbuf_append(out, flags, sizeof(flags));
 	}
 }
@@ -177,6 +190,36 @@ get_blob(struct reader *r, struct strbuf *sb, bool *nomem)
 	return !*nomem;
 }
 
+/* The event_ids rows; version 1's lack the fingerprint column, which
+ * they get as NULL. */
+static bool
+get_event_ids(struct reader *r, struct strbuf *sb, bool v1, bool *nomem)
+{
+	struct strbuf old;
+	size_t from = 0;
+
+	if (!v1) {
+		return get_blob(r, sb, nomem);
+	}
+	strbuf_init(&old);
+	if (!get_blob(r, &old, nomem)) {
+		strbuf_finish(&old);
+		return false;
+	}
+	for (size_t i = 0; i < old.len; i++) {
+		if (old.data[i] == '\n') {
+			strbuf_append(sb, old.data + from, i - from);
+			strbuf_append_str(sb, "\t\\N\n");
+			from = i + 1;
+		}
+	}
+	/* Rows end with a newline: anything after the last is damage. */
+	bool whole = from == old.len;
+	strbuf_finish(&old);
+	*nomem = strbuf_failed(sb);
+	return !*nomem && whole;
+}
+
 /* A text offset of people_text: 0 (none) or one past the start of a
  * string, which the buffer's final NUL ends. */
 static bool
@@ -187,10 +230,12 @@ text_offset_ok(const struct strbuf *text, size_t off)
 }
 
 static bool
-get_people(struct reader *r, struct writer_item *item, bool *nomem)
+get_people(struct reader *r, struct writer_item *item, bool v1,
+    bool *nomem)
 {
 	uint64_t n = get_u64(r);
 	size_t prev_end = 0;
+	size_t n_texts = v1 ? PEOPLE_TEXTS_V1 : PEOPLE_TEXTS;
 
 	/* Each event takes well over 100 bytes: a count beyond what is left
 	 * is damage, not a reason to allocate. */
@@ -211,13 +256,16 @@ get_people(struct reader *r, struct writer_item *item, bool *nomem)
 		pe->row_end = (size_t)get_u64(r);
 		pe->ts_us = (int64_t)get_u64(r);
 		id = take(r, sizeof(pe->event_id));
-		for (size_t t = 0; t < PEOPLE_TEXTS; t++) {
+		for (size_t t = 0; t < n_texts; t++) {
 			*people_texts(pe, t) = (size_t)get_u64(r);
 			if (!text_offset_ok(&item->people_text,
 			    *people_texts(pe, t))) {
 				return false;
 			}
 		}
+		/* Version 1 kept no index: the event's place among those
+		 * stored stands in (without a claim it is never used). */
+		pe->index = v1 ? i : (size_t)get_u64(r);
 		flags = take(r, 3);
 		if (r->bad || pe->row_end < prev_end ||
 		    pe->row_end > item->events.len || pe->site_id == 0 ||
@@ -263,17 +311,19 @@ spool_record_decode(const void *data, size_t len, struct writer_item *item,
 	const unsigned char *p = data;
 	struct reader r;
 	uint32_t plen, crc;
-	bool nomem = false;
+	bool nomem = false, v1;
 
 	*used = 0;
 	if (len == 0) {
 		return SPOOL_RECORD_END;
 	}
 	if (len < SPOOL_RECORD_HEADER) {
-		return memcmp(p, record_magic, len < 4 ? len : 4) == 0 ?
-		    SPOOL_RECORD_TORN : SPOOL_RECORD_CORRUPT;
+		return memcmp(p, record_magic, len < MAGIC_PREFIX ? len :
+		    MAGIC_PREFIX) == 0 ? SPOOL_RECORD_TORN :
+		    SPOOL_RECORD_CORRUPT;
 	}
-	if (memcmp(p, record_magic, sizeof(record_magic)) != 0) {
+	v1 = memcmp(p, record_magic_v1, sizeof(record_magic_v1)) == 0;
+	if (!v1 && memcmp(p, record_magic, sizeof(record_magic)) != 0) {
 		return SPOOL_RECORD_CORRUPT;
 	}
 	memcpy(&plen, p + 4, sizeof(plen));
@@ -295,9 +345,9 @@ spool_record_decode(const void *data, size_t len, struct writer_item *item,
 	item->n_rejected = (size_t)get_u64(&r);
 	if (!get_blob(&r, &item->events, &nomem) ||
 	    !get_blob(&r, &item->people_text, &nomem) ||
-	    !get_blob(&r, &item->event_ids, &nomem) ||
+	    !get_event_ids(&r, &item->event_ids, v1, &nomem) ||
 	    !get_blob(&r, &item->rejected, &nomem) ||
-	    !get_people(&r, item, &nomem) || !get_months(&r, item) ||
+	    !get_people(&r, item, v1, &nomem) || !get_months(&r, item) ||
 	    r.left != 0) {
 		return nomem ? SPOOL_RECORD_NOMEM : SPOOL_RECORD_CORRUPT;
 	}

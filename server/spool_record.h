@@ -1,10 +1,11 @@
 /* spool_record.h - one acknowledged request's rows (a writer_item) as a
  * record of the on-disk spool (server/spool.h), and back.
  *
- * A record is a 12-byte header (magic "MPS1", payload length, CRC-32 of the
+ * A record is a 12-byte header (magic "MPS2", payload length, CRC-32 of the
  * payload, host byte order: a spool is read where it was written) and the
  * payload: the item's counts, its COPY row buffers, the people step's
- * facts of each event and its months. Nothing in an item holds a raw
+ * facts of each event and its months. Records of the previous version
+ * ("MPS1", without claims) are still read. Nothing in an item holds a raw
  * client address, so neither does a record.
  *
  * The encoder lists every event id of the item in its event_ids rows, the

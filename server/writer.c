@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/event.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/copy_row.h"
@@ -32,27 +33,72 @@ static const uint64_t batch_events_bounds[] = {
 	50000, 100000,
 };
 
-/* Leaves in events_incoming only the events whose ids are new: the first
- * of each id in the batch, and none already in event_ids. ORDER BY event_id
- * makes concurrent writers take the event_ids row locks in one order, so
- * that two batches sharing retried ids cannot deadlock. */
-static const char dedup_incoming_sql[] =
-    "DELETE FROM events_incoming a USING events_incoming b"
-    " WHERE a.site_id = b.site_id AND a.event_id = b.event_id"
-    " AND a.ctid > b.ctid;"
-    "WITH fresh AS ("
-    " INSERT INTO event_ids (site_id, event_id, received_at)"
-    " SELECT site_id, event_id, received_at"
-    " FROM events_incoming ORDER BY site_id, event_id"
-    " ON CONFLICT DO NOTHING"
-    " RETURNING site_id, event_id)"
-    " DELETE FROM events_incoming i WHERE NOT EXISTS ("
-    " SELECT 1 FROM fresh f"
-    " WHERE f.site_id = i.site_id AND f.event_id = i.event_id)";
+/* Dedup, in three statements over the staged events (events_incoming:
+ * the events rows and COPY_ROW_EVENT_DEDUP_COLUMNS).
+ *
+ * First the first event of each id in the batch claims the id in
+ * event_ids, with its claim as the fingerprint; those whose claim
+ * succeeded are kept. ORDER BY event_id makes concurrent writers take the
+ * event_ids row locks in one order, so that two batches sharing retried
+ * ids cannot deadlock. */
+static const char claim_ids_sql[] =
+    "WITH first AS ("
+    " SELECT DISTINCT ON (site_id, event_id) batch_n, site_id, event_id,"
+    " received_at, claim FROM events_incoming"
+    " ORDER BY site_id, event_id, batch_n),"
+    " fresh AS ("
+    " INSERT INTO event_ids (" COPY_ROW_EVENT_ID_COLUMNS ")"
+    " SELECT site_id, event_id, received_at, claim FROM first"
+    " ORDER BY site_id, event_id"
+    " ON CONFLICT DO NOTHING RETURNING site_id, event_id)"
+    " UPDATE events_incoming i SET kept = true"
+    " FROM first f JOIN fresh USING (site_id, event_id)"
+    " WHERE i.batch_n = f.batch_n";
 
-/* After the dedup, what is left of the staged events is new. */
+/* Then every other event whose claim differs from the one its id is
+ * stored with (both known: ids recorded without one are not judged) is a
+ * conflict: it goes to the rejected events, rebuilt from its row (the
+ * row holds what the pipeline kept, so nothing it removed comes back),
+ * without its id, so that a replay stores it under a new one. A statement
+ * of its own, so that its snapshot holds the ids that concurrent writers
+ * committed while claim_ids_sql waited on their rows. Answers the
+ * conflicts' batch_n. */
+#define CONFLICT_PAYLOAD_SQL                                                 \
+    "(SELECT jsonb_object_agg(key, value) FROM jsonb_each(jsonb_build_object(" \
+    " 'type', CASE WHEN kind = '" EVENT_IDENTIFY_NAME "' THEN"              \
+    " '" EVENT_IDENTIFY_NAME "' END,"                                       \
+    " 'name', CASE WHEN kind IS DISTINCT FROM '" EVENT_IDENTIFY_NAME "'"    \
+    " THEN name END,"                                                       \
+    " 'ts', ts, 'sent_at', sent_at, 'anonymous_id', anonymous_id,"          \
+    " 'user_id', user_id, 'url', url, 'referrer', referrer,"                \
+    " 'props', NULLIF(props, '{}'), 'consent', NULLIF(consent, '{}'),"      \
+    " 'version', event_version,"                                            \
+    " 'campaign', NULLIF(jsonb_strip_nulls(jsonb_build_object("             \
+    " 'source', utm_source, 'medium', utm_medium, 'name', utm_campaign,"    \
+    " 'term', utm_term, 'content', utm_content)), '{}')))"                  \
+    " WHERE value <> 'null')"
+
+static const char conflicts_sql[] =
+    "WITH c AS ("
+    " UPDATE events_incoming i SET conflict = true FROM event_ids x"
+    " WHERE x.site_id = i.site_id AND x.event_id = i.event_id"
+    " AND NOT i.kept AND i.claim <> x.fingerprint RETURNING i.*),"
+    " r AS ("
+    " INSERT INTO rejected_incoming (" COPY_ROW_REJECTED_COLUMNS ")"
+    " SELECT site_id, received_at, request_id, event_index, "
+    CONFLICT_PAYLOAD_SQL ","
+    " jsonb_build_array(jsonb_build_object('code', 'duplicate_conflict',"
+    " 'path', '$.event_id', 'message', 'event_id ' || event_id ||"
+    " ' is stored for another event (another name or person); a replay"
+    " stores this one under a new id')),"
+    " name, '{duplicate_conflict}', false, NULL, '{}', '{}' FROM c)"
+    " SELECT batch_n FROM c";
+
+/* Last, what is kept is new. */
 static const char insert_incoming_sql[] =
-    "INSERT INTO events SELECT * FROM events_incoming"
+    "INSERT INTO events (" COPY_ROW_EVENT_COLUMNS ", "
+    COPY_ROW_EVENT_PEOPLE_COLUMNS ") SELECT " COPY_ROW_EVENT_COLUMNS ", "
+    COPY_ROW_EVENT_PEOPLE_COLUMNS " FROM events_incoming WHERE kept"
     /* An id resent after the dedup window forgot it, with its own ts. */
     " ON CONFLICT DO NOTHING";
 
@@ -107,7 +153,10 @@ static const char mark_replayed_sql[] =
     " SET replayed_at = now(), replayed_event_id = x.event_id"
     " FROM replayed_incoming x"
     " WHERE r.site_id = x.site_id AND r.id = x.rejected_id"
-    " AND r.replayed_at IS NULL";
+    " AND r.replayed_at IS NULL"
+    /* Not if dedup kept its new copy aside as a conflict. */
+    " AND NOT EXISTS (SELECT 1 FROM events_incoming i WHERE i.conflict"
+    " AND i.site_id = x.site_id AND i.event_id = x.event_id)";
 
 struct writer_conn {
 	struct writer *w;
@@ -135,6 +184,7 @@ struct writer {
 	size_t n_started;
 	/* Measured by the threads, read by writer_metrics_get. */
 	atomic_ullong deduplicated;
+	atomic_ullong duplicate_conflicts;
 	struct histogram batch_events;
 	struct histogram commit_seconds;
 };
@@ -164,6 +214,9 @@ writer_item_finish(struct writer_item *item)
 	free(item->months);
 	item->months = NULL;
 	item->n_months = item->cap_months = 0;
+	free(item->conflicts);
+	item->conflicts = NULL;
+	item->n_conflicts = item->cap_conflicts = 0;
 }
 
 /* Adds m to the small set (*v, *n, *cap); false when out of memory. */
@@ -291,7 +344,10 @@ conn_open(struct writer_conn *wc, struct error *err)
 	    "$1, false), set_config('milepost.max_anonymous_ids', $2, false)",
 	    2, settings, err) ||
 	    !db_exec(pg, "CREATE TEMP TABLE events_incoming (LIKE events "
-	    "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS", 0, NULL, err) ||
+	    "INCLUDING DEFAULTS, batch_n int, claim bytea, request_id text, "
+	    "event_index int, kept bool NOT NULL DEFAULT false, conflict "
+	    "bool NOT NULL DEFAULT false) ON COMMIT DELETE ROWS", 0, NULL,
+	    err) ||
 	    !db_exec(pg, "CREATE TEMP TABLE rejected_incoming ON COMMIT "
 	    "DELETE ROWS AS SELECT " COPY_ROW_REJECTED_COLUMNS " FROM "
 	    "rejected_events WITH NO DATA", 0, NULL, err) ||
@@ -417,17 +473,32 @@ ensure_partitions(struct writer_conn *wc, struct writer_item *items,
  * travel as COPY rows. */
 struct script {
 	struct strbuf sql;
+	size_t n_stmts;
 	enum rows copies[MAX_COPIES];	/* the rows each COPY takes, in order */
 	size_t n_copies;
-	/* With dedup: the events staged, and those the INSERT stored. */
-	unsigned long long staged, inserted;
+	/* With dedup: which statements (numbered from 1) insert the kept
+	 * events and answer the conflicts; the events staged, and what those
+	 * two statements counted. */
+	size_t insert_stmt, conflicts_stmt;
+	unsigned long long staged, inserted, conflicts;
 };
 
+/* Appends one statement. */
 static void
 script_add(struct script *sc, const char *sql)
 {
 	strbuf_append_str(&sc->sql, sql);
 	strbuf_append_char(&sc->sql, ';');
+	sc->n_stmts++;
+}
+
+/* Empties sc for the next round trip. */
+static void
+script_reset(struct script *sc)
+{
+	strbuf_reset(&sc->sql);
+	sc->n_stmts = sc->n_copies = 0;
+	sc->insert_stmt = sc->conflicts_stmt = 0;
 }
 
 static void
@@ -439,9 +510,9 @@ script_copy(struct script *sc, const char *sql, enum rows rows)
 
 /* The rest of the transaction for items, once their people are decided:
  * the event ids with a plain COPY and the events with another, or, with
- * dedup, through the staging table and a statement that drops the ids
- * already stored; rejected and replayed rows; COMMIT, unless the
- * sessions and first times follow (store_and_commit). */
+ * dedup, through the staging table and the statements that keep the new
+ * ids and set the conflicts aside; rejected and replayed rows; COMMIT,
+ * unless the sessions and first times follow (store_and_commit). */
 static void
 transaction_script(const struct writer_item *items,
     const struct people_batch *b, bool dedup, bool began, struct script *sc)
@@ -460,10 +531,13 @@ transaction_script(const struct writer_item *items,
 	}
 	if (any_events && dedup) {
 		script_copy(sc, "COPY events_incoming (" COPY_ROW_EVENT_COLUMNS
-		    ", " COPY_ROW_EVENT_PEOPLE_COLUMNS ") FROM STDIN",
-		    ROWS_EVENTS);
-		script_add(sc, dedup_incoming_sql);
+		    ", " COPY_ROW_EVENT_PEOPLE_COLUMNS ", "
+		    COPY_ROW_EVENT_DEDUP_COLUMNS ") FROM STDIN", ROWS_EVENTS);
+		script_add(sc, claim_ids_sql);
+		script_add(sc, conflicts_sql);
+		sc->conflicts_stmt = sc->n_stmts;
 		script_add(sc, insert_incoming_sql);
+		sc->insert_stmt = sc->n_stmts;
 	} else if (any_events) {
 		if (any_ids) {
 			script_copy(sc, "COPY event_ids ("
@@ -476,6 +550,9 @@ transaction_script(const struct writer_item *items,
 	if (any_rejected) {
 		script_copy(sc, "COPY rejected_incoming ("
 		    COPY_ROW_REJECTED_COLUMNS ") FROM STDIN", ROWS_REJECTED);
+	}
+	/* Dedup's conflicts are rejected rows too. */
+	if (any_rejected || (any_events && dedup)) {
 		script_add(sc, insert_rejected_sql);
 	}
 	if (any_replayed) {
@@ -510,20 +587,53 @@ failure_of(const PGresult *res)
 	    FAILURE_CONFLICT : FAILURE_OTHER;
 }
 
-/* Counts, from its command tag, the rows of a statement of sc that the
- * dedup path compares: the events' COPY (the last COPY started, copied)
- * and the INSERT that keeps the new ones. */
+/* Counts the rows dedup compares: the events' COPY (the last COPY
+ * started, copied) and the INSERT that keeps the new ones, statement
+ * stmt of sc. */
 static void
-count_rows(struct script *sc, PGresult *res, size_t copied)
+count_rows(struct script *sc, PGresult *res, size_t copied, size_t stmt)
 {
-	const char *tag = PQcmdStatus(res);
 	unsigned long long n = strtoull(PQcmdTuples(res), NULL, 10);
 
-	if (strncmp(tag, "COPY ", 5) == 0 && copied > 0 &&
+	if (strncmp(PQcmdStatus(res), "COPY ", 5) == 0 && copied > 0 &&
 	    sc->copies[copied - 1] == ROWS_EVENTS) {
 		sc->staged += n;
-	} else if (strncmp(tag, "INSERT ", 7) == 0) {
+	} else if (stmt == sc->insert_stmt) {
 		sc->inserted += n;
+	}
+}
+
+/* Records on their items the conflicts dedup answered (rows of batch_n,
+ * the events' numbers in the batch). */
+static void
+note_conflicts(struct writer_item *items, struct script *sc,
+    const PGresult *res)
+{
+	for (int r = 0; r < PQntuples(res); r++) {
+		size_t n = (size_t)strtoull(PQgetvalue(res, r, 0), NULL, 10);
+		struct writer_item *it = items;
+		while (it != NULL && n >= it->n_people) {
+			n -= it->n_people;
+			it = it->next;
+		}
+		if (it == NULL) {
+			continue;
+		}
+		sc->conflicts++;
+		if (it->n_conflicts == it->cap_conflicts) {
+			size_t cap = it->cap_conflicts > 0 ?
+			    it->cap_conflicts * 2 : 4;
+			size_t *grown = realloc(it->conflicts,
+			    cap * sizeof(*grown));
+			if (grown == NULL) {
+				/* Only the answer's detail is lost: the
+				 * rejected row is written. */
+				continue;
+			}
+			it->conflicts = grown;
+			it->cap_conflicts = cap;
+		}
+		it->conflicts[it->n_conflicts++] = it->people[n].index;
 	}
 }
 
@@ -532,11 +642,11 @@ count_rows(struct script *sc, PGresult *res, size_t copied)
  * (sc NULL: the command has none) and, for the people lookup, hands its
  * rows to the people step. *failure says why it failed. */
 static bool
-take_results(struct writer_conn *wc, const struct writer_item *items,
+take_results(struct writer_conn *wc, struct writer_item *items,
     struct people_batch *b, struct script *sc, bool lookup,
     enum write_failure *failure, struct error *err)
 {
-	size_t next = 0, n_copies = sc != NULL ? sc->n_copies : 0;
+	size_t next = 0, n_copies = sc != NULL ? sc->n_copies : 0, stmt = 0;
 	PGresult *res;
 	bool ok = true;
 
@@ -550,11 +660,16 @@ take_results(struct writer_conn *wc, const struct writer_item *items,
 			next++;
 			break;
 		case PGRES_COMMAND_OK:
+			stmt++;
 			if (sc != NULL) {
-				count_rows(sc, res, next);
+				count_rows(sc, res, next, stmt);
 			}
 			break;
 		case PGRES_TUPLES_OK:
+			stmt++;
+			if (sc != NULL && stmt == sc->conflicts_stmt) {
+				note_conflicts(items, sc, res);
+			}
 			if (ok && lookup && !people_batch_take_result(b, res)) {
 				error_set(err, ERR_INTERNAL, "unexpected answer "
 				    "from the people lookup");
@@ -576,7 +691,7 @@ take_results(struct writer_conn *wc, const struct writer_item *items,
 
 /* Runs sc as one simple query, one round trip for all its statements. */
 static bool
-script_run(struct writer_conn *wc, const struct writer_item *items,
+script_run(struct writer_conn *wc, struct writer_item *items,
     struct people_batch *b, struct script *sc,
     enum write_failure *failure, struct error *err)
 {
@@ -717,6 +832,10 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 	bool began = false, ok = false;
 
 	*failure = FAILURE_OTHER;
+	/* What an earlier attempt found did not commit. */
+	for (struct writer_item *it = items; it != NULL; it = it->next) {
+		it->n_conflicts = 0;
+	}
 	if (!ensure_partitions(wc, items, err)) {
 		return false;
 	}
@@ -743,7 +862,7 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 		    !lookup_run(wc, b, PEOPLE_RESOLVE, lookup, failure, err)) {
 			goto done;
 		}
-		strbuf_reset(&sc.sql);
+		script_reset(&sc);
 	}
 	if (!people_batch_decide(b)) {
 		error_set(err, ERR_NOMEM, "out of memory");
@@ -760,9 +879,11 @@ write_items(struct writer_conn *wc, struct writer_item *items, bool dedup,
 	ok = true;
 	note_links(wc, b);
 	people_batch_committed(b);
-	if (dedup && sc.staged > sc.inserted) {
-		atomic_fetch_add(&wc->w->deduplicated, sc.staged - sc.inserted);
+	if (dedup && sc.staged > sc.inserted + sc.conflicts) {
+		atomic_fetch_add(&wc->w->deduplicated,
+		    sc.staged - sc.inserted - sc.conflicts);
 	}
+	atomic_fetch_add(&wc->w->duplicate_conflicts, sc.conflicts);
 done:
 	if (!ok && PQstatus(wc->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(wc->pg) != PQTRANS_IDLE) {
@@ -1010,6 +1131,7 @@ writer_new(const struct config *cfg, struct error *err)
 	}
 	w->cfg = cfg;
 	atomic_init(&w->deduplicated, 0);
+	atomic_init(&w->duplicate_conflicts, 0);
 	histogram_init(&w->batch_events, batch_events_bounds,
 	    sizeof(batch_events_bounds) / sizeof(batch_events_bounds[0]), 0);
 	histogram_init(&w->commit_seconds, histogram_seconds_bounds,
@@ -1099,6 +1221,7 @@ writer_metrics_get(struct writer *w, struct writer_metrics *out)
 	out->queued_events = w->queued_events;
 	pthread_mutex_unlock(&w->mu);
 	out->deduplicated = atomic_load(&w->deduplicated);
+	out->duplicate_conflicts = atomic_load(&w->duplicate_conflicts);
 	out->batch_events = &w->batch_events;
 	out->commit_seconds = &w->commit_seconds;
 }

@@ -4,8 +4,10 @@
  * Writer threads each own one connection; request threads only enqueue.
  * A batch closes at writer_batch_max_events events or when its oldest item
  * has waited writer_batch_max_wait_ms. A client-given event id already in
- * event_ids is not stored again, so a retried event is stored once;
- * generated ids cannot be retried and are not recorded there. Every item's
+ * event_ids is not stored again, so a retried event is stored once; a
+ * repeat that claims the id for another event (event_claim) is kept aside
+ * as rejected instead, so that the loss is visible. Generated ids cannot
+ * be retried and are not recorded there. Every item's
  * done callback runs exactly once, after its transaction committed or
  * failed.
  *
@@ -60,6 +62,11 @@ struct writer_item {
 	void *arg;
 	/* Set by the writer before done is called. */
 	enum writer_status status;
+	/* With WRITER_COMMITTED: the events (their index in their request)
+	 * kept aside as rejected with duplicate_conflict instead of stored,
+	 * their client's id being stored for another event. */
+	size_t *conflicts;
+	size_t n_conflicts, cap_conflicts;
 	/* The writer's own. */
 	struct writer_item *next;
 	int64_t enqueued_ms;
@@ -92,6 +99,7 @@ struct writer_metrics {
 	bool ready;			/* as writer_is_ready */
 	size_t queued_events;		/* enqueued, no thread took them yet */
 	uint64_t deduplicated;		/* not stored: their id already was */
+	uint64_t duplicate_conflicts;	/* kept aside: it was, for another */
 	/* Borrowed, valid until writer_free: the events of each committed
 	 * batch, and the time its transaction took (retries included). */
 	const struct histogram *batch_events;

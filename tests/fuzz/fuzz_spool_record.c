@@ -72,13 +72,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < SPOOL_RECORD_HEADER || (fixed = malloc(size)) == NULL) {
 		return 0;
 	}
-	memcpy(fixed, data, size);
-	memcpy(fixed, "MPS1", 4);
-	len = (uint32_t)(size - SPOOL_RECORD_HEADER);
-	crc = (uint32_t)crc32(0L, fixed + SPOOL_RECORD_HEADER, len);
-	memcpy(fixed + 4, &len, sizeof(len));
-	memcpy(fixed + 8, &crc, sizeof(crc));
-	decode_all(fixed, size);
+	/* Both versions a spool may hold. */
+	for (const char *magic = "MPS1"; magic != NULL;
+	    magic = magic[3] == '1' ? "MPS2" : NULL) {
+		memcpy(fixed, data, size);
+		memcpy(fixed, magic, 4);
+		len = (uint32_t)(size - SPOOL_RECORD_HEADER);
+		crc = (uint32_t)crc32(0L, fixed + SPOOL_RECORD_HEADER, len);
+		memcpy(fixed + 4, &len, sizeof(len));
+		memcpy(fixed + 8, &crc, sizeof(crc));
+		decode_all(fixed, size);
+	}
 	free(fixed);
 	return 0;
 }

@@ -188,6 +188,17 @@ class MetricsCase(harness.DaemonTestCase):
         again = self.metrics()
         self.assertEqual(delta(again, after, ("milepost_events_deduplicated_total", "")), 1)
         self.assertEqual(delta(again, after, ("milepost_writer_batch_events_sum", "")), 2)
+        self.assertEqual(delta(again, before, ("milepost_events_duplicate_conflicts_total", "")), 0)
+
+    def test_claimed_id_counts_as_conflict(self):
+        first = harness.make_event()
+        self.assertEqual(self.post(first).status, 202)
+        before = self.metrics()
+        resp = self.post({"batch": [dict(first, name="cart_added"), first]})
+        self.assertEqual((resp.status, resp.body["accepted"]), (202, 1), resp)
+        after = self.metrics()
+        self.assertEqual(delta(after, before, ("milepost_events_duplicate_conflicts_total", "")), 1)
+        self.assertEqual(delta(after, before, ("milepost_events_deduplicated_total", "")), 1)
 
 
 class DatabaseDownCase(harness.DaemonTestCase):

@@ -12,7 +12,11 @@ id answered 2xx must end up in PostgreSQL exactly once:
   database up, and with records still in the spool (replayed at start);
 - no spool file holds the client's IP address;
 - a torn record at a file's end (a write that never finished) is dropped,
-  damaged bytes are set aside under failed/, the good records are stored."""
+  damaged bytes are set aside under failed/, the good records are stored;
+- a spooled repeat of a stored id that claims it for another event is kept
+  aside as duplicate_conflict when replayed, once; records of the previous
+  format (MPS1, data/spool-v1.spool, written by the binary before it) are
+  still replayed."""
 
 import glob
 import json
@@ -108,6 +112,17 @@ class SpoolTest(harness.TestCase):
     def wait_replayed(self):
         self.poll("the spool replayed", lambda: self.cluster.running and not self.spool_files()
                   and metric(self.daemon, "milepost_spool_bytes") == 0, REPLAY_S)
+
+    def crash_and_replay_again(self, saved):
+        """A crash between a replay's commit and its files' removal: the
+        files ({path: bytes}) come back as they were, and replay again."""
+        self.daemon.kill()
+        for f, data in saved.items():
+            with open(f, "wb") as out:
+                out.write(data)
+        self.daemon._start(self.daemon.port)
+        self.daemon.wait_for("/readyz")
+        self.wait_replayed()
 
     def assertStoredOnce(self, acked):
         # The database is this test's own: every event in it is one of ours.
@@ -257,15 +272,48 @@ class SpoolTest(harness.TestCase):
                     harness.psql(self.db, "SELECT events FROM sessions WHERE anonymous_id = :'a'", a=anon))
         first = stored()
         self.assertEqual(first, ([["2"]], [["1"]], [["2"]]))
-        # The crash: the files come back as they were before the replay.
+        self.crash_and_replay_again(saved)
+        self.assertEqual(stored(), first)
+
+    def test_spooled_conflict_and_version_1_record(self):
+        self.daemon = self.start()
+        first = make_event(name="purchase_completed", anonymous_id="anon-first-buyer")
+        self.assertAccepted(self.daemon.post_events(first), 1)
+        self.cluster.stop("fast")
+        self.poll("database down", lambda: self.daemon.get("/readyz").body.get("database") == "down", 20)
+        # Spooled before the writer could judge it: answered stored.
+        resp = self.daemon.post_events({"batch": [make_event(), dict(first, anonymous_id="anon-second-buyer")]})
+        self.assertAccepted(resp, 2)
+        rid = resp.headers["x-request-id"]
         self.daemon.kill()
-        for f, data in saved.items():
-            with open(f, "wb") as out:
-                out.write(data)
+        # A record the previous binary spooled (x86-64 byte order): a client
+        # id, a generated id and a rejected event, request 0130856a00000005.
+        v1 = os.path.join(self.spool, "%020d.spool" % 99990)
+        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "spool-v1.spool"), v1)
+        saved = {f: open(f, "rb").read() for f in self.spool_files()}
+        self.assertGreater(len(saved), 1, "the conflict was spooled")
+        self.cluster.start()
         self.daemon._start(self.daemon.port)
         self.daemon.wait_for("/readyz")
         self.wait_replayed()
-        self.assertEqual(stored(), first)
+
+        def state():
+            return (harness.psql(self.db, "SELECT anonymous_id FROM events WHERE event_id = :'i'",
+                                 i=first["event_id"]),
+                    harness.psql(self.db, "SELECT event_index, error_codes::text, payload->>'anonymous_id'"
+                                          " FROM rejected_events WHERE request_id = :'r'", r=rid),
+                    harness.psql(self.db, "SELECT count(*), count(DISTINCT event_id) FROM events"
+                                          " WHERE anonymous_id = 'anon-spool-v1'"),
+                    harness.psql(self.db, "SELECT event_index, error_codes::text FROM rejected_events"
+                                          " WHERE request_id = '0130856a00000005'"),
+                    harness.psql(self.db, "SELECT events FROM sessions WHERE anonymous_id = 'anon-spool-v1'"))
+        after = state()
+        self.assertEqual(after, ([["anon-first-buyer"]], [["1", "{duplicate_conflict}", "anon-second-buyer"]],
+                                 [["2", "2"]], [["2", "{name_format}"]], [["2"]]))
+        self.assertEqual(metric(self.daemon, "milepost_events_duplicate_conflicts_total"), 1)
+        # Replayed again: nothing grows.
+        self.crash_and_replay_again(saved)
+        self.assertEqual(state(), after)
 
     def test_second_daemon_refused(self):
         self.daemon = self.start()
