@@ -163,7 +163,7 @@ static const char unlock_sql[] =
 static const char pending_sql[] =
     "SELECT id, (extract(epoch FROM received_at) * 1000000)::bigint,"
     " request_id, payload::text, derived_anonymous_id,"
-    " consent_overrides::text, to_json(redacted)::text"
+    " consent_overrides::text, to_json(redacted)::text, event_index"
     " FROM rejected_events WHERE" FILTER_SQL " AND replayed_at IS NULL"
     " AND ($8::bigint IS NULL OR id > $8) ORDER BY id LIMIT $7";
 
@@ -265,7 +265,10 @@ replay_row(struct api_call *call, const PGresult *res, int i,
 
 	n->examined++;
 	n->last_id = atol(id);
-	if (payload == NULL || !pipeline_run(&ctx, payload, 0, item, &out)) {
+	/* Its own index: should dedup keep it aside again (its id now
+	 * stored for another event), the row it would add is this one. */
+	if (payload == NULL || !pipeline_run(&ctx, payload,
+	    (size_t)atol(PQgetvalue(res, i, 7)), item, &out)) {
 		goto done;
 	}
 	switch (out.result) {
@@ -351,6 +354,17 @@ replay_locked(PGconn *pg, struct api_call *call, struct replay_counts *n,
 		ok = false;
 	} else if (item.replayed.len > 0) {
 		ok = replay_write(call, &item, err);
+	}
+	/* Those dedup kept aside stay pending, unmarked. */
+	if (ok && item.n_conflicts > 0) {
+		struct event_problems probs = { 0 };
+		event_problem_add(&probs, ERR_DUPLICATE_CONFLICT, "$.event_id",
+		    "stored for another event");
+		for (size_t k = 0; k < item.n_conflicts; k++) {
+			count_codes(n->by_code, &probs);
+		}
+		n->stored -= (long)item.n_conflicts;
+		n->still_rejected += (long)item.n_conflicts;
 	}
 	writer_item_finish(&item);
 	return ok;

@@ -235,6 +235,25 @@ class ClaimedIdTest(harness.DaemonTestCase):
         self.assertEqual(sorted(r[0] for r in rows),
                          sorted("anon-racer-%d" % k for k in results if k != stored[0]))
 
+    def test_replay_that_conflicts_stays_pending(self):
+        """A rejected event replayed after its id was stored for another
+        event is kept aside again: its row stays pending, no row is added."""
+        taken = make_event(name="purchase_completed")
+        self.assertAccepted(self.post(taken), 1)
+        # A row as the pipeline leaves one (here: before a plan fix).
+        rid = "req-" + harness.new_id()
+        psql(self.db, "INSERT INTO rejected_events (site_id, received_at, request_id, event_index, payload,"
+                      " errors, error_codes) VALUES ('shop', now(), :'r', 3, :'p', '[]', '{missing_property}')",
+             r=rid, p=json.dumps(dict(taken, name="cart_added", anonymous_id="anon-late")))
+        answer = replay(self.daemon, ADMIN, site="shop", code="missing_property")
+        self.assertEqual(answer.status, 200, answer)
+        self.assertEqual((answer.body["examined"], answer.body["replayed"], answer.body["still_rejected"],
+                          answer.body["still_rejected_by_code"]), (1, 0, 1, {"duplicate_conflict": 1}), answer.body)
+        rows = psql(self.db, "SELECT event_index, replayed_at IS NULL FROM rejected_events WHERE request_id = :'r'",
+                    r=rid)
+        self.assertEqual(rows, [["3", "t"]])
+        self.assertEqual(self.stored(taken["event_id"]), [("purchase_completed", taken["anonymous_id"], None)])
+
 
 if __name__ == "__main__":
     harness.main()
