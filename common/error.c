@@ -64,7 +64,7 @@ static const struct {
 	[ERR_UNSUPPORTED_VERSION] = { "unsupported_version", 422 },
 	[ERR_EVENT_SUNSET] = { "event_sunset", 422 },
 	[ERR_TOO_OLD] = { "too_old", 422 },
-	[ERR_DUPLICATE_CONFLICT] = { "duplicate_conflict", 409 },
+	[ERR_DUPLICATE_CONFLICT] = { "duplicate_conflict", 422 },
 	[ERR_EVENT_DEPRECATED] = { "event_deprecated", 200 },
 	[ERR_CONSENT_MISSING] = { "consent_missing", 200 },
 	[ERR_BOT_TRAFFIC] = { "bot_traffic", 200 },
