@@ -56,14 +56,23 @@ struct erase_sql {
 	int n_params;	/* 2: site and people; 3: and the ids */
 };
 
+/* Deletes the events that where ($1: site, $2: people, $3: ids) picks
+ * and answers how many. Their event_ids rows stay (a retry must not bring
+ * an erased event back) but lose the claim: a hash of the person's ids. */
+#define ERASE_EVENTS(where)                                                  \
+	"WITH gone AS (DELETE FROM events WHERE site_id = $1 AND " where     \
+	" RETURNING event_id), forgotten AS (UPDATE event_ids x"              \
+	" SET fingerprint = NULL FROM gone g WHERE x.site_id = $1"            \
+	" AND x.event_id = g.event_id AND x.fingerprint IS NOT NULL)"         \
+	" SELECT count(*) FROM gone"
+
 /* What goes for a person ($2: its people, $3: its ids): its events, and
  * those that carry one of the ids without being theirs (a device's
  * events under another user's person, whose link to it was refused:
  * events_device_of_user); then what ingest derived about it. */
 static const struct erase_sql erase_person[] = {
-	{ "DELETE FROM events WHERE site_id = $1"
-	  " AND (person_id = ANY($2::bigint[])"
-	  " OR (user_id IS NOT NULL AND anonymous_id = ANY($3::text[])))", 3 },
+	{ ERASE_EVENTS("(person_id = ANY($2::bigint[])"
+	  " OR (user_id IS NOT NULL AND anonymous_id = ANY($3::text[])))"), 3 },
 	{ "DELETE FROM sessions WHERE site_id = $1 AND (person_id = "
 	  "ANY($2::bigint[]) OR anonymous_id = ANY($3::text[]))", 3 },
 	{ "DELETE FROM person_milestones WHERE site_id = $1"
@@ -80,9 +89,8 @@ static const struct erase_sql erase_person[] = {
  * device's id. The person's first times stay: the owner's events may
  * have made them too. */
 static const struct erase_sql erase_device[] = {
-	{ "DELETE FROM events WHERE site_id = $1 AND anonymous_id = "
-	  "ANY($3::text[]) AND (person_id = ANY($2::bigint[])"
-	  " OR user_id IS NOT NULL)", 3 },
+	{ ERASE_EVENTS("anonymous_id = ANY($3::text[])"
+	  " AND (person_id = ANY($2::bigint[]) OR user_id IS NOT NULL)"), 3 },
 	{ "DELETE FROM sessions WHERE site_id = $1 AND person_id = "
 	  "ANY($2::bigint[]) AND anonymous_id = ANY($3::text[])", 3 },
 	{ "DELETE FROM identities WHERE site_id = $1 AND person_id = "
@@ -101,6 +109,8 @@ static const char audit_sql[] =
     " VALUES ($1, $2, $3, $4::jsonb)"
     " RETURNING id, to_json(requested_at) #>> '{}'";
 
+/* Runs a DELETE, or an ERASE_EVENTS statement (which answers its count),
+ * and tells how many rows went. */
 static bool
 count_deleted(PGconn *pg, const char *sql, int n_params,
     const char *const *params, long *n, struct error *err)
@@ -110,7 +120,8 @@ count_deleted(PGconn *pg, const char *sql, int n_params,
 	if (res == NULL) {
 		return false;
 	}
-	*n = atol(PQcmdTuples(res));
+	*n = atol(PQresultStatus(res) == PGRES_TUPLES_OK ?
+	    PQgetvalue(res, 0, 0) : PQcmdTuples(res));
 	PQclear(res);
 	return true;
 }

@@ -173,8 +173,9 @@ people_note_event(struct writer_item *item, const char *site_id,
 	pe->claim = text_add(&item->people_text, ev->claim);
 	/* An item's events mostly share one request: its id is kept once. */
 	pe->request_id = prev_request != 0 && request_id != NULL &&
-	    !strbuf_failed(&item->people_text) && strcmp(text_at(&item->people_text, prev_request), request_id) ==
-	    0 ? prev_request : text_add(&item->people_text, request_id);
+	    !strbuf_failed(&item->people_text) &&
+	    strcmp(text_at(&item->people_text, prev_request), request_id) == 0 ?
+	    prev_request : text_add(&item->people_text, request_id);
 	pe->index = index;
 	if (strbuf_failed(&item->people_text)) {
 		return false;

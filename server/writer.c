@@ -63,19 +63,20 @@ static const char claim_ids_sql[] =
  * of its own, so that its snapshot holds the ids that concurrent writers
  * committed while claim_ids_sql waited on their rows. Answers the
  * conflicts' batch_n. */
-#define CONFLICT_PAYLOAD_SQL                                                 \
-    "(SELECT jsonb_object_agg(key, value) FROM jsonb_each(jsonb_build_object(" \
-    " 'type', CASE WHEN kind = '" EVENT_IDENTIFY_NAME "' THEN"              \
-    " '" EVENT_IDENTIFY_NAME "' END,"                                       \
-    " 'name', CASE WHEN kind IS DISTINCT FROM '" EVENT_IDENTIFY_NAME "'"    \
-    " THEN name END,"                                                       \
-    " 'ts', ts, 'sent_at', sent_at, 'anonymous_id', anonymous_id,"          \
-    " 'user_id', user_id, 'url', url, 'referrer', referrer,"                \
-    " 'props', NULLIF(props, '{}'), 'consent', NULLIF(consent, '{}'),"      \
-    " 'version', event_version,"                                            \
-    " 'campaign', NULLIF(jsonb_strip_nulls(jsonb_build_object("             \
-    " 'source', utm_source, 'medium', utm_medium, 'name', utm_campaign,"    \
-    " 'term', utm_term, 'content', utm_content)), '{}')))"                  \
+#define CONFLICT_PAYLOAD_SQL \
+    "(SELECT jsonb_object_agg(key, value)" \
+    " FROM jsonb_each(jsonb_build_object(" \
+    " 'type', CASE WHEN kind = '" EVENT_IDENTIFY_NAME "' THEN" \
+    " '" EVENT_IDENTIFY_NAME "' END," \
+    " 'name', CASE WHEN kind IS DISTINCT FROM '" EVENT_IDENTIFY_NAME "'" \
+    " THEN name END," \
+    " 'ts', ts, 'sent_at', sent_at, 'anonymous_id', anonymous_id," \
+    " 'user_id', user_id, 'url', url, 'referrer', referrer," \
+    " 'props', NULLIF(props, '{}'), 'consent', NULLIF(consent, '{}')," \
+    " 'version', event_version," \
+    " 'campaign', NULLIF(jsonb_strip_nulls(jsonb_build_object(" \
+    " 'source', utm_source, 'medium', utm_medium, 'name', utm_campaign," \
+    " 'term', utm_term, 'content', utm_content)), '{}')))" \
     " WHERE value <> 'null')"
 
 static const char conflicts_sql[] =

@@ -322,6 +322,23 @@ class ErasureTest(harness.DaemonTestCase):
         self.assertEqual(self.events_of(person), 0, "a retry brought an erased event back")
         self.assertGone({person})
 
+    def test_erasure_forgets_the_claims(self):
+        """The event_ids rows that stay lose their claim (a hash of the
+        person's ids); a repeat of the id is then a retry, whatever it claims."""
+        person = uid("claimer")
+        e = make_event(anonymous_id=person, user_id=uid("claimer-user"))
+        kept = make_event()
+        self.assertAccepted(self.post({"batch": [e, kept]}), 2)
+        claims = "SELECT fingerprint IS NULL FROM event_ids WHERE event_id = :'i'"
+        self.assertEqual(psql(self.db, claims, i=e["event_id"]), [["f"]])
+        self.assertEqual(self.erase_ok(person).body["erased"]["events"], 1)
+        self.assertEqual(psql(self.db, claims, i=e["event_id"]), [["t"]])
+        self.assertEqual(psql(self.db, claims, i=kept["event_id"]), [["f"]], "another person's claim stays")
+        resp = self.post(dict(e, anonymous_id=uid("someone-else")))
+        self.assertAccepted(resp, 1)
+        self.assertEqual(resp.body["results"], ["stored"])
+        self.assertEqual(self.events_of(person), 0)
+
 
 if __name__ == "__main__":
     harness.main()
