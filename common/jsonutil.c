@@ -3,7 +3,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/strbuf.h"
 
 /* The longest string so far, against its limit. */
 struct strings {
@@ -123,4 +127,79 @@ jsonutil_count_values(const char *text, size_t len, size_t limit)
 		}
 	}
 	return n < colons ? 0 : n - colons > limit ? limit + 1 : n - colons;
+}
+
+/* The text of d with the fewest significant digits that reads back as
+ * d (17 always do): positional from 1e-4 to 1e16, else with an exponent,
+ * and with a ".0" when it would otherwise read as an integer. */
+static void
+append_shortest_real(struct strbuf *out, double d)
+{
+	char buf[48];
+	int digits = 1, exp;
+
+	for (; digits < 17; digits++) {
+		snprintf(buf, sizeof(buf), "%.*e", digits - 1, d);
+		if (strtod(buf, NULL) == d) {
+			break;
+		}
+	}
+	snprintf(buf, sizeof(buf), "%.*e", digits - 1, d);
+	exp = atoi(strchr(buf, 'e') + 1);
+	if (exp >= -4 && exp < 16) {
+		snprintf(buf, sizeof(buf), "%.*f",
+		    digits - 1 - exp > 0 ? digits - 1 - exp : 0, d);
+	} else if (digits == 1) {
+		/* "1e+300", as 1.e+300 would not be JSON. */
+		snprintf(buf, sizeof(buf), "%.0e", d);
+	}
+	strbuf_append_str(out, buf);
+	if (strpbrk(buf, ".e") == NULL) {
+		strbuf_append_str(out, ".0");
+	}
+}
+
+char *
+jsonutil_dumps(const json_t *v, size_t flags)
+{
+	char *text = json_dumps(v, flags);
+	struct strbuf out;
+	bool in_string = false;
+
+	if (text == NULL) {
+		return NULL;
+	}
+	strbuf_init(&out);
+	for (size_t i = 0; text[i] != '\0';) {
+		char c = text[i];
+		if (in_string || (c != '-' && (c < '0' || c > '9'))) {
+			/* jansson escapes every quote inside a string. */
+			if (in_string && c == '\\' && text[i + 1] != '\0') {
+				strbuf_append(&out, text + i, 2);
+				i += 2;
+				continue;
+			}
+			if (c == '"') {
+				in_string = !in_string;
+			}
+			strbuf_append_char(&out, c);
+			i++;
+			continue;
+		}
+		size_t len = strspn(text + i, "+-.0123456789eE");
+		if (memchr(text + i, '.', len) != NULL ||
+		    memchr(text + i, 'e', len) != NULL ||
+		    memchr(text + i, 'E', len) != NULL) {
+			append_shortest_real(&out, strtod(text + i, NULL));
+		} else {
+			strbuf_append(&out, text + i, len);
+		}
+		i += len;
+	}
+	free(text);
+	if (strbuf_failed(&out)) {
+		strbuf_finish(&out);
+		return NULL;
+	}
+	return out.data;	/* NUL-terminated, plain malloc'd memory */
 }

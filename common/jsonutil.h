@@ -25,4 +25,10 @@ size_t jsonutil_extent(const json_t *v, size_t depth_limit,
  * text any count, which the parser then refuses anyway. */
 size_t jsonutil_count_values(const char *text, size_t len, size_t limit);
 
+/* v as JSON text (json_dumps with flags), each real number written as
+ * the shortest text that reads back as the same double (0.022, not
+ * 0.021999999999999999), keeping a ".0" or an exponent so that it still
+ * reads as a real. The caller frees the text; NULL out of memory. */
+char *jsonutil_dumps(const json_t *v, size_t flags);
+
 #endif

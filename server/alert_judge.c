@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "common/strbuf.h"
 #include "common/timeutil.h"
 #include "common/urltext.h"
@@ -208,7 +209,7 @@ payload_text(const char *site, const struct alert_judgement *j,
 		    "why", j->d.why, "event_id", (json_int_t)j->event_id,
 		    "at", now, "query", link.data, "evaluate", evaluate, site,
 		    "text", text.data);
-		out = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+		out = doc != NULL ? jsonutil_dumps(doc, JSON_COMPACT) : NULL;
 		json_decref(doc);
 	}
 	json_decref(rule);

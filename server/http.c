@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "common/privacy.h"
@@ -351,7 +352,7 @@ http_respond_static(struct request *req, unsigned status,
 void
 http_respond_json(struct request *req, unsigned status, json_t *body)
 {
-	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body != NULL ? jsonutil_dumps(body, JSON_COMPACT) : NULL;
 
 	json_decref(body);
 	if (text == NULL) {

@@ -35,6 +35,7 @@ unit=sessions: 7, 1, 0 (see test_sessions).
 The Wilson intervals are computed here from the formula, independently of
 the daemon's C."""
 
+import json
 import math
 import secrets
 from datetime import timedelta
@@ -146,6 +147,16 @@ class FunnelCase(harness.DaemonTestCase):
         q = resp.body["query"]
         self.assertEqual((q["window"], q["order"], q["steps_from"], q["exclude"], q["min_volume"]),
                          ("1d", "ordered", "request", [], 100))
+
+    def test_numbers_read_as_written(self):
+        """Reals are the shortest text that reads back as the same double
+        (6/7 is 0.8571428571428571, not 0.85714285714285710)."""
+        resp = self.funnel()
+        reals = []
+        json.loads(resp.raw, parse_float=lambda text: reals.append(text) or float(text))
+        self.assertTrue(reals, "the funnel has rates")
+        self.assertIn(repr(6 / 7), reals)
+        self.assertEqual([t for t in reals if repr(float(t)) != t], [], "not the shortest text")
 
     def test_strict(self):
         self.assertEqual(self.entered(self.funnel(order="strict")), [7, 4, 2])

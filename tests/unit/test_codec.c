@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -33,6 +34,40 @@ gzip_of(const void *in, size_t len, size_t *out_len)
 	*out_len = zs.total_out;
 	deflateEnd(&zs);
 	return out;
+}
+
+/* jsonutil_dumps: reals as the shortest text that reads back the same. */
+static void
+test_dumps_shortest_reals(void **state)
+{
+	static const struct {
+		double d;
+		const char *text;
+	} cases[] = {
+		{ 0.022, "0.022" }, { 2.0 / 3.0, "0.6666666666666666" },
+		{ 480.0 - 1e-13, "479.9999999999999" }, { 3.0, "3.0" },
+		{ -0.5, "-0.5" }, { 1e300, "1e+300" }, { 0.1 + 0.2,
+		"0.30000000000000004" }, { 1.959964, "1.959964" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *v = json_pack("{s:f, s:s, s:[f, I]}", "x", cases[i].d,
+		    "s", "-1.25 \"0.1\" e5", "a", cases[i].d,
+		    (json_int_t)-12);
+		char *got = jsonutil_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		char want[160];
+		snprintf(want, sizeof(want), "{\"a\":[%s,-12],\"s\":"
+		    "\"-1.25 \\\"0.1\\\" e5\",\"x\":%s}", cases[i].text,
+		    cases[i].text);
+		assert_string_equal(got, want);
+		/* And it reads back as the same double. */
+		json_t *back = json_loads(got, 0, NULL);
+		assert_true(json_real_value(json_object_get(back, "x")) ==
+		    cases[i].d);
+		json_decref(back);
+		free(got);
+		json_decref(v);
+	}
 }
 
 static void
@@ -250,6 +285,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dumps_shortest_reals),
 		cmocka_unit_test(test_gzip_roundtrip),
 		cmocka_unit_test(test_gzip_bomb_is_bounded),
 		cmocka_unit_test(test_gzip_members_are_bounded),
