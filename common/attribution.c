@@ -477,7 +477,8 @@ share_out(struct attribution *a, double *out, const double *effect,
 static bool
 credit_data_driven(struct attribution *a)
 {
-	struct chain ch;
+	/* Zeroed: chain_free runs also when chain_build did not. */
+	struct chain ch = { 0 };
 	double *effect_revenue = calloc(a->n_values, sizeof(double));
 	double *credit = a->credit + (size_t)ATTR_DATA_DRIVEN * a->n_values;
 	double *credit_revenue = a->credit_revenue +
