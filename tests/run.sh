@@ -130,9 +130,8 @@ build_all() {
   build asan --werror -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debug
   # What the container images and run-local.sh ship: -O3 finds warnings
-  # (maybe-uninitialized)
-  # that -O0 does not. Built, not tested: the two builds above run the
-  # suites.
+  # (maybe-uninitialized) that -O0 does not. Built, not tested: the two
+  # builds above run the suites.
   build release --werror -Dbuildtype=release -Dtests=false
 }
 
