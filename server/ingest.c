@@ -173,13 +173,18 @@ media_type_is(const char *ct, const char *type)
 	return *ct == '\0' || *ct == ';';
 }
 
+/* Checks the body's headers. any_type: whatever Content-Type says, the
+ * body is read as JSON, as Segment's API does (server libraries send
+ * JSON as application/x-www-form-urlencoded). */
 static bool
-check_encoding(struct request *req, bool *gzip, struct error *err)
+check_encoding(struct request *req, bool any_type, bool *gzip,
+    struct error *err)
 {
 	const char *ct = http_request_header(req, "Content-Type");
 	const char *ce = http_request_header(req, "Content-Encoding");
 
-	if (ct != NULL && !media_type_is(ct, "application/json") &&
+	if (!any_type && ct != NULL &&
+	    !media_type_is(ct, "application/json") &&
 	    !media_type_is(ct, "text/plain")) {
 		error_set(err, ERR_UNSUPPORTED_MEDIA_TYPE, "send "
 		    "application/json or text/plain, not %.80s", ct);
@@ -226,18 +231,26 @@ decode_body(struct request *req, const struct config *cfg, bool gzip,
 	}
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
+		/* jansson's own words would name its flag. */
 		error_set(err, ERR_MALFORMED_JSON, "the body is not valid JSON: "
-		    "%s (line %d, column %d)", jerr.text, jerr.line,
-		    jerr.column);
+		    "%s (line %d, column %d)", json_error_code(&jerr) ==
+		    json_error_null_character ? "a string holds \\u0000 (NUL), "
+		    "which no field may" : jerr.text, jerr.line, jerr.column);
 		goto done;
 	}
 	/* Deeper documents, or longer strings, are not events: one walk
 	 * finds out, and stops as soon as it does. */
-	if (!json_is_object(root) || jsonutil_extent(root,
-	    (size_t)cfg->max_json_depth, (size_t)cfg->max_string_bytes,
-	    &longest) > (size_t)cfg->max_json_depth) {
+	if (!json_is_object(root)) {
 		error_set(err, ERR_MALFORMED_JSON, "the body must be a JSON "
-		    "object nested at most %ld levels", cfg->max_json_depth);
+		    "object (one event, or {\"batch\": [...]}), not %s",
+		    json_is_array(root) ? "an array" : "a scalar");
+		json_decref(root);
+		root = NULL;
+	} else if (jsonutil_extent(root, (size_t)cfg->max_json_depth,
+	    (size_t)cfg->max_string_bytes, &longest) >
+	    (size_t)cfg->max_json_depth) {
+		error_set(err, ERR_MALFORMED_JSON, "the body nests more than "
+		    "%ld levels (max_json_depth)", cfg->max_json_depth);
 		json_decref(root);
 		root = NULL;
 	} else if (longest > (size_t)cfg->max_string_bytes) {
@@ -526,7 +539,7 @@ ingest_native(struct request *req, struct app *app)
 	    state->cfg->client_ip_header, &err) ||
 	    (site = site_of_key(req, state->cfg, write_key_of(req), &server,
 	    &err)) == NULL ||
-	    !check_encoding(req, &gzip, &err) ||
+	    !check_encoding(req, false, &gzip, &err) ||
 	    (root = decode_body(req, app->cfg, gzip, &err)) == NULL ||
 	    (events = events_of(root, state->cfg, &err)) == NULL ||
 	    !admit_events(req, site, events, &err)) {
@@ -627,7 +640,7 @@ ingest_segment(struct request *req, struct app *app, bool batch,
 
 	if (http_request_admit_client(req,
 	    state->cfg->client_ip_header, &err) &&
-	    check_encoding(req, &gzip, &err) &&
+	    check_encoding(req, true, &gzip, &err) &&
 	    (root = decode_body(req, app->cfg, gzip, &err)) != NULL) {
 		key = write_key_of(req);
 		key = key != NULL ? key : basic_user(req, user, sizeof(user));

@@ -41,7 +41,19 @@ class RequestErrorTest(harness.DaemonTestCase):
 
     def test_malformed_json_top_level_array(self):
         ev = make_event()
-        self.assertRejectedRequest(self.post([ev]), 400, "malformed_json", [ev["event_id"]])
+        resp = self.post([ev])
+        self.assertRejectedRequest(resp, 400, "malformed_json", [ev["event_id"]])
+        # Says what is wrong: an array, not a nesting depth.
+        message = resp.body["error"]["message"]
+        self.assertIn("not an array", message)
+        self.assertNotIn("levels", message)
+
+    def test_malformed_json_nul_in_a_string(self):
+        resp = self.post(b'{"name": "cart\\u0000added"}')
+        self.assertRejectedRequest(resp, 400, "malformed_json")
+        message = resp.body["error"]["message"]
+        self.assertIn("\\u0000", message)
+        self.assertNotIn("JSON_ALLOW_NUL", message, "jansson's flag is no word for a user")
 
     def test_malformed_json_top_level_scalars(self):
         for body in (b'"page_view"', b"42", b"null", b"true"):

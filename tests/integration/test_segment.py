@@ -15,7 +15,7 @@ import uuid
 from datetime import timedelta
 
 import harness
-from harness import SHOP_KEY, psql, psql_value, rfc3339, utcnow
+from harness import SHOP_KEY, make_event, psql, psql_value, rfc3339, utcnow
 
 PLAN = harness.read_example_plan()
 PII_KEY = "segment-test-pii-key-0123456789ab"
@@ -47,10 +47,10 @@ class SegmentCase(harness.DaemonTestCase):
         cls.daemon_config = {"plan": harness.write_plan(PLAN), "pii_hash_key": PII_KEY}
         super().setUpClass()
 
-    def segment(self, path, body, auth=SHOP_KEY, headers=None):
+    def segment(self, path, body, auth=SHOP_KEY, headers=None, **kw):
         hdrs = {"Authorization": basic(auth)} if auth is not None else {}
         hdrs.update(headers or {})
-        return self.daemon.post_events(body, key=None, path=path, headers=hdrs)
+        return self.daemon.post_events(body, key=None, path=path, headers=hdrs, **kw)
 
     def assertSuccess(self, resp):
         self.assertEqual((resp.status, resp.body), (200, {"success": True}), "%r" % (resp,))
@@ -121,6 +121,20 @@ class SegmentCase(harness.DaemonTestCase):
                 self.assertEqual((r["name"], r["kind"], r["url"], r["referrer"], r["props"]),
                                  ("page_viewed", "page", "https://shop.example/p/1",
                                   "https://blog.example/x", {"title": "Shoe", "page_type": "product"}))
+
+    def test_any_content_type(self):
+        """Segment's API reads the body as JSON whatever Content-Type says:
+        some server libraries send gzipped JSON as a form."""
+        for ctype, gz in (("application/x-www-form-urlencoded", True), ("application/octet-stream", False)):
+            with self.subTest(content_type=ctype, gzip=gz):
+                m = mid()
+                msg = {"type": "track", "event": "cart_viewed", "messageId": m, "anonymousId": "a-form",
+                       "context": CONSENT}
+                self.assertSuccess(self.segment("/v1/track", msg, headers={"Content-Type": ctype}, gzip=gz))
+                self.assertEqual(self.row(derived_event_id(m))["name"], "cart_viewed")
+        # The native endpoint keeps its 415.
+        resp = self.daemon.post_events(make_event(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(harness.error_code(resp), "unsupported_media_type")
 
     def test_identify_and_alias_link_ids(self):
         for path in ("/v1/identify", "/v1/i", "/v1/alias", "/v1/a"):
