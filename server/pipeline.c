@@ -506,6 +506,16 @@ pipeline_run(const struct pipeline_context *ctx, json_t *v, size_t index,
 		enr.ts_adjusted = adjusted;
 		out->result = granted ? PIPELINE_STORED : PIPELINE_ANONYMISED;
 		memcpy(out->event_id, ev.event_id, sizeof(out->event_id));
+		/* Stored, but no query counts it: a backend posting with the
+		 * write key and an HTTP library's user agent must find out. */
+		if (device->bot) {
+			event_problem_add(&out->warnings, ERR_BOT_TRAFFIC, "$",
+			    "sent by %s: stored as a bot's, left out of "
+			    "funnels, attribution, signals and alerts (a "
+			    "backend sends with a server key)",
+			    device->bot_name != NULL ? device->bot_name :
+			    "a bot");
+		}
 		ok = emit_event(ctx, &ev, def, &enr, index, item);
 		if (ctx->counters != NULL && !granted) {
 			count(&ctx->counters->anonymised);

@@ -79,6 +79,22 @@ class EnrichmentTest(harness.DaemonTestCase):
             got = self.post_one(make_event(), ua=ua)
             self.assertEqual((got["device"], got["browser"], got["os"], got["bot"]), want, ua)
 
+    def test_flagged_bot_is_warned(self):
+        """An event stored as a bot's answers a bot_traffic warning: a backend
+        posting with the write key (and curl's user agent) finds out at once
+        that no query will count it."""
+        for ua in ("curl/8.5.0", GOOGLEBOT):
+            with self.subTest(ua=ua):
+                e = make_event()
+                resp = self.post(e, headers={"User-Agent": ua})
+                self.assertAccepted(resp, 1)
+                self.assertEqual(resp.body["results"], ["stored"])
+                self.assertEqual([(w["index"], w["code"], w["path"]) for w in resp.body["warnings"]],
+                                 [(0, "bot_traffic", "$")])
+                self.assertIn("server key", resp.body["warnings"][0]["message"])
+        resp = self.post(make_event(), headers={"User-Agent": WINDOWS_CHROME})
+        self.assertEqual(resp.body["warnings"], [])
+
     def test_clock_skew(self):
         now = utcnow()
         # The sender's clock is 3 hours behind; sent_at says the event
