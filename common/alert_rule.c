@@ -68,9 +68,18 @@ only_fields(const json_t *obj, const char *const *allowed, const char *path,
 			known = known || strcmp(allowed[i], key) == 0;
 		}
 		if (!known) {
-			/* Not echoed: the key may be any bytes. */
-			error_set(err, ERR_INVALID_RULE, "%s has a field a rule "
-			    "does not have", path);
+			/* jansson keys are UTF-8; a long one is cut (and a
+			 * character cut in two is written as U+FFFD). */
+			char names[160] = "";
+			size_t used = 0;
+			for (size_t i = 0; allowed[i] != NULL &&
+			    used < sizeof(names); i++) {
+				int n = snprintf(names + used, sizeof(names) - used,
+				    "%s%s", i > 0 ? ", " : "", allowed[i]);
+				used += n > 0 ? (size_t)n : 0;
+			}
+			error_set(err, ERR_INVALID_RULE, "%s has no field "
+			    "'%.64s' (its fields: %s)", path, key, names);
 			return false;
 		}
 	}
@@ -366,16 +375,28 @@ check_bounds(struct alert_rule *r, struct error *err)
 		    "or both");
 		return false;
 	}
-	if (r->has_below && (r->below <= 0 || r->below > top)) {
+	if (r->has_below && r->below <= 0) {
 		error_set(err, ERR_IMPOSSIBLE_BOUND, "$.condition.below: a %s is "
-		    "never below %g%s", rate ? "rate" : "count", r->below,
-		    r->below > 0 ? " (it always is)" : "");
+		    "never below %g, so the rule could never fire",
+		    rate ? "rate" : "count", r->below);
 		return false;
 	}
-	if (r->has_above && (r->above < 0 || r->above >= top)) {
+	if (r->has_below && r->below > top) {
+		error_set(err, ERR_IMPOSSIBLE_BOUND, "$.condition.below: a rate "
+		    "is at most 1, so it is always below %g and the rule would "
+		    "always fire (a rate of 30%% is 0.3)", r->below);
+		return false;
+	}
+	if (r->has_above && r->above < 0) {
 		error_set(err, ERR_IMPOSSIBLE_BOUND, "$.condition.above: a %s is "
-		    "never above %g%s", rate ? "rate" : "count", r->above,
-		    r->above < 0 ? " (it always is)" : "");
+		    "never below 0, so it is always above %g and the rule would "
+		    "always fire", rate ? "rate" : "count", r->above);
+		return false;
+	}
+	if (r->has_above && r->above >= top) {
+		error_set(err, ERR_IMPOSSIBLE_BOUND, "$.condition.above: a rate "
+		    "is at most 1, so it is never above %g and the rule could "
+		    "never fire (a rate of 30%% is 0.3)", r->above);
 		return false;
 	}
 	if (r->has_below && r->has_above && r->below > r->above) {

@@ -136,8 +136,8 @@ without_click_ids(json_t *props)
  * warning when it may not. */
 static bool
 consent_granted(const char *name, const struct plan_event *def,
-    const json_t *consent, struct event_problems *warnings,
-    bool anonymous_mode)
+    const json_t *given, const json_t *consent,
+    struct event_problems *warnings, bool anonymous_mode)
 {
 	const char *need = def != NULL ? plan_event_consent(def) : NULL;
 	char path[96];
@@ -147,9 +147,11 @@ consent_granted(const char *name, const struct plan_event *def,
 	}
 	snprintf(path, sizeof(path), "$.consent.%.64s", need);
 	event_problem_add(warnings, ERR_CONSENT_MISSING, path,
-	    "'%.64s' needs %s consent, which was not granted: %s", name,
-	    need, anonymous_mode ? "stored without identifiers" :
-	    "not stored");
+	    "'%.64s' needs %s consent, %s: %s", name, need,
+	    json_is_true(json_object_get(given, need)) ? "which the event "
+	    "granted but the request's Sec-GPC or DNT header withdrew" :
+	    "which was not granted", anonymous_mode ?
+	    "stored without identifiers" : "not stored");
 	return false;
 }
 
@@ -183,7 +185,7 @@ judge_consent(const struct pipeline_context *ctx, const char *name,
 	if (s->consent == NULL) {
 		return false;
 	}
-	if (consent_granted(name, def, s->consent, &out->warnings,
+	if (consent_granted(name, def, given, s->consent, &out->warnings,
 	    anonymous)) {
 		*verdict = CONSENT_GRANTED;
 	} else if (anonymous) {

@@ -159,8 +159,12 @@ class DropModeTest(ConsentCase):
     def test_sec_gpc_withdraws_marketing(self):
         shared = make_event(name="content_shared", consent=BOTH, props={"method": "email"}, **ids())
         page = make_event(name="page_viewed", consent=BOTH, **ids())
-        self.send([shared, page], ["dropped", "stored"], headers={"Sec-GPC": "1"},
-                  warnings={0: [("consent_missing", "$.consent.marketing")]})
+        resp = self.send([shared, page], ["dropped", "stored"], headers={"Sec-GPC": "1"},
+                         warnings={0: [("consent_missing", "$.consent.marketing")]})
+        # The event granted it: the message says who withdrew it.
+        message = resp.body["warnings"][0]["message"]
+        self.assertIn("granted but the request's Sec-GPC or DNT header withdrew", message)
+        self.assertNotIn("not granted", message)
         self.assertEqual(harness.event_id_counts(self.db, [shared["event_id"]]), {})
         self.assertEqual(self.row(page)["consent"], {"analytics": True, "marketing": False},
                          "the stored consent says what was in force")
