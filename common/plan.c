@@ -1217,6 +1217,12 @@ prop_find(const struct plan_event *def, const char *name)
 	return NULL;
 }
 
+bool
+plan_event_takes_property(const struct plan_event *def, const char *name)
+{
+	return prop_find(def, name) != NULL || !def->reject_additional;
+}
+
 static bool
 enum_contains(const json_t *values, const json_t *v)
 {

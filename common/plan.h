@@ -95,6 +95,10 @@ const char *plan_event_kind_name(const struct plan_event *def);
 const char *plan_event_phase(const struct plan_event *def);   /* or NULL */
 const char *plan_event_consent(const struct plan_event *def); /* or NULL */
 long plan_event_version(const struct plan_event *def);	/* current */
+/* True if def may carry the property name: it declares it, or does not
+ * reject properties it does not declare. */
+bool plan_event_takes_property(const struct plan_event *def,
+    const char *name);
 
 /* Checks the structurally valid ev against the plan as of its received
  * time: naming, known event, version, deprecation, properties. Failures go

@@ -109,19 +109,29 @@ context_of(json_t *own, json_t *batch)
 	return ctx;
 }
 
-/* A page call's properties without the page's address. New reference. */
+/* A page call's properties without the page's address, and, when name
+ * is set, with the call's name as their "name". New reference, NULL when
+ * there are none (or out of memory). */
 static json_t *
-page_props(json_t *props)
+page_props(json_t *msg, json_t *props, bool name)
 {
-	json_t *kept;
+	json_t *kept, *call_name = name ? json_object_get(msg, "name") : NULL;
 
-	if (!json_is_object(props)) {
+	if (props != NULL && !json_is_object(props)) {
 		return json_incref(props);
 	}
-	kept = json_copy(props);
+	if (props == NULL && call_name == NULL) {
+		return NULL;
+	}
+	kept = props != NULL ? json_copy(props) : json_object();
 	for (size_t i = 0; kept != NULL && i < sizeof(page_address_keys) /
 	    sizeof(page_address_keys[0]); i++) {
 		json_object_del(kept, page_address_keys[i]);
+	}
+	if (kept != NULL && call_name != NULL &&
+	    json_object_set(kept, "name", call_name) != 0) {
+		json_decref(kept);
+		return NULL;
 	}
 	return kept;
 }
@@ -176,7 +186,8 @@ segment_to_native(json_t *msg, enum segment_call call,
 	case SEGMENT_SCREEN:
 		ok = ok && set_taken(n, "name", json_string(d->page_event !=
 		    NULL ? d->page_event : DEFAULT_PAGE_EVENT)) &&
-		    set_taken(n, "props", page_props(props));
+		    set_taken(n, "props", page_props(msg, props,
+		    d->page_name));
 		break;
 	case SEGMENT_IDENTIFY:
 	case SEGMENT_ALIAS:

@@ -29,6 +29,7 @@ bool segment_call_of_type(const char *type, enum segment_call *out);
 /* What a batch says for all its messages, and what the plan names. */
 struct segment_defaults {
 	const char *page_event;	/* what page and screen calls become */
+	bool page_name;		/* they keep their name as a property */
 	json_t *context;	/* the batch's context, or NULL */
 	json_t *sent_at;	/* the batch's sentAt, or NULL */
 };

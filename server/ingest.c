@@ -577,8 +577,14 @@ static json_t *
 segment_events(json_t *root, bool batch, enum segment_call call,
     const struct app_state *state, struct error *err)
 {
+	const char *page = plan_page_event(state->plan);
+	const struct plan_event *page_def = page != NULL ?
+	    plan_find_event(state->plan, page) : NULL;
+	/* Without a page event in the plan, nothing rejects the property. */
 	struct segment_defaults d = {
-		.page_event = plan_page_event(state->plan),
+		.page_event = page,
+		.page_name = page_def == NULL ||
+		    plan_event_takes_property(page_def, "name"),
 	};
 	json_t *msgs = root, *events, *m;
 	size_t i;

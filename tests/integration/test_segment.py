@@ -118,9 +118,11 @@ class SegmentCase(harness.DaemonTestCase):
                 self.assertSuccess(self.segment(path, msg, auth=None,
                                                 headers={"Content-Type": "text/plain"}))
                 r = self.row(derived_event_id(m))
+                # The call's name is kept as the page's name property (the plan has it).
                 self.assertEqual((r["name"], r["kind"], r["url"], r["referrer"], r["props"]),
                                  ("page_viewed", "page", "https://shop.example/p/1",
-                                  "https://blog.example/x", {"title": "Shoe", "page_type": "product"}))
+                                  "https://blog.example/x",
+                                  {"title": "Shoe", "page_type": "product", "name": "Product"}))
 
     def test_any_content_type(self):
         """Segment's API reads the body as JSON whatever Content-Type says:

@@ -159,9 +159,21 @@ test_page_and_screen(void **state)
 	    "\"url\":\"https://shop.example/other\"}}}";
 	struct segment_defaults planless = { 0 };
 
+	struct segment_defaults named = { .page_event = "page_viewed",
+		.page_name = true };
+
 	(void)state;
+	/* The plan's page event rejects a name property: it is not kept. */
 	expect_native(SEGMENT_PAGE, msg, &no_defaults, want);
 	expect_native(SEGMENT_SCREEN, msg, &no_defaults, want);
+	/* It takes one: the call's name is the page's. */
+	expect_native(SEGMENT_PAGE, msg, &named, "{\"name\":\"page_viewed\","
+	    "\"url\":\"https://shop.example/p\",\"referrer\":"
+	    "\"https://blog.example/\",\"props\":{\"title\":\"P\","
+	    "\"page_type\":\"product\",\"name\":\"Product\"},"
+	    "\"context\":{\"page\":{\"url\":\"https://shop.example/other\"}}}");
+	expect_native(SEGMENT_SCREEN, "{\"name\":\"Home\"}", &named,
+	    "{\"name\":\"page_viewed\",\"props\":{\"name\":\"Home\"}}");
 	/* Without a page event in the plan, the conventional name. */
 	expect_native(SEGMENT_PAGE, "{}", &planless,
 	    "{\"name\":\"page_viewed\"}");
