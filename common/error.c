@@ -32,6 +32,7 @@ static const struct {
 	[ERR_ORIGIN_NOT_ALLOWED] = { "origin_not_allowed", 403 },
 	[ERR_SERVER_KEY_IN_BROWSER] = { "server_key_in_browser", 403 },
 	[ERR_INVALID_PARAMETER] = { "invalid_parameter", 400 },
+	[ERR_UNKNOWN_PARAMETER] = { "unknown_parameter", 400 },
 	[ERR_REPLAY_IN_PROGRESS] = { "replay_in_progress", 409 },
 	[ERR_INVALID_RULE] = { "invalid_rule", 400 },
 	[ERR_RULE_UNKNOWN_EVENT] = { "rule_unknown_event", 400 },

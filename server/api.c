@@ -165,6 +165,9 @@ api_sites(struct request *req, struct app *app)
 		refuse(req, state, &err);
 		return;
 	}
+	/* The dashboard sends its site with every call; this one lists them
+	 * all. */
+	http_request_query_taken(req, "site");
 	for (size_t i = 0; sites != NULL && i < cfg->n_sites; i++) {
 		if (key_sees(key, cfg->sites[i].id) && json_array_append_new(
 		    sites, json_pack("{s:s,s:s}", "id", cfg->sites[i].id,
@@ -175,6 +178,11 @@ api_sites(struct request *req, struct app *app)
 	}
 	body = sites != NULL ? json_pack("{s:o}", "sites", sites) : NULL;
 	app_state_put(state);
+	if (!api_params_known(req, &err)) {
+		json_decref(body);
+		http_respond_error(req, &err);
+		return;
+	}
 	if (body == NULL) {
 		error_set(&err, ERR_INTERNAL, "out of memory");
 		http_respond_error(req, &err);
@@ -253,12 +261,33 @@ on_resume(struct request *req)
 	http_respond_error(req, &call->job.err);
 }
 
+bool
+api_params_known(struct request *req, struct error *err)
+{
+	struct strbuf asked;
+	const char *unknown;
+
+	strbuf_init(&asked);
+	unknown = http_request_query_unasked(req, &asked);
+	if (unknown != NULL) {
+		error_set(err, ERR_UNKNOWN_PARAMETER, "unknown parameter "
+		    "'%.64s'; this endpoint takes %s", unknown,
+		    asked.len > 0 ? asked.data : "none");
+	}
+	strbuf_finish(&asked);
+	return unknown == NULL;
+}
+
 void
 api_run(struct api_call *call,
     bool (*run)(PGconn *pg, struct api_call *call, struct error *err))
 {
 	struct error err = { 0 };
 
+	if (!api_params_known(call->req, &err)) {
+		http_respond_error(call->req, &err);
+		return;
+	}
 	call->run = run;
 	call->job.run = run_job;
 	call->job.done = job_done;

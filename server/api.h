@@ -45,6 +45,11 @@ struct api_call {
 struct api_call *api_begin(struct request *req, struct app *app,
     enum api_scope scope);
 
+/* Once a handler has read its parameters: false, with ERR_UNKNOWN_PARAMETER
+ * naming it, when the request has one it did not read (windw=1h would
+ * silently be the default window). api_run checks it. */
+bool api_params_known(struct request *req, struct error *err);
+
 /* GET /api/v1/sites: the sites the key may see, {"sites": [{id, name}]};
  * from the configuration, so no database work. */
 void api_sites(struct request *req, struct app *app);

@@ -77,6 +77,7 @@ struct attribution_query {
 
 /* What read_channel_lookback fills, through http_request_query_each. */
 struct lookback_walk {
+	struct request *req;
 	struct attribution_query *q;
 	struct error *err;
 };
@@ -128,6 +129,7 @@ read_channel_lookback(void *ctx, const char *name, const char *value)
 		return false;
 	}
 	snprintf(q->channel_lookback_text[ch], API_WINDOW_TEXT, "%s", value);
+	http_request_query_taken(w->req, name);
 	return true;
 }
 
@@ -199,7 +201,7 @@ read_query(struct request *req, const struct app_state *state, void *data,
 {
 	static const char *const conversions[] = { "all", "first" };
 	struct attribution_query *q = data;
-	struct lookback_walk walk = { q, err };
+	struct lookback_walk walk = { req, q, err };
 
 	if (!api_param_conversion(req, state->plan, q->conversion, err) ||
 	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,

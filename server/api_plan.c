@@ -16,6 +16,10 @@ api_plan(struct request *req, struct app *app)
 	if (call == NULL) {
 		return;		/* answered */
 	}
+	if (!api_params_known(req, &err)) {
+		http_respond_error(req, &err);
+		return;
+	}
 	map = plan_framework_json(call->state->plan);
 	body = json_pack("{s:s}", "site", call->site_id);
 	if (map == NULL || body == NULL || json_object_update(body, map) != 0 ||

@@ -65,6 +65,8 @@ struct request {
 	char id[24];
 	char allow[64];
 	struct strbuf body;
+	/* The query parameters the handler asked for, each NUL-ended. */
+	struct strbuf asked;
 	size_t discarded;	/* bytes of an oversized body thrown away */
 	bool dispatched;
 	bool path_refused;	/* its path is no UTF-8 text (see on_uri) */
@@ -165,11 +167,64 @@ http_request_client_ip(struct request *req, const char *header,
 	return false;
 }
 
+static bool
+was_asked(const struct request *req, const char *name)
+{
+	for (size_t at = 0; at < req->asked.len;
+	    at += strlen(req->asked.data + at) + 1) {
+		if (strcmp(req->asked.data + at, name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+http_request_query_taken(struct request *req, const char *name)
+{
+	if (!was_asked(req, name)) {
+		strbuf_append(&req->asked, name, strlen(name) + 1);
+	}
+}
+
 const char *
 http_request_query(struct request *req, const char *name)
 {
+	http_request_query_taken(req, name);
 	return MHD_lookup_connection_value(req->conn,
 	    MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct unasked {
+	const struct request *req;
+	const char *name;
+};
+
+static bool
+find_unasked(void *ctx, const char *name, const char *value)
+{
+	struct unasked *u = ctx;
+
+	(void)value;
+	if (was_asked(u->req, name)) {
+		return true;
+	}
+	u->name = name;
+	return false;
+}
+
+const char *
+http_request_query_unasked(struct request *req, struct strbuf *asked)
+{
+	struct unasked u = { req, NULL };
+
+	http_request_query_each(req, find_unasked, &u);
+	for (size_t at = 0; u.name != NULL && at < req->asked.len;
+	    at += strlen(req->asked.data + at) + 1) {
+		strbuf_appendf(asked, "%s%s", at > 0 ? ", " : "",
+		    req->asked.data + at);
+	}
+	return u.name;
 }
 
 struct query_walk {
@@ -498,6 +553,7 @@ request_new(struct http *h, struct MHD_Connection *conn, const char *url,
 	req->path_refused = path_refused;
 	req->started_ns = timeutil_monotonic_ns();
 	strbuf_init(&req->body);
+	strbuf_init(&req->asked);
 	snprintf(req->id, sizeof(req->id), "%08lx%08lx", h->id_prefix,
 	    atomic_fetch_add(&h->next_id, 1) & 0xffffffffUL);
 	req->route = routes_find(method, url, req->allow, sizeof(req->allow),
@@ -524,6 +580,7 @@ request_free(struct request *req)
 		MHD_destroy_response(req->response);
 	}
 	strbuf_finish(&req->body);
+	strbuf_finish(&req->asked);
 	free(req->path_param);
 	/* With keep-alive, the next request's time starts now. */
 	deadline_set_busy(req->http->deadline, req->conn, false);

@@ -45,6 +45,15 @@ unsigned long long http_request_connections_cut(const struct request *req);
 const char *http_request_id(const struct request *req);
 const char *http_request_header(struct request *req, const char *name);
 const char *http_request_query(struct request *req, const char *name);
+/* Records that the handler took the parameter name, read otherwise
+ * than with http_request_query (a family such as lookback.<channel>,
+ * read with http_request_query_each). */
+void http_request_query_taken(struct request *req, const char *name);
+/* A query parameter the handler never asked for with http_request_query
+ * (a misspelt one, say), or NULL; then the names it asked for, comma
+ * separated, are appended to asked. Borrowed from req. */
+const char *http_request_query_unasked(struct request *req,
+    struct strbuf *asked);
 /* Calls fn with each query parameter in turn while it returns true;
  * false if fn stopped it. */
 bool http_request_query_each(struct request *req,

@@ -102,12 +102,14 @@ class PeopleCase(harness.DaemonTestCase):
 
     # -- sending
 
-    def send(self, events, ua=CHROME):
-        """Posts events as one batch; every one must be stored."""
+    def send(self, events, ua=CHROME, bot=False):
+        """Posts events as one batch; every one must be stored (with bot, as
+        a bot's: each with the bot_traffic warning)."""
         resp = self.post({"batch": events}, headers={"User-Agent": ua})
         self.assertAccepted(resp, len(events))
         self.assertEqual(resp.body["results"], ["stored"] * len(events), "%r" % (resp.body,))
-        self.assertEqual(resp.body.get("warnings", []), [], "%r" % (resp.body,))
+        self.assertEqual([(w["index"], w["code"]) for w in resp.body.get("warnings", [])],
+                         [(i, "bot_traffic") for i in range(len(events))] if bot else [], "%r" % (resp.body,))
         return resp
 
     def send_each(self, events, ua=CHROME):
@@ -528,7 +530,7 @@ class PeopleTest(PeopleCase):
         t = base_time()
         bot = event("product_viewed", anon=bot_anon, ts=t)
         human = event("product_viewed", anon=human_anon, ts=t)
-        self.send([bot], ua=GOOGLEBOT)
+        self.send([bot], ua=GOOGLEBOT, bot=True)
         self.send([human])
         rows = self.events([bot, human])
         self.assertEqual((rows[bot["event_id"]]["bot"], rows[human["event_id"]]["bot"]), ("t", "f"))
