@@ -33,6 +33,8 @@ static const struct {
 	[ERR_SERVER_KEY_IN_BROWSER] = { "server_key_in_browser", 403 },
 	[ERR_INVALID_PARAMETER] = { "invalid_parameter", 400 },
 	[ERR_UNKNOWN_PARAMETER] = { "unknown_parameter", 400 },
+	/* The per-event code's name: the same mistake, in a query. */
+	[ERR_QUERY_UNKNOWN_EVENT] = { "unknown_event", 400 },
 	[ERR_REPLAY_IN_PROGRESS] = { "replay_in_progress", 409 },
 	[ERR_INVALID_RULE] = { "invalid_rule", 400 },
 	[ERR_RULE_UNKNOWN_EVENT] = { "rule_unknown_event", 400 },

@@ -1218,6 +1218,12 @@ prop_find(const struct plan_event *def, const char *name)
 }
 
 bool
+plan_stores_unknown_events(const struct plan *plan)
+{
+	return plan->unknown == UNKNOWN_ACCEPT;
+}
+
+bool
 plan_event_takes_property(const struct plan_event *def, const char *name)
 {
 	return prop_find(def, name) != NULL || !def->reject_additional;

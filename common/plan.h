@@ -95,6 +95,9 @@ const char *plan_event_kind_name(const struct plan_event *def);
 const char *plan_event_phase(const struct plan_event *def);   /* or NULL */
 const char *plan_event_consent(const struct plan_event *def); /* or NULL */
 long plan_event_version(const struct plan_event *def);	/* current */
+/* True if the plan stores events it does not define (unknown_events:
+ * accept, as the default plan does): any name may then have data. */
+bool plan_stores_unknown_events(const struct plan *plan);
 /* True if def may carry the property name: it declares it, or does not
  * reject properties it does not declare. */
 bool plan_event_takes_property(const struct plan_event *def,

@@ -537,6 +537,20 @@ api_param_window(struct request *req, int64_t max_us, int64_t *us,
 }
 
 bool
+api_event_known(const struct plan *plan, const char *name,
+    const char *param, struct error *err)
+{
+	if (plan_find_event(plan, name) != NULL ||
+	    plan_stores_unknown_events(plan)) {
+		return true;
+	}
+	error_set(err, ERR_QUERY_UNKNOWN_EVENT, "%s: '%.64s' is not an event "
+	    "of the plan (version %ld), and the plan stores no other events",
+	    param, name, plan_version(plan));
+	return false;
+}
+
+bool
 api_param_conversion(struct request *req, const struct plan *plan,
     char out[EVENT_NAME_MAX + 1], struct error *err)
 {
@@ -558,7 +572,7 @@ api_param_conversion(struct request *req, const struct plan *plan,
 		return false;
 	}
 	snprintf(out, EVENT_NAME_MAX + 1, "%s", v);
-	return true;
+	return api_event_known(plan, out, "conversion", err);
 }
 
 static bool

@@ -97,6 +97,11 @@ bool api_param_duration(struct request *req, const char *name,
     const char *dflt, int64_t max_us, int64_t *us, char text[API_WINDOW_TEXT],
     struct error *err);
 /* conversion: an event name, by default the plan's macro conversion. */
+/* False, with ERR_QUERY_UNKNOWN_EVENT naming it and the parameter, when
+ * name can have no data: the plan neither defines it nor stores events
+ * it does not define. A typo must not answer zeros. */
+bool api_event_known(const struct plan *plan, const char *name,
+    const char *param, struct error *err);
 bool api_param_conversion(struct request *req, const struct plan *plan,
     char out[EVENT_NAME_MAX + 1], struct error *err);
 bool api_param_int(struct request *req, const char *name, long min,

@@ -125,6 +125,12 @@ read_steps(struct request *req, const struct plan *plan,
 			error_set(err, ERR_INVALID_PARAMETER, "%s", why);
 			return false;
 		}
+		for (size_t i = 0; i < q->n_steps; i++) {
+			if (!api_event_known(plan, q->steps[i].name, "steps",
+			    err)) {
+				return false;
+			}
+		}
 		return true;
 	}
 	n = plan_funnel(plan, names, FUNNEL_STEPS_MAX);
@@ -145,7 +151,8 @@ read_steps(struct request *req, const struct plan *plan,
 }
 
 static bool
-read_exclude(struct request *req, struct funnel_query *q, struct error *err)
+read_exclude(struct request *req, const struct plan *plan,
+    struct funnel_query *q, struct error *err)
 {
 	const char *v = http_request_query(req, "exclude");
 	char list[2 * EXCLUDE_MAX * (EVENT_NAME_MAX + 2)], why[200];
@@ -164,6 +171,11 @@ read_exclude(struct request *req, struct funnel_query *q, struct error *err)
 		return false;
 	}
 	q->n_exclude /= 2;
+	for (size_t i = 0; i < q->n_exclude; i++) {
+		if (!api_event_known(plan, q->exclude[i].name, "exclude", err)) {
+			return false;
+		}
+	}
 	return true;
 }
 
@@ -204,7 +216,7 @@ read_params(struct request *req, const struct app_state *state,
 
 	q->min_volume = state->cfg->min_volume;
 	if (!read_steps(req, state->plan, q, err) ||
-	    !read_exclude(req, q, err) || !read_filters(req, q, err) ||
+	    !read_exclude(req, state->plan, q, err) || !read_filters(req, q, err) ||
 	    !read_grouping(req, q, err) ||
 	    !api_param_choice(req, "order", order_names, 3, ORDER_ORDERED, &order,
 	    err) ||

@@ -89,8 +89,9 @@ read_names(struct request *req, const struct plan *plan,
 			}
 		}
 		if (def == NULL) {
-			error_set(err, ERR_INVALID_PARAMETER, "names: '%.*s' is not "
-			    "an event of the plan", (int)(len > 64 ? 64 : len), v);
+			error_set(err, ERR_QUERY_UNKNOWN_EVENT, "names: '%.*s' is "
+			    "not an event of the plan", (int)(len > 64 ? 64 : len),
+			    v);
 			return false;
 		}
 		if (!listed(q, plan_event_name(def))) {

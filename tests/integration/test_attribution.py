@@ -263,13 +263,15 @@ class AttributionCase(harness.DaemonTestCase):
         for params in ({"models": "first_touch,nope"}, {"lookback": "0d"}, {"lookback": "181d"},
                        {"lookback.nochannel": "3d"}, {"lookback.email": "x"}, {"position": "50,50,10"},
                        {"position": "0,100,0"}, {"dimension": "device"}, {"conversions": "some"},
-                       {"half_life": "0h"}, {"conversion": "Bad Name"},
-                       {"conversion": "not_planned", "conversions": "first"}):
+                       {"half_life": "0h"}, {"conversion": "Bad Name"}):
             with self.subTest(params=params):
                 base = {"site": "shop"}
                 base.update(params)
                 resp = api_call(self.daemon, "GET", "/api/v1/attribution", key=READ, params=base)
                 self.assertError(resp, 400, "invalid_parameter")
+        resp = api_call(self.daemon, "GET", "/api/v1/attribution", key=READ,
+                        params={"site": "shop", "conversion": "not_planned", "conversions": "first"})
+        self.assertError(resp, 400, "unknown_event")
         resp = api_call(self.daemon, "GET", "/api/v1/attribution", params={"site": "shop"})
         self.assertEqual(resp.status, 401)
 

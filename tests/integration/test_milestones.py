@@ -111,12 +111,13 @@ class MilestonesCase(harness.DaemonTestCase):
         self.assertEqual(sum(p["events"] for p in m["product_viewed"]["periods"]), 4)
 
     def test_parameters_are_checked(self):
-        for params, needle in (({"interval": "hour"}, "interval"), ({"names": "nope"}, "not an event"),
-                               ({"from": "2026-11-02", "to": "2026-11-01"}, "before"),
-                               ({"from": "2020-01-01", "to": "2026-01-01"}, "periods")):
+        for params, needle, code in (({"interval": "hour"}, "interval", "invalid_parameter"),
+                                     ({"names": "nope"}, "not an event", "unknown_event"),
+                                     ({"from": "2026-11-02", "to": "2026-11-01"}, "before", "invalid_parameter"),
+                                     ({"from": "2020-01-01", "to": "2026-01-01"}, "periods", "invalid_parameter")):
             with self.subTest(params=params):
                 resp = self.get(**params)
-                self.assertError(resp, 400, "invalid_parameter")
+                self.assertError(resp, 400, code)
                 self.assertIn(needle, resp.body["error"]["message"])
 
 

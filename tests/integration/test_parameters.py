@@ -58,6 +58,20 @@ class ParameterTest(harness.DaemonTestCase):
                 for name in params:
                     self.assertIn(name, message.split("takes", 1)[1], "what it takes: %s" % message)
 
+    def test_unknown_event_is_named(self):
+        """A typo in an event name answers 400 unknown_event, not zeros."""
+        for path, params in (("/api/v1/funnel", {"steps": "product_viewed,cart_aded"}),
+                             ("/api/v1/funnel", {"steps": "product_viewed,cart_added", "exclude": "cart_aded"}),
+                             ("/api/v1/attribution", {"conversion": "cart_aded"}),
+                             ("/api/v1/signals", {"conversion": "cart_aded"}),
+                             ("/api/v1/milestones", {"names": "cart_aded"})):
+            with self.subTest(path=path, params=params):
+                resp = api_call(self.daemon, "GET", path, READ, dict(params, site="shop"))
+                self.assertError(resp, 400, "unknown_event")
+                self.assertIn("'cart_aded'", resp.body["error"]["message"])
+                fixed = {k: v.replace("cart_aded", "cart_added") for k, v in params.items()}
+                self.assertEqual(api_call(self.daemon, "GET", path, READ, dict(fixed, site="shop")).status, 200)
+
     def test_admin_calls_too(self):
         resp = api_call(self.daemon, "POST", "/api/v1/rejected/replay", ADMIN, {"site": "shop", "limt": "5"})
         self.assertError(resp, 400, "unknown_parameter")
