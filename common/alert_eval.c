@@ -63,17 +63,25 @@ threshold(const struct alert_rule *r, struct alert_decision *out)
 	}
 }
 
+static double
+trailing_mean(const struct alert_point *h, size_t n)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		sum += h[i].value;
+	}
+	return n > 0 ? sum / (double)n : 0;
+}
+
 /* Mean and sample standard deviation of the history h[0..n). */
 static void
 mean_sigma(const struct alert_point *h, size_t n, double *mean,
     double *sigma)
 {
-	double sum = 0, sq = 0;
+	double sq = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		sum += h[i].value;
-	}
-	*mean = sum / (double)n;
+	*mean = trailing_mean(h, n);
 	for (size_t i = 0; i < n; i++) {
 		sq += (h[i].value - *mean) * (h[i].value - *mean);
 	}
@@ -159,9 +167,18 @@ alert_decide(const struct alert_rule *rule, const struct alert_point *points,
 		    "needed have data", n, need);
 		return;
 	}
-	if (points[n - 1].volume < rule->min_volume) {
+	if (rule->metric != ALERT_METRIC_COUNT &&
+	    points[n - 1].volume < rule->min_volume) {
 		snprintf(out->why, sizeof(out->why), "%ld is below the minimum "
 		    "volume %ld", points[n - 1].volume, rule->min_volume);
+		return;
+	}
+	if (rule->metric == ALERT_METRIC_COUNT && need > 1 &&
+	    trailing_mean(points + n - need, need - 1) <
+	    (double)rule->min_volume) {
+		snprintf(out->why, sizeof(out->why), "the trailing mean %g is "
+		    "below the minimum volume %ld", trailing_mean(points + n -
+		    need, need - 1), rule->min_volume);
 		return;
 	}
 	/* The history is the need - 1 periods before the last. */

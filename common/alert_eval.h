@@ -38,8 +38,11 @@ size_t alert_points_needed(const struct alert_rule *rule);
 
 /* Judges points[n - 1] (oldest first, the ones before it the trailing
  * history). target is the plan's target of a target_pace rule. Fewer
- * points than alert_points_needed, or a last period below the rule's
- * min_volume, is insufficient data. */
+ * points than alert_points_needed is insufficient data; so is, for a
+ * rate, a last period whose volume (the denominator) is below the rule's
+ * min_volume. A count is its own volume, and its fall to 0 must fire: its
+ * min_volume (0 unless the rule sets one) is the least trailing mean a
+ * stall or anomaly needs. */
 void alert_decide(const struct alert_rule *rule,
     const struct alert_point *points, size_t n, double target,
     struct alert_decision *out);

@@ -496,8 +496,11 @@ alert_rule_parse(const json_t *doc, const struct plan *plan, long min_volume,
 	    !read_filter(json_object_get(doc, "filter"), out, err) ||
 	    !choice_field(doc, "period", "$", period_names, ALERT_PERIOD_COUNT_,
 	    ALERT_PERIOD_DAY, &period, ERR_INVALID_PERIOD, err) ||
+	    /* It guards a rate's denominator; a count's collapse is what
+	     * its rules are for (alert_eval.h). */
 	    !integer_field(doc, "min_volume", "$", 0, MIN_VOLUME_MAX,
-	    min_volume, &out->min_volume, err) ||
+	    out->metric == ALERT_METRIC_COUNT ? 0 : min_volume,
+	    &out->min_volume, err) ||
 	    !choice_field(doc, "severity", "$", severity_names,
 	    ALERT_SEVERITY_COUNT_, ALERT_SEVERITY_WARNING, &severity,
 	    ERR_INVALID_RULE, err) ||

@@ -118,9 +118,15 @@ class EvaluateCase(harness.DaemonTestCase):
         ev = self.evaluate(self.rule("ok", {"type": "count", "event": "cart_added", "unit": "people"},
                                      {"kind": "threshold", "below": 1}))
         self.assertEqual((ev["verdict"], ev["value"]), ("ok", 2))
-        ev = self.evaluate(self.rule("thin", {"type": "count", "event": "cart_added", "unit": "people"},
+        # min_volume guards a rate's denominator: 10 people are too few for 11.
+        ev = self.evaluate(self.rule("thin", {"type": "conversion_rate", "from": "checkout_started",
+                                              "to": "purchase_completed", "window": "1d"},
+                                     {"kind": "threshold", "below": 0.5}, min_volume=11))
+        self.assertEqual((ev["verdict"], ev["volume"]), ("insufficient_data", 10))
+        # A count is its own volume: judged however small.
+        ev = self.evaluate(self.rule("small", {"type": "count", "event": "cart_added", "unit": "people"},
                                      {"kind": "threshold", "above": 0}, min_volume=5))
-        self.assertEqual((ev["verdict"], ev["value"], ev["volume"]), ("insufficient_data", 2, 2))
+        self.assertEqual((ev["verdict"], ev["value"], ev["volume"]), ("firing", 2, 2))
 
     def test_count_of_events(self):
         ev = self.evaluate(self.rule("events", {"type": "count", "event": "cart_added"},

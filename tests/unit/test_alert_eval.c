@@ -95,6 +95,42 @@ test_stall(void **state)
 	assert_decision(&d, ALERT_VERDICT_INSUFFICIENT_DATA, NAN, NAN);
 }
 
+/* A count is its own volume: a milestone that falls from 5 a day to 0
+ * fires (it is what the rule is for), however small; its min_volume, when
+ * a rule sets one, is the least trailing mean. */
+static void
+test_count_collapse_fires(void **state)
+{
+	struct alert_rule r = rule_of(ALERT_CONDITION_STALL);
+	struct alert_point p[] = { { 5, 5 }, { 4, 4 }, { 6, 6 }, { 5, 5 },
+		{ 0, 0 } };
+	struct alert_decision d;
+
+	(void)state;
+	r.metric = ALERT_METRIC_COUNT;
+	r.percent = 50;
+	r.trailing = 4;
+	r.min_volume = 0;
+	alert_decide(&r, p, 5, NAN, &d);
+	assert_decision(&d, ALERT_VERDICT_FIRING, 2.5, 5);
+	r.condition = ALERT_CONDITION_ANOMALY;
+	r.k = 3;
+	r.run = 3;	/* at most trailing: the rule parser's limit */
+	alert_decide(&r, p, 5, NAN, &d);
+	assert_int_equal(d.verdict, ALERT_VERDICT_FIRING);
+	/* A rule that asks for a trailing mean of 10 says too little. */
+	r.condition = ALERT_CONDITION_STALL;
+	r.min_volume = 10;
+	alert_decide(&r, p, 5, NAN, &d);
+	assert_decision(&d, ALERT_VERDICT_INSUFFICIENT_DATA, NAN, NAN);
+	/* A threshold on a count is never short of volume. */
+	r.condition = ALERT_CONDITION_THRESHOLD;
+	r.has_below = true;
+	r.below = 1;
+	alert_decide(&r, p, 5, NAN, &d);
+	assert_decision(&d, ALERT_VERDICT_FIRING, 1, NAN);
+}
+
 /* Trailing 8: 10 12 8 10 12 8 10 10 -> mean 10, sample variance
  * (0+4+4+0+4+4+0+0)/7 = 16/7, sigma 1.511857892; k 3: bounds 10 ± 4.5356. */
 static void
@@ -200,6 +236,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_threshold),
 		cmocka_unit_test(test_stall),
+		cmocka_unit_test(test_count_collapse_fires),
 		cmocka_unit_test(test_anomaly),
 		cmocka_unit_test(test_anomaly_run),
 		cmocka_unit_test(test_target_pace),
