@@ -282,8 +282,9 @@ read_metric(const json_t *m, const struct plan *plan, struct alert_rule *r,
 		r->n_events = json_array_size(steps);
 		if (r->n_events == 0) {
 			/* The plan's funnel, which must be one. */
-			const char *names[FUNNEL_STEPS_MAX];
-			size_t n = plan_funnel(plan, names, FUNNEL_STEPS_MAX);
+			struct plan_funnel_step plan_steps[FUNNEL_STEPS_MAX];
+			size_t n = plan_funnel(plan, plan_steps,
+			    FUNNEL_STEPS_MAX);
 			if (n < FUNNEL_STEPS_MIN || n > FUNNEL_STEPS_MAX) {
 				error_set(err, ERR_INVALID_RULE, "$.metric.steps: "
 				    "the plan has no funnel of %d to %d steps; name "

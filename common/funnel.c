@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/plan.h"
+
 /* Copies the span [s, s + len) into out (size bytes) if it fits and every
  * byte is in allowed (NULL: any but control characters). */
 static bool
@@ -28,6 +30,62 @@ take(const char *s, size_t len, char *out, size_t size, const char *allowed)
 #define KEY_CHARS NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 bool
+funnel_step_event(const struct funnel_step *st, size_t i,
+    char out[EVENT_NAME_MAX + 1])
+{
+	const char *p = st->name;
+
+	for (; i > 0 && p != NULL; i--) {
+		p = strchr(p, '|');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	if (p == NULL || *p == '\0') {
+		return false;
+	}
+	return take(p, strcspn(p, "|"), out, EVENT_NAME_MAX + 1, NAME_CHARS);
+}
+
+size_t
+funnel_plan_steps(const struct plan *plan, struct funnel_step *steps,
+    size_t max)
+{
+	struct plan_funnel_step ps[FUNNEL_STEPS_MAX];
+	size_t n = plan_funnel(plan, ps, FUNNEL_STEPS_MAX);
+
+	for (size_t i = 0; i < n && i < max && i < FUNNEL_STEPS_MAX; i++) {
+		struct funnel_step *st = &steps[i];
+		size_t used = 0;
+		memset(st, 0, sizeof(*st));
+		snprintf(st->label, sizeof(st->label), "%s", ps[i].label);
+		for (size_t k = 0; k < ps[i].n_events; k++) {
+			int w = snprintf(st->name + used, sizeof(st->name) - used,
+			    "%s%s", k > 0 ? "|" : "", ps[i].events[k]);
+			used += w > 0 ? (size_t)w : 0;
+		}
+	}
+	return n;
+}
+
+/* Each event of a set is an event name; at most FUNNEL_SET_MAX. */
+static bool
+set_valid(const char *s, size_t len)
+{
+	char one[EVENT_NAME_MAX + 1];
+	size_t n = 0;
+
+	for (const char *end = s + len; s <= end; n++) {
+		const char *bar = memchr(s, '|', (size_t)(end - s));
+		size_t part = bar != NULL ? (size_t)(bar - s) : (size_t)(end - s);
+		if (n == FUNNEL_SET_MAX || !take(s, part, one, sizeof(one),
+		    NAME_CHARS)) {
+			return false;
+		}
+		s += part + 1;
+	}
+	return true;
+}
+
+bool
 funnel_parse_steps(const char *text, struct funnel_step *steps, size_t *n,
     char *why, size_t why_size)
 {
@@ -44,10 +102,11 @@ funnel_parse_steps(const char *text, struct funnel_step *steps, size_t *n,
 			return false;
 		}
 		memset(st, 0, sizeof(*st));
-		if (!take(p, len, st->name, sizeof(st->name), NAME_CHARS)) {
+		if (!set_valid(p, len) || !take(p, len, st->name,
+		    sizeof(st->name), NAME_CHARS "|")) {
 			snprintf(why, why_size, "step %zu must be an event name "
-			    "(a-z, 0-9, _; at most %d bytes)", *n + 1,
-			    EVENT_NAME_MAX);
+			    "(a-z, 0-9, _; at most %d bytes), or up to %d of them "
+			    "joined by |", *n + 1, EVENT_NAME_MAX, FUNNEL_SET_MAX);
 			return false;
 		}
 		p += len;

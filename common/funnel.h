@@ -2,10 +2,12 @@
  * parameters and from alert rules (the computation itself is SQL, in
  * server/api_funnel.c).
  *
- * Steps are a comma list of 2..FUNNEL_STEPS_MAX event names, each with at
- * most one property filter in brackets: cart_added[category=shoes]. A
- * filter's value runs to the closing bracket, so it may hold commas; it
- * may not hold ']'. No I/O. */
+ * Steps are a comma list of 2..FUNNEL_STEPS_MAX steps. A step is an event
+ * name, or a set of up to FUNNEL_SET_MAX of them joined by '|' (any of
+ * them reaches the step: search_performed|product_viewed), with at most
+ * one property filter in brackets, for each event of the step:
+ * cart_added[category=shoes]. A filter's value runs to the closing
+ * bracket, so it may hold commas; it may not hold ']'. No I/O. */
 #ifndef MILEPOST_COMMON_FUNNEL_H
 #define MILEPOST_COMMON_FUNNEL_H
 
@@ -19,9 +21,12 @@
 #define FUNNEL_FILTERS_MAX 5
 #define FUNNEL_KEY_MAX 64
 #define FUNNEL_VALUE_MAX 200
+#define FUNNEL_SET_MAX 16
+#define FUNNEL_SET_TEXT (FUNNEL_SET_MAX * (EVENT_NAME_MAX + 1))
 
 struct funnel_step {
-	char name[EVENT_NAME_MAX + 1];
+	char name[FUNNEL_SET_TEXT];		/* an event, or a|b|c */
+	char label[EVENT_NAME_MAX + 1];		/* a phase's name, or "" */
 	char key[FUNNEL_KEY_MAX + 1];		/* "" when no filter */
 	char value[FUNNEL_VALUE_MAX + 1];	/* compared as text */
 };
@@ -33,6 +38,17 @@ struct funnel_step {
  * caller's to judge. */
 bool funnel_parse_steps(const char *text, struct funnel_step *steps,
     size_t *n, char *why, size_t why_size);
+
+struct plan;
+
+/* The plan's funnel (plan_funnel) as steps: sets labelled with their
+ * phase. Returns how many steps there are, as plan_funnel. */
+size_t funnel_plan_steps(const struct plan *plan, struct funnel_step *steps,
+    size_t max);
+
+/* The i-th event of st (from 0) into out; false past the last. */
+bool funnel_step_event(const struct funnel_step *st, size_t i,
+    char out[EVENT_NAME_MAX + 1]);
 
 /* True if name has the characters and length of an event name. */
 bool funnel_name_valid(const char *name);

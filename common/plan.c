@@ -1133,7 +1133,8 @@ plan_find_event(const struct plan *plan, const char *name)
 }
 
 size_t
-plan_funnel(const struct plan *plan, const char **names, size_t max)
+plan_funnel(const struct plan *plan, struct plan_funnel_step *steps,
+    size_t max)
 {
 	const json_t *phases = json_object_get(plan->doc, "phases");
 	const char *macro = json_string_value(json_object_get(plan->doc,
@@ -1141,19 +1142,40 @@ plan_funnel(const struct plan *plan, const char **names, size_t max)
 	const json_t *phase, *m;
 	size_t i, j, n = 0;
 
+	if (macro == NULL) {
+		return 0;
+	}
 	json_array_foreach((json_t *)phases, i, phase) {
+		struct plan_funnel_step step = {
+			.label = json_string_value(json_object_get(phase,
+			    "name")),
+		};
+		bool last = false;
 		json_array_foreach(json_object_get(phase, "milestones"), j, m) {
-			if (n < max) {
-				names[n] = json_string_value(m);
-			}
-			n++;
-			if (macro != NULL && strcmp(json_string_value(m),
-			    macro) == 0) {
-				return n;
+			const char *name = json_string_value(m);
+			if (strcmp(name, macro) == 0) {
+				last = true;
+			} else if (step.n_events < PLAN_FUNNEL_SET_MAX) {
+				step.events[step.n_events++] = name;
 			}
 		}
+		if (step.n_events > 0) {
+			if (n < max) {
+				steps[n] = step;
+			}
+			n++;
+		}
+		if (last) {
+			if (n < max) {
+				steps[n] = (struct plan_funnel_step){
+					.label = macro, .events = { macro },
+					.n_events = 1 };
+			}
+			return n + 1;
+		}
 	}
-	return n;
+	/* The macro conversion is in no phase: no funnel leads to it. */
+	return 0;
 }
 
 const char *

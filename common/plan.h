@@ -77,11 +77,24 @@ const json_t *plan_document(const struct plan *plan);
 /* The definition of the event named name, NULL if the plan lacks it. */
 const struct plan_event *plan_find_event(const struct plan *plan,
     const char *name);
-/* The plan's funnel: its milestones in phase order, up to and including
- * the macro conversion. Stores the first max names (borrowed) in names
- * and returns how many there are (which may be more than max; 0 for a
- * plan without phases, such as the default one). */
-size_t plan_funnel(const struct plan *plan, const char **names, size_t max);
+/* One step of the plan's funnel: a phase, reached by any of its
+ * milestones, or the macro conversion. Strings borrowed from the plan. */
+#define PLAN_FUNNEL_SET_MAX 16
+struct plan_funnel_step {
+	const char *label;	/* the phase's name, or the macro's */
+	const char *events[PLAN_FUNNEL_SET_MAX];
+	size_t n_events;
+};
+
+/* The plan's funnel, the framework's own: one step per phase, in order,
+ * up to the one holding the macro conversion (that phase's step without
+ * it, and none if it holds nothing else), then the macro conversion.
+ * A phase's first PLAN_FUNNEL_SET_MAX milestones count. Stores the first
+ * max steps and returns how many there are (which may be more than max;
+ * 0 for a plan without phases or macro conversion, such as the default
+ * one). */
+size_t plan_funnel(const struct plan *plan, struct plan_funnel_step *steps,
+    size_t max);
 
 /* The event page views are stored under when a sender does not name it
  * (Segment's page and screen calls): the plan's event of kind page, the

@@ -54,19 +54,15 @@ static void
 spec_steps(const struct alert_rule *rule, const struct plan *plan,
     struct funnel_spec *spec)
 {
-	const char *names[FUNNEL_STEPS_MAX];
 	size_t n = rule->n_events;
 
 	if (rule->metric == ALERT_METRIC_FUNNEL_COMPLETION && n == 0) {
-		n = plan_funnel(plan, names, FUNNEL_STEPS_MAX);
+		n = funnel_plan_steps(plan, spec->steps, FUNNEL_STEPS_MAX);
 	} else {
-		for (size_t i = 0; i < n; i++) {
-			names[i] = rule->events[i];
+		for (size_t i = 0; i < n && i < FUNNEL_STEPS_MAX; i++) {
+			snprintf(spec->steps[i].name, sizeof(spec->steps[i].name),
+			    "%s", rule->events[i]);
 		}
-	}
-	for (size_t i = 0; i < n && i < FUNNEL_STEPS_MAX; i++) {
-		snprintf(spec->steps[i].name, sizeof(spec->steps[i].name), "%s",
-		    names[i]);
 	}
 	spec->n_steps = n < FUNNEL_STEPS_MAX ? n : FUNNEL_STEPS_MAX;
 }

@@ -30,7 +30,7 @@
 #define TOP_MAX 50
 /* $1..$9 are fixed (build_sql). Each filter adds its value, and its
  * property's name for prop:KEY; a prop:KEY breakdown adds its name. */
-#define FIXED_PARAMS 9
+#define FIXED_PARAMS 10
 #define PARAMS_MAX (FIXED_PARAMS + 2 * FILTERS_MAX + 1)
 
 enum funnel_order { ORDER_ORDERED, ORDER_STRICT, ORDER_ANY };
@@ -115,8 +115,7 @@ read_steps(struct request *req, const struct plan *plan,
     struct funnel_query *q, struct error *err)
 {
 	const char *v = http_request_query(req, "steps");
-	const char *names[FUNNEL_STEPS_MAX];
-	char why[200];
+	char why[200], one[EVENT_NAME_MAX + 1];
 	size_t n;
 
 	if (v != NULL && v[0] != '\0') {
@@ -126,24 +125,21 @@ read_steps(struct request *req, const struct plan *plan,
 			return false;
 		}
 		for (size_t i = 0; i < q->n_steps; i++) {
-			if (!api_event_known(plan, q->steps[i].name, "steps",
-			    err)) {
-				return false;
+			for (size_t k = 0; funnel_step_event(&q->steps[i], k,
+			    one); k++) {
+				if (!api_event_known(plan, one, "steps", err)) {
+					return false;
+				}
 			}
 		}
 		return true;
 	}
-	n = plan_funnel(plan, names, FUNNEL_STEPS_MAX);
+	n = funnel_plan_steps(plan, q->steps, FUNNEL_STEPS_MAX);
 	if (n < FUNNEL_STEPS_MIN || n > FUNNEL_STEPS_MAX) {
 		error_set(err, ERR_INVALID_PARAMETER, "the plan's funnel has %zu "
 		    "step(s); name %d to %d in steps", n, FUNNEL_STEPS_MIN,
 		    FUNNEL_STEPS_MAX);
 		return false;
-	}
-	for (size_t i = 0; i < n; i++) {
-		memset(&q->steps[i], 0, sizeof(q->steps[i]));
-		snprintf(q->steps[i].name, sizeof(q->steps[i].name), "%s",
-		    names[i]);
 	}
 	q->n_steps = n;
 	q->plan_steps = true;
@@ -308,9 +304,10 @@ sql_steps(struct funnel_query *q)
 	strbuf_appendf(sb, ", s AS (SELECT * FROM s%zu)", n);
 }
 
-/* Parameters: $1 site, $2 step names, $3 filter keys, $4 filter values,
+/* Parameters: $1 site, $2 step events, $3 filter keys, $4 filter values,
  * $5 from, $6 to, $7 window in seconds, $8 excluded names, $9 how many
- * breakdown values (NULL: all), then the extra ones. One row per group
+ * breakdown values (NULL: all), $10 the step of each of $2, then the
+ * extra ones. One row per group
  * (overall first: is_total true) and step: the group, the step's number,
  * how many reached it, and the median and 90th percentile of seconds from
  * the step before and from the first. */
@@ -323,7 +320,7 @@ build_sql(struct funnel_query *q)
 
 	strbuf_appendf(sb,
 	    "WITH st AS (SELECT * FROM unnest($2::text[], $3::text[],"
-	    " $4::text[]) WITH ORDINALITY AS s(name, key, val, idx)),"
+	    " $4::text[], $10::int[]) AS s(name, key, val, idx)),"
 	    " span AS (SELECT $5::timestamptz AS lo, $6::timestamptz"
 	    " + $7::bigint * interval '1 second' AS hi,"
 	    " $7::bigint * interval '1 second' AS w),"
@@ -427,6 +424,20 @@ seconds_json(const PGresult *res, int row, int col)
 /* Columns of the statement's rows. */
 enum { COL_TOTAL, COL_GROUP, COL_STEP, COL_ENTERED, COL_SECONDS };
 
+/* The events that reach step st. */
+static json_t *
+step_events_json(const struct funnel_step *st)
+{
+	json_t *events = json_array();
+	char one[EVENT_NAME_MAX + 1];
+
+	for (size_t k = 0; events != NULL && funnel_step_event(st, k, one);
+	    k++) {
+		json_array_append_new(events, json_string(one));
+	}
+	return events;
+}
+
 /* The steps of the group whose n rows start at row. */
 static json_t *
 steps_json(const struct funnel_query *q, const PGresult *res, int row)
@@ -440,9 +451,11 @@ steps_json(const struct funnel_query *q, const PGresult *res, int row)
 		long entered = atol(PQgetvalue(res, r, COL_ENTERED));
 		long next = i + 1 < (int)q->n_steps ?
 		    atol(PQgetvalue(res, r + 1, COL_ENTERED)) : entered;
-		json_array_append_new(steps, json_pack("{s:s, s:o, s:I, s:o, s:o,"
-		    " s:I, s:{s:o, s:o}, s:{s:o, s:o}}",
-		    "name", st->name, "filter", st->key[0] != '\0' ?
+		json_array_append_new(steps, json_pack("{s:s, s:o, s:o, s:I, s:o,"
+		    " s:o, s:I, s:{s:o, s:o}, s:{s:o, s:o}}",
+		    "name", st->label[0] != '\0' ? st->label : st->name,
+		    "events", step_events_json(st),
+		    "filter", st->key[0] != '\0' ?
 		    json_pack("{s:s, s:s}", "property", st->key, "value",
 		    st->value) : json_null(),
 		    "entered", (json_int_t)entered,
@@ -588,19 +601,29 @@ static PGresult *
 funnel_statement(PGconn *pg, const char *site, struct funnel_query *q,
     struct error *err)
 {
-	struct pgarray cols[4];
+	struct pgarray cols[5];
 	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
 	const char *params[PARAMS_MAX];
 	PGresult *res = NULL;
 
-	for (int i = 0; i < 4; i++) {
+	char one[EVENT_NAME_MAX + 1], idx[24];
+
+	for (int i = 0; i < 5; i++) {
 		pgarray_init(&cols[i]);
 	}
+	/* A row per event of each step, numbered by its step: any event of
+	 * a set reaches it. */
 	for (size_t i = 0; i < q->n_steps; i++) {
 		bool filtered = q->steps[i].key[0] != '\0';
-		pgarray_add_text(&cols[0], q->steps[i].name);
-		pgarray_add_text(&cols[1], filtered ? q->steps[i].key : NULL);
-		pgarray_add_text(&cols[2], filtered ? q->steps[i].value : NULL);
+		snprintf(idx, sizeof(idx), "%zu", i + 1);
+		for (size_t k = 0; funnel_step_event(&q->steps[i], k, one); k++) {
+			pgarray_add_text(&cols[0], one);
+			pgarray_add_text(&cols[1], filtered ? q->steps[i].key :
+			    NULL);
+			pgarray_add_text(&cols[2], filtered ? q->steps[i].value :
+			    NULL);
+			pgarray_add_text(&cols[4], idx);
+		}
 	}
 	for (size_t i = 0; i < q->n_exclude; i++) {
 		pgarray_add_text(&cols[3], q->exclude[i].name);
@@ -616,17 +639,18 @@ funnel_statement(PGconn *pg, const char *site, struct funnel_query *q,
 	params[6] = q->window_seconds;
 	params[7] = pgarray_value(&cols[3]);
 	params[8] = q->cohort == NULL ? q->top_text : NULL;
+	params[9] = pgarray_value(&cols[4]);
 	for (size_t i = 0; i < q->n_extra; i++) {
 		params[FIXED_PARAMS + i] = q->extra[i];
 	}
 	if (params[1] == NULL || params[2] == NULL || params[3] == NULL ||
-	    params[7] == NULL || strbuf_failed(&q->sql)) {
+	    params[7] == NULL || params[9] == NULL || strbuf_failed(&q->sql)) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 	} else {
 		res = db_query(pg, q->sql.data, (int)(FIXED_PARAMS + q->n_extra),
 		    params, err);
 	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		pgarray_finish(&cols[i]);
 	}
 	return res;

@@ -305,7 +305,9 @@
       const p = s.conversion_from_previous;
       const share = first > 0 ? s.entered / first : 0;
       return el('tr', { 'data-step': s.name, 'data-index': String(i) },
-        el('th', { scope: 'row' }, s.name, s.filter ? ' [' + s.filter.property + '=' + s.filter.value + ']' : ''),
+        el('th', { scope: 'row' }, s.name, s.filter ? ' [' + s.filter.property + '=' + s.filter.value + ']' : '',
+          // A phase, or a set of events: which of them reach the step.
+          s.events && s.events.join('|') !== s.name ? el('small', { text: ' ' + s.events.join(' or ') }) : null),
         el('td', { class: 'num', 'data-field': 'entered', text: count(s.entered) }),
         el('td', { class: 'bar-cell' }, bar(share, i === 0 ? '100%' : pct(f && f.rate), f)),
         el('td', { class: 'num', 'data-field': 'from_previous' }, pct(p && p.rate),

@@ -234,13 +234,40 @@ class FunnelCase(harness.DaemonTestCase):
         self.assertEqual(self.entered(self.funnel(window="23h")), [7, 5, 3])
 
     def test_plan_funnel_by_default(self):
+        """Without steps, the framework's funnel: a step per phase up to the
+        macro conversion's, reached by any of its milestones, then the
+        macro conversion. People who never search are counted."""
         resp = self.funnel(steps=None)
-        names = [s["name"] for s in resp.body["steps"]]
-        self.assertEqual(names, ["search_performed", "product_viewed", "cart_added", "cart_viewed",
-                                 "checkout_started", "shipping_added", "payment_added",
-                                 "purchase_completed"])
+        self.assertEqual([(s["name"], s["events"]) for s in resp.body["steps"]],
+                         [("discover", ["search_performed", "product_viewed"]),
+                          ("consider", ["cart_added", "cart_viewed"]),
+                          ("decide", ["checkout_started", "shipping_added", "payment_added"]),
+                          ("purchase_completed", ["purchase_completed"])])
         self.assertEqual(resp.body["query"]["steps_from"], "plan")
-        self.assertEqual(self.entered(resp)[0], 0, "nobody searched")
+        # Nobody here checks out: the decide phase loses everyone.
+        self.assertEqual(self.entered(resp), [7, 6, 0, 0])
+
+    def test_step_sets(self):
+        """A step may be a set of events: any of them reaches it, in every
+        order mode and in breakdowns."""
+        sets = "search_performed|product_viewed,cart_added|cart_viewed,purchase_completed"
+        resp = self.funnel(steps=sets)
+        self.assertEqual([s["name"] for s in resp.body["steps"]], sets.split(","))
+        self.assertEqual(resp.body["steps"][1]["events"], ["cart_added", "cart_viewed"])
+        self.assertEqual(self.entered(resp), [7, 6, 3], "as product_viewed,cart_added,... here")
+        # Entering by either cart event before to (T + 1h, exclusive): P5
+        # (cart_added at +20 min), P7 (cart_viewed at +30 min), P9 and P10;
+        # P5 and P7 then buy.
+        self.assertEqual(self.entered(self.funnel(steps="cart_viewed|cart_added,purchase_completed")), [4, 2])
+        self.assertEqual(self.entered(self.funnel(steps="cart_added,purchase_completed")), [3, 1],
+                         "cart_added alone: P5, P9, P10; P5 buys")
+        self.assertEqual(self.entered(self.funnel(steps=sets, order="any")),
+                         self.entered(self.funnel(steps=STEPS, order="any")))
+        grouped = self.funnel(steps=sets, breakdown="channel")
+        self.assertEqual(self.group(grouped, "Direct"), [4, 3, 2])
+        for bad in ("a_b|,c_d", "|a_b,c_d", "|".join("e_%d" % i for i in range(17)) + ",c_d"):
+            with self.subTest(steps=bad):
+                self.assertError(self.funnel(steps=bad), 400, "invalid_parameter")
 
     def test_parameters_are_checked(self):
         for params, needle in (({"steps": "product_viewed"}, "at least"),
