@@ -37,6 +37,7 @@ the daemon's C."""
 
 import json
 import math
+import os
 import secrets
 from datetime import timedelta
 
@@ -157,6 +158,11 @@ class FunnelCase(harness.DaemonTestCase):
         self.assertTrue(reals, "the funnel has rates")
         self.assertIn(repr(6 / 7), reals)
         self.assertEqual([t for t in reals if repr(float(t)) != t], [], "not the shortest text")
+
+    def test_docs_give_the_z_used(self):
+        """docs/api.md states the z of the Wilson interval the answers use."""
+        with open(os.path.join(harness.REPO_ROOT, "docs", "api.md")) as f:
+            self.assertIn("z = %r" % Z, f.read())
 
     def test_strict(self):
         self.assertEqual(self.entered(self.funnel(order="strict")), [7, 4, 2])

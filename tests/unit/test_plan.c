@@ -899,6 +899,48 @@ test_example_plan_docs_example(void **state)
 	}
 }
 
+/* The plan's funnel is its phases up to the macro conversion's, the
+ * macro taken out of its phase, then the macro; retain comes after. */
+static void
+test_example_plan_funnel_is_its_phases(void **state)
+{
+	static const char *const want[][5] = {
+		{ "discover", "search_performed", "product_viewed", NULL },
+		{ "consider", "cart_added", "cart_viewed", NULL },
+		{ "decide", "checkout_started", "shipping_added", "payment_added",
+		  NULL },
+		{ "purchase_completed", "purchase_completed", NULL },
+	};
+	struct plan_funnel_step steps[10];
+	struct plan *plan;
+	size_t n;
+
+	(void)state;
+	if (example_plan_path == NULL) {
+		skip();
+	}
+	plan = plan_load_file(example_plan_path, NULL);
+	assert_non_null(plan);
+	n = plan_funnel(plan, steps, 10);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		assert_string_equal(steps[i].label, want[i][0]);
+		for (; want[i][k + 1] != NULL; k++) {
+			assert_true(k < steps[i].n_events);
+			assert_string_equal(steps[i].events[k], want[i][k + 1]);
+		}
+		assert_int_equal(steps[i].n_events, k);
+	}
+	/* Fewer slots than steps: the count still says how many. */
+	assert_int_equal(plan_funnel(plan, steps, 2), 4);
+	plan_free(plan);
+	/* The default plan has no phases: no funnel. */
+	plan = plan_new_default();
+	assert_int_equal(plan_funnel(plan, steps, 10), 0);
+	plan_free(plan);
+}
+
 /* A replayed event's redacted properties hold hashes: only their presence
  * is checked, not the pattern the value sent had to match. */
 static void
@@ -1080,6 +1122,7 @@ main(int argc, char **argv)
 	};
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_default_plan),
+		cmocka_unit_test(test_example_plan_funnel_is_its_phases),
 		cmocka_unit_test(test_load_json_keeps_a_reference),
 		cmocka_unit_test(test_failed_load_releases_the_document),
 		cmocka_unit_test(test_problems_are_capped),
