@@ -157,11 +157,11 @@ read_exclude(struct request *req, const struct plan *plan,
 		return true;
 	}
 	/* The steps' syntax, given twice so that one name makes the two-step
-	 * minimum; filters make no sense here. */
+	 * minimum; filters and sets make no sense here (list each name). */
 	if (snprintf(list, sizeof(list), "%s,%s", v, v) >= (int)sizeof(list) ||
 	    !funnel_parse_steps(list, q->exclude, &q->n_exclude, why,
 	    sizeof(why)) || q->n_exclude > 2 * EXCLUDE_MAX ||
-	    strchr(v, '[') != NULL) {
+	    strpbrk(v, "[|") != NULL) {
 		error_set(err, ERR_INVALID_PARAMETER, "exclude must be 1 to %d "
 		    "event names, comma-separated", EXCLUDE_MAX);
 		return false;

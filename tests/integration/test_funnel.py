@@ -284,6 +284,7 @@ class FunnelCase(harness.DaemonTestCase):
                                ({"from": "yesterday"}, "from"),
                                ({"from": "2026-11-02", "to": "2026-11-01"}, "before"),
                                ({"exclude": "Bad Name"}, "exclude"),
+                               ({"exclude": "cart_added|cart_viewed"}, "exclude"),
                                ({"breakdown": "country"}, "breakdown"),
                                ({"breakdown": "prop:a-b"}, "breakdown"),
                                ({"breakdown": "channel", "cohort": "week"}, "combined"),
