@@ -173,12 +173,12 @@ alert_decide(const struct alert_rule *rule, const struct alert_point *points,
 		    "volume %ld", points[n - 1].volume, rule->min_volume);
 		return;
 	}
+	double history = need > 1 ? trailing_mean(points + n - need,
+	    need - 1) : 0;
 	if (rule->metric == ALERT_METRIC_COUNT && need > 1 &&
-	    trailing_mean(points + n - need, need - 1) <
-	    (double)rule->min_volume) {
+	    history < (double)rule->min_volume) {
 		snprintf(out->why, sizeof(out->why), "the trailing mean %g is "
-		    "below the minimum volume %ld", trailing_mean(points + n -
-		    need, need - 1), rule->min_volume);
+		    "below the minimum volume %ld", history, rule->min_volume);
 		return;
 	}
 	/* The history is the need - 1 periods before the last. */

@@ -159,43 +159,60 @@ append_shortest_real(struct strbuf *out, double d)
 	}
 }
 
+/* The next real number of jansson's text at or after *at, outside
+ * strings: its start, and its length in *len; NULL if there is none.
+ * *in_string carries the scan's state between calls. */
+static const char *
+next_real(const char *text, size_t *at, bool *in_string, size_t *len)
+{
+	for (size_t i = *at; text[i] != '\0';) {
+		char c = text[i];
+		if (*in_string || (c != '-' && (c < '0' || c > '9'))) {
+			/* jansson escapes every quote inside a string. */
+			if (*in_string && c == '\\' && text[i + 1] != '\0') {
+				i += 2;
+				continue;
+			}
+			*in_string = *in_string != (c == '"');
+			i++;
+			continue;
+		}
+		*len = strspn(text + i, "+-.0123456789eE");
+		/* Within the number only: a scan to the text's end per
+		 * integer would be quadratic. */
+		if (memchr(text + i, '.', *len) != NULL ||
+		    memchr(text + i, 'e', *len) != NULL ||
+		    memchr(text + i, 'E', *len) != NULL) {
+			*at = i;
+			return text + i;
+		}
+		i += *len;
+	}
+	return NULL;
+}
+
 char *
 jsonutil_dumps(const json_t *v, size_t flags)
 {
 	char *text = json_dumps(v, flags);
 	struct strbuf out;
 	bool in_string = false;
+	size_t at = 0, done = 0, len;
+	const char *real;
 
-	if (text == NULL) {
-		return NULL;
+	/* Most answers (ingest's) hold no real: no copy for them. */
+	if (text == NULL ||
+	    (real = next_real(text, &at, &in_string, &len)) == NULL) {
+		return text;
 	}
 	strbuf_init(&out);
-	for (size_t i = 0; text[i] != '\0';) {
-		char c = text[i];
-		if (in_string || (c != '-' && (c < '0' || c > '9'))) {
-			/* jansson escapes every quote inside a string. */
-			if (in_string && c == '\\' && text[i + 1] != '\0') {
-				strbuf_append(&out, text + i, 2);
-				i += 2;
-				continue;
-			}
-			if (c == '"') {
-				in_string = !in_string;
-			}
-			strbuf_append_char(&out, c);
-			i++;
-			continue;
-		}
-		size_t len = strspn(text + i, "+-.0123456789eE");
-		if (memchr(text + i, '.', len) != NULL ||
-		    memchr(text + i, 'e', len) != NULL ||
-		    memchr(text + i, 'E', len) != NULL) {
-			append_shortest_real(&out, strtod(text + i, NULL));
-		} else {
-			strbuf_append(&out, text + i, len);
-		}
-		i += len;
+	for (; real != NULL; real = next_real(text, &at, &in_string, &len)) {
+		strbuf_append(&out, text + done, at - done);
+		append_shortest_real(&out, strtod(real, NULL));
+		at += len;
+		done = at;
 	}
+	strbuf_append_str(&out, text + done);
 	free(text);
 	if (strbuf_failed(&out)) {
 		strbuf_finish(&out);

@@ -168,6 +168,11 @@ api_sites(struct request *req, struct app *app)
 	/* The dashboard sends its site with every call; this one lists them
 	 * all. */
 	http_request_query_taken(req, "site");
+	if (!api_params_known(req, &err)) {
+		json_decref(sites);
+		refuse(req, state, &err);
+		return;
+	}
 	for (size_t i = 0; sites != NULL && i < cfg->n_sites; i++) {
 		if (key_sees(key, cfg->sites[i].id) && json_array_append_new(
 		    sites, json_pack("{s:s,s:s}", "id", cfg->sites[i].id,
@@ -178,11 +183,6 @@ api_sites(struct request *req, struct app *app)
 	}
 	body = sites != NULL ? json_pack("{s:o}", "sites", sites) : NULL;
 	app_state_put(state);
-	if (!api_params_known(req, &err)) {
-		json_decref(body);
-		http_respond_error(req, &err);
-		return;
-	}
 	if (body == NULL) {
 		error_set(&err, ERR_INTERNAL, "out of memory");
 		http_respond_error(req, &err);

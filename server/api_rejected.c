@@ -201,20 +201,28 @@ parse_json_text(const char *text)
 	return json_loads(text, JSON_DECODE_ANY, NULL);
 }
 
+/* Adds n events to code's count in by_code. */
+static void
+count_code(json_t *by_code, enum err_code code, long n)
+{
+	const char *name = error_code_name(code);
+	json_t *c = json_object_get(by_code, name);
+
+	json_object_set_new(by_code, name, json_integer((c != NULL ?
+	    json_integer_value(c) : 0) + n));
+}
+
 /* Counts each code of errors once in by_code (events per code). */
 static void
 count_codes(json_t *by_code, const struct event_problems *errors)
 {
 	for (size_t j = 0; j < errors->n; j++) {
-		const char *code = error_code_name(errors->items[j].code);
 		size_t k = 0;
 		while (k < j && errors->items[k].code != errors->items[j].code) {
 			k++;
 		}
 		if (k == j) {
-			json_t *c = json_object_get(by_code, code);
-			json_object_set_new(by_code, code, json_integer(
-			    (c != NULL ? json_integer_value(c) : 0) + 1));
+			count_code(by_code, errors->items[j].code, 1);
 		}
 	}
 }
@@ -357,12 +365,8 @@ replay_locked(PGconn *pg, struct api_call *call, struct replay_counts *n,
 	}
 	/* Those dedup kept aside stay pending, unmarked. */
 	if (ok && item.n_conflicts > 0) {
-		struct event_problems probs = { 0 };
-		event_problem_add(&probs, ERR_DUPLICATE_CONFLICT, "$.event_id",
-		    "stored for another event");
-		for (size_t k = 0; k < item.n_conflicts; k++) {
-			count_codes(n->by_code, &probs);
-		}
+		count_code(n->by_code, ERR_DUPLICATE_CONFLICT,
+		    (long)item.n_conflicts);
 		n->stored -= (long)item.n_conflicts;
 		n->still_rejected += (long)item.n_conflicts;
 	}

@@ -29,6 +29,12 @@
 
 #define COPY_ROW_REPLAYED_COLUMNS "site_id, rejected_id, event_id"
 
+/* What a duplicate_conflict says after "event_id <id> ", in the answer
+ * (ingest) and in its rejected row (the writer's SQL: so no quote). */
+#define COPY_ROW_CONFLICT_MESSAGE "is stored for another event (another " \
+	"name or person): kept aside as rejected; a replay stores it under " \
+	"a new id"
+
 /* The columns the writer completes each events row with (server/people.h):
  * the event's session and person, known only when its batch is written. */
 #define COPY_ROW_EVENT_PEOPLE_COLUMNS "session_id, person_id"

@@ -90,9 +90,7 @@ answer_conflicts(json_t *answer, const struct writer_item *item)
 		return;
 	}
 	event_problem_add(&probs, ERR_DUPLICATE_CONFLICT, "$.event_id",
-	    "this event_id is stored for another event (another name or "
-	    "person): kept aside as rejected; a replay stores it under a new "
-	    "id");
+	    "this event_id " COPY_ROW_CONFLICT_MESSAGE);
 	for (size_t k = 0; k < item->n_conflicts; k++) {
 		size_t index = item->conflicts[k], at = 0;
 		json_t *entry;

@@ -267,6 +267,10 @@ get_people(struct reader *r, struct writer_item *item, bool v1,
 		 * stored stands in (without a claim it is never used). */
 		pe->index = v1 ? i : (size_t)get_u64(r);
 		flags = take(r, 3);
+		/* It becomes rejected_events.event_index, an integer. */
+		if (pe->index > INT32_MAX) {
+			return false;
+		}
 		if (r->bad || pe->row_end < prev_end ||
 		    pe->row_end > item->events.len || pe->site_id == 0 ||
 		    memchr(id, '\0', sizeof(pe->event_id)) == NULL) {

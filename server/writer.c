@@ -90,8 +90,7 @@ static const char conflicts_sql[] =
     CONFLICT_PAYLOAD_SQL ","
     " jsonb_build_array(jsonb_build_object('code', 'duplicate_conflict',"
     " 'path', '$.event_id', 'message', 'event_id ' || event_id ||"
-    " ' is stored for another event (another name or person); a replay"
-    " stores this one under a new id')),"
+    " ' " COPY_ROW_CONFLICT_MESSAGE "')),"
     " name, '{duplicate_conflict}', false, NULL, '{}', '{}' FROM c)"
     " SELECT batch_n FROM c";
 

@@ -68,6 +68,13 @@ test_dumps_shortest_reals(void **state)
 		free(got);
 		json_decref(v);
 	}
+	/* Without a real the text is jansson's, strings untouched. */
+	json_t *ints = json_loads("{\"a\":[1,-2],\"s\":\"1.50 \\\" 2e3\"}", 0,
+	    NULL);
+	char *got = jsonutil_dumps(ints, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(got, "{\"a\":[1,-2],\"s\":\"1.50 \\\" 2e3\"}");
+	free(got);
+	json_decref(ints);
 }
 
 static void
