@@ -112,6 +112,10 @@ static const struct key keys[] = {
 	{ "pii_hash_key", KEY_STRING, FIELD(pii_hash_key), "", 0, 0, NULL,
 	  true },
 	{ "plan", KEY_STRING, FIELD(plan), "", 0, 0, NULL, true },
+	{ "query_index", KEY_BOOL, FIELD(query_index), "true", 0, 0, NULL,
+	  false },
+	{ "query_index_max_bytes", KEY_INT, FIELD(query_index_max_bytes),
+	  "2147483648", 16777216, 1099511627776, NULL, false },
 	{ "query_threads", KEY_INT, FIELD(query_threads), "2", 1, 64, NULL, false },
 	/* On by default, the write key being public: docs/operations.md
 	 * ("Rate limits") derives the values from the ingest benchmark. */

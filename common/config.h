@@ -86,6 +86,8 @@ struct config {
 	long partitions_ahead_months;
 	char *pii_hash_key;
 	char *plan;
+	bool query_index;		/* answer queries from memory */
+	long query_index_max_bytes;
 	long query_threads;
 	long rate_limit_burst_per_ip;
 	long rate_limit_burst_per_key;

@@ -36,6 +36,7 @@ static const struct {
 	/* The per-event code's name: the same mistake, in a query. */
 	[ERR_QUERY_UNKNOWN_EVENT] = { "unknown_event", 400 },
 	[ERR_REPLAY_IN_PROGRESS] = { "replay_in_progress", 409 },
+	[ERR_ENGINE_UNAVAILABLE] = { "engine_unavailable", 409 },
 	[ERR_INVALID_RULE] = { "invalid_rule", 400 },
 	[ERR_RULE_UNKNOWN_EVENT] = { "rule_unknown_event", 400 },
 	[ERR_INVALID_PERIOD] = { "invalid_period", 400 },

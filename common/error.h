@@ -36,6 +36,7 @@ enum err_code {
 	ERR_UNKNOWN_PARAMETER,
 	ERR_QUERY_UNKNOWN_EVENT, /* a query names an event that has no data */
 	ERR_REPLAY_IN_PROGRESS,
+	ERR_ENGINE_UNAVAILABLE,	/* engine=index, and it cannot answer */
 	ERR_INVALID_RULE,
 	ERR_RULE_UNKNOWN_EVENT,
 	ERR_INVALID_PERIOD,

@@ -43,3 +43,18 @@ stats_two_proportions(long x1, long n1, long x2, long n2, double *z,
 	*p = erfc(fabs(*z) / sqrt(2));
 	return true;
 }
+
+/* As orderedsetaggs.c: the rows at floor and ceil of p * (n - 1),
+ * interpolated as lo + pct * (hi - lo). A duration is seconds as
+ * extract(epoch ...) gives it, a numeric whose cast to float8 is the
+ * nearest double: microseconds / 1e6, one correctly rounded division. */
+double
+stats_percentile_cont_us(const int64_t *sorted_us, size_t n, double p)
+{
+	double row = p * (double)(n - 1);
+	double first = floor(row), second = ceil(row);
+	double lo = (double)sorted_us[(size_t)first] / 1e6;
+	double hi = (double)sorted_us[(size_t)second] / 1e6;
+
+	return second > first ? lo + (row - first) * (hi - lo) : lo;
+}

@@ -5,6 +5,8 @@
 #define MILEPOST_COMMON_STATS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* z for a two-sided 95% interval. */
 #define STATS_Z95 1.959963984540054
@@ -21,5 +23,11 @@ bool stats_wilson(long successes, long trials, double z, double *lo,
  * 1, where the test says nothing. */
 bool stats_two_proportions(long x1, long n1, long x2, long n2, double *z,
     double *p);
+
+/* PostgreSQL's percentile_cont(p) WITHIN GROUP (ORDER BY seconds) over n
+ * durations in microseconds, sorted ascending (n > 0): the same double,
+ * so that the query index answers what the statement does. */
+double stats_percentile_cont_us(const int64_t *sorted_us, size_t n,
+    double p);
 
 #endif

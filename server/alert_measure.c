@@ -75,6 +75,7 @@ measure_funnel(PGconn *pg, const char *site, const struct alert_rule *rule,
     struct error *err)
 {
 	struct funnel_spec *spec = calloc(1, sizeof(*spec));
+	const struct query_index_read no_index = { 0 };
 	long entered[FUNNEL_STEPS_MAX];
 	bool ok = spec != NULL;
 
@@ -90,7 +91,7 @@ measure_funnel(PGconn *pg, const char *site, const struct alert_rule *rule,
 	for (size_t i = 0; ok && i < out->n; i++) {
 		spec->from_us = out->starts[i];
 		spec->to_us = out->starts[i] + out->period_us;
-		ok = funnel_count(pg, site, spec, entered, err);
+		ok = funnel_count(pg, &no_index, site, spec, entered, err);
 		if (ok) {
 			long first = entered[0], last = entered[spec->n_steps - 1];
 			out->points[i] = (struct alert_point){

@@ -616,3 +616,30 @@ api_number_json(double v)
 {
 	return isfinite(v) ? json_real(v) : json_null();
 }
+
+bool
+api_param_engine(struct request *req, enum api_engine *out,
+    struct error *err)
+{
+	static const char *const engines[] = { "auto", "index", "sql" };
+	int engine;
+
+	if (!api_param_choice(req, "engine", engines, 3, API_ENGINE_AUTO,
+	    &engine, err)) {
+		return false;
+	}
+	*out = (enum api_engine)engine;
+	return true;
+}
+
+bool
+api_engine_fallback(enum api_engine asked, const char *why_not,
+    struct error *err)
+{
+	if (asked == API_ENGINE_INDEX) {
+		error_set(err, ERR_ENGINE_UNAVAILABLE, "engine=index: %s; ask "
+		    "engine=auto or engine=sql", why_not);
+		return false;
+	}
+	return true;
+}

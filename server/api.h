@@ -75,6 +75,19 @@ bool api_param_time(struct request *req, const char *name, const char **out,
 bool api_param_choice(struct request *req, const char *name,
     const char *const *names, size_t n, int d, int *out, struct error *err);
 
+/* Which engine answers a query (engine=auto|index|sql): auto, the query
+ * index when it can (loaded, and the query is one it holds the data
+ * for), else PostgreSQL. */
+enum api_engine { API_ENGINE_AUTO, API_ENGINE_INDEX, API_ENGINE_SQL };
+bool api_param_engine(struct request *req, enum api_engine *out,
+    struct error *err);
+
+/* What an endpoint does when the index cannot answer a read (r->ix
+ * NULL): false, with engine_unavailable, if the call asked for the index;
+ * true if PostgreSQL is to answer. */
+bool api_engine_fallback(enum api_engine asked, const char *why_not,
+    struct error *err);
+
 /* A date (YYYY-MM-DD: its start in UTC, or with end_of_day the start of
  * the next day, for an inclusive end) or an RFC 3339 date-time, into *out
  * (microseconds). */

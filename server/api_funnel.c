@@ -8,18 +8,21 @@
  * counted. */
 #include "server/api_funnel.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/funnel.h"
 #include "common/plan.h"
+#include "common/qfunnel.h"
 #include "common/stats.h"
 #include "common/strbuf.h"
 #include "common/timeutil.h"
 #include "server/api.h"
 #include "server/db.h"
 #include "server/pgarray.h"
+#include "server/query_index.h"
 
 #define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
 #define WINDOW_MAX_US (180 * DAY_US)
@@ -66,6 +69,7 @@ struct funnel_query {
 	struct funnel_dim_ref filters[FILTERS_MAX];
 	size_t n_filters;
 	long min_volume;
+	enum api_engine engine;
 	/* Parameters from $10 on, in the order build_sql numbers them. */
 	const char *extra[PARAMS_MAX - FIXED_PARAMS];
 	size_t n_extra;
@@ -220,7 +224,7 @@ read_params(struct request *req, const struct app_state *state,
 	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,
 	    err) ||
 	    !api_param_window(req, WINDOW_MAX_US, &q->window_us, q->window_text,
-	    err)) {
+	    err) || !api_param_engine(req, &q->engine, err)) {
 		return false;
 	}
 	q->order = (enum funnel_order)order;
@@ -370,12 +374,14 @@ build_sql(struct funnel_query *q)
 	for (size_t k = n; k >= 1; k--) {
 		strbuf_appendf(sb, "s.t%zu%s", k, k > 1 ? ", " : ")))");
 	}
-	/* The top values by entrants keep their name; the rest is
-	 * (other), no value (none). */
+	/* The top values by entrants keep their name (ties in byte order,
+	 * whatever the database's collation: the query index orders them
+	 * so); the rest is (other), no value (none). */
 	strbuf_append_str(sb, ", top AS (SELECT g FROM f0 WHERE g IS NOT NULL"
-	    " GROUP BY g ORDER BY count(*) DESC, g LIMIT $9::bigint),"
+	    " GROUP BY g ORDER BY count(*) DESC, g COLLATE \"C\" LIMIT $9::bigint),"
 	    " f AS (SELECT f0.*, CASE WHEN g IS NULL THEN '(none)'"
-	    " WHEN g IN (SELECT g FROM top) THEN g ELSE '(other)' END AS grp"
+	    " WHEN g IN (SELECT g FROM top) THEN g ELSE '(other)' END"
+	    " COLLATE \"C\" AS grp"
 	    " FROM f0)");
 	for (size_t k = 1; k <= n; k++) {
 		strbuf_append_str(sb, k > 1 ? " UNION ALL " : " ");
@@ -415,10 +421,9 @@ rate_json(long x, long n)
 }
 
 static json_t *
-seconds_json(const PGresult *res, int row, int col)
+seconds_json(double v)
 {
-	return PQgetisnull(res, row, col) ? json_null() :
-	    json_real(atof(PQgetvalue(res, row, col)));
+	return isnan(v) ? json_null() : json_real(v);
 }
 
 /* Columns of the statement's rows. */
@@ -438,19 +443,18 @@ step_events_json(const struct funnel_step *st)
 	return events;
 }
 
-/* The steps of the group whose n rows start at row. */
+/* The steps of group g. */
 static json_t *
-steps_json(const struct funnel_query *q, const PGresult *res, int row)
+steps_json(const struct funnel_query *q, const struct funnel_group *g)
 {
 	json_t *steps = json_array();
-	long first = atol(PQgetvalue(res, row, COL_ENTERED)), prev = first;
+	long first = g->entered[0], prev = first;
 
-	for (int i = 0; steps != NULL && i < (int)q->n_steps; i++) {
+	for (size_t i = 0; steps != NULL && i < q->n_steps; i++) {
 		const struct funnel_step *st = &q->steps[i];
-		int r = row + i;
-		long entered = atol(PQgetvalue(res, r, COL_ENTERED));
-		long next = i + 1 < (int)q->n_steps ?
-		    atol(PQgetvalue(res, r + 1, COL_ENTERED)) : entered;
+		long entered = g->entered[i];
+		long next = i + 1 < q->n_steps ? g->entered[i + 1] : entered;
+		const double *sec = g->seconds[i];
 		json_array_append_new(steps, json_pack("{s:s, s:o, s:o, s:I, s:o,"
 		    " s:o, s:I, s:{s:o, s:o}, s:{s:o, s:o}}",
 		    "name", st->label[0] != '\0' ? st->label : st->name,
@@ -465,14 +469,62 @@ steps_json(const struct funnel_query *q, const PGresult *res, int row)
 		    rate_json(entered, first),
 		    "drop_off", (json_int_t)(entered - next),
 		    "seconds_from_previous",
-		    "median", seconds_json(res, r, COL_SECONDS),
-		    "p90", seconds_json(res, r, COL_SECONDS + 1),
+		    "median", seconds_json(sec[QFUNNEL_MEDIAN_PREV]),
+		    "p90", seconds_json(sec[QFUNNEL_P90_PREV]),
 		    "seconds_from_first",
-		    "median", seconds_json(res, r, COL_SECONDS + 2),
-		    "p90", seconds_json(res, r, COL_SECONDS + 3)));
+		    "median", seconds_json(sec[QFUNNEL_MEDIAN_FIRST]),
+		    "p90", seconds_json(sec[QFUNNEL_P90_FIRST])));
 		prev = entered;
 	}
 	return steps;
+}
+
+/* The n rows of one group from row on into g. */
+static void
+group_from_rows(const PGresult *res, int row, size_t n,
+    struct funnel_group *g)
+{
+	for (size_t k = 0; k < n; k++) {
+		int r = row + (int)k;
+		g->entered[k] = atol(PQgetvalue(res, r, COL_ENTERED));
+		for (int c = 0; c < QFUNNEL_SECONDS; c++) {
+			g->seconds[k][c] = PQgetisnull(res, r, COL_SECONDS + c) ?
+			    NAN : atof(PQgetvalue(res, r, COL_SECONDS + c));
+		}
+	}
+}
+
+/* The statement's rows as counts, the index's form. */
+static bool
+counts_from_result(const struct funnel_query *q, const PGresult *res,
+    struct funnel_counts *out, struct error *err)
+{
+	int rows = PQntuples(res), n = (int)q->n_steps;
+
+	memset(out, 0, sizeof(*out));
+	if (rows == 0 || rows % n != 0 || PQnfields(res) != COL_SECONDS + 4 ||
+	    PQgetvalue(res, 0, COL_TOTAL)[0] != 't') {
+		error_set(err, ERR_INTERNAL, "the funnel query answered %d rows",
+		    rows);
+		return false;
+	}
+	group_from_rows(res, 0, q->n_steps, &out->overall);
+	out->groups = calloc((size_t)(rows / n), sizeof(*out->groups));
+	if (out->groups == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	for (int r = n; r < rows; r += n) {
+		struct funnel_group *g = &out->groups[out->n_groups];
+		if ((g->value = strdup(PQgetvalue(res, r, COL_GROUP))) == NULL) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			funnel_counts_finish(out);
+			return false;
+		}
+		out->n_groups++;
+		group_from_rows(res, r, q->n_steps, g);
+	}
+	return true;
 }
 
 static const char *
@@ -558,41 +610,53 @@ sort_groups(json_t *groups)
 }
 
 static bool
-answer(struct api_call *call, const PGresult *res, int64_t as_of,
-    struct error *err)
+answer(struct api_call *call, const struct funnel_counts *c, int64_t as_of,
+    bool from_index, struct error *err)
 {
 	struct funnel_query *q = call->data;
-	int rows = PQntuples(res), n = (int)q->n_steps;
 	bool grouped = q->breakdown.dim != FUNNEL_DIM_NONE || q->cohort != NULL;
-	json_t *groups = grouped ? json_array() : json_null(), *overall = NULL;
+	json_t *groups = grouped ? json_array() : json_null();
 
-	if (rows == 0 || rows % n != 0 || PQnfields(res) != COL_SECONDS + 4 ||
-	    PQgetvalue(res, 0, COL_TOTAL)[0] != 't') {
-		error_set(err, ERR_INTERNAL, "the funnel query answered %d rows",
-		    rows);
-		json_decref(groups);
-		return false;
-	}
-	overall = steps_json(q, res, 0);
-	for (int r = n; grouped && r < rows; r += n) {
-		long entered = atol(PQgetvalue(res, r, COL_ENTERED));
+	for (size_t i = 0; grouped && i < c->n_groups; i++) {
+		const struct funnel_group *g = &c->groups[i];
 		json_array_append_new(groups, json_pack("{s:s, s:b, s:o}",
-		    "value", PQgetvalue(res, r, COL_GROUP),
-		    "low_volume", entered < q->min_volume,
-		    "steps", steps_json(q, res, r)));
+		    "value", g->value, "low_volume", g->entered[0] < q->min_volume,
+		    "steps", steps_json(q, g)));
 	}
 	if (q->breakdown.dim != FUNNEL_DIM_NONE) {
 		sort_groups(groups);
 	}
-	call->answer = json_pack("{s:s, s:o, s:b, s:o, s:o, s:o}",
+	call->answer = json_pack("{s:s, s:o, s:b, s:o, s:o, s:o, s:s}",
 	    "site", call->site_id, "query", query_json(q),
-	    "low_volume", atol(PQgetvalue(res, 0, COL_ENTERED)) < q->min_volume,
-	    "steps", overall, "groups", groups, "as_of", api_time_json(as_of));
+	    "low_volume", c->overall.entered[0] < q->min_volume,
+	    "steps", steps_json(q, &c->overall), "groups", groups,
+	    "as_of", api_time_json(as_of), "engine", from_index ? "index" : "sql");
 	if (call->answer == NULL) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		return false;
 	}
 	return true;
+}
+
+/* q as the index's funnel. */
+static void
+index_spec(const struct funnel_query *q, struct qfunnel_spec *spec)
+{
+	static const enum qfunnel_order orders[] = {
+		[ORDER_ORDERED] = QFUNNEL_ORDERED, [ORDER_STRICT] = QFUNNEL_STRICT,
+		[ORDER_ANY] = QFUNNEL_ANY,
+	};
+
+	*spec = (struct qfunnel_spec){
+		.steps = q->steps, .n_steps = q->n_steps,
+		.exclude = q->exclude, .n_exclude = q->n_exclude,
+		.order = orders[q->order], .sessions = q->sessions,
+		.from_us = q->from_us, .to_us = q->to_us,
+		.window_us = q->window_us, .breakdown = q->breakdown,
+		.cohort = q->cohort == NULL ? QFUNNEL_NO_COHORT :
+		    strcmp(q->cohort, "week") == 0 ? QFUNNEL_WEEK : QFUNNEL_MONTH,
+		.top = q->top, .filters = q->filters, .n_filters = q->n_filters,
+	};
 }
 
 /* Runs q's statement (build_sql) for site in the caller's transaction;
@@ -656,31 +720,79 @@ funnel_statement(PGconn *pg, const char *site, struct funnel_query *q,
 	return res;
 }
 
+/* The counts of q from the index r holds, or from PostgreSQL (as_of: the
+ * time the answer is as of); false with err set. */
 static bool
-funnel_run(PGconn *pg, struct api_call *call, struct error *err)
+funnel_counts(PGconn *pg, const char *site, struct funnel_query *q,
+    const struct query_index_read *r, struct funnel_counts *out,
+    int64_t *as_of, struct error *err)
 {
-	struct funnel_query *q = call->data;
-	PGresult *res = NULL;
-	/* The statement sees every event committed before it started. */
-	int64_t as_of = timeutil_now_us();
+	struct qfunnel_spec spec;
+	PGresult *res;
 	bool ok;
 
-	if (api_snapshot_begin(pg, err)) {
-		res = funnel_statement(pg, call->site_id, q, err);
+	index_spec(q, &spec);
+	if (r->ix != NULL && qfunnel_supported(&spec)) {
+		*as_of = r->as_of;
+		if (!qfunnel_run(r->ix, &spec, out)) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			return false;
+		}
+		return true;
 	}
-	api_snapshot_end(pg);
-	ok = res != NULL && answer(call, res, as_of, err);
+	/* The statement sees every event committed before it started. */
+	*as_of = timeutil_now_us();
+	res = funnel_statement(pg, site, q, err);
+	ok = res != NULL && counts_from_result(q, res, out, err);
 	PQclear(res);
 	return ok;
 }
 
+static bool
+funnel_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	struct funnel_query *q = call->data;
+	struct query_index *qi = call->app->index;
+	struct query_index_read r = { NULL, 0, "engine=sql was asked for" };
+	struct funnel_counts counts = { 0 };
+	struct qfunnel_spec spec;
+	int64_t as_of = 0;
+	bool ok, from_index;
+
+	index_spec(q, &spec);
+	if (q->engine != API_ENGINE_SQL) {
+		if (qfunnel_supported(&spec)) {
+			query_index_acquire(qi, pg, call->site_id, &r);
+		} else {
+			r.why_not = "the query index holds no event properties";
+		}
+	}
+	if (r.ix == NULL && !api_engine_fallback(q->engine, r.why_not, err)) {
+		return false;
+	}
+	from_index = r.ix != NULL;
+	if (from_index) {
+		ok = funnel_counts(pg, call->site_id, q, &r, &counts, &as_of, err);
+		query_index_release(qi, &r);
+	} else {
+		ok = api_snapshot_begin(pg, err) && funnel_counts(pg,
+		    call->site_id, q, &r, &counts, &as_of, err);
+		api_snapshot_end(pg);
+	}
+	ok = ok && answer(call, &counts, as_of, from_index, err);
+	query_index_count_answer(qi, from_index);
+	funnel_counts_finish(&counts);
+	return ok;
+}
+
 bool
-funnel_count(PGconn *pg, const char *site, const struct funnel_spec *spec,
-    long *entered, struct error *err)
+funnel_count(PGconn *pg, const struct query_index_read *r, const char *site,
+    const struct funnel_spec *spec, long *entered, struct error *err)
 {
 	struct funnel_query *q = calloc(1, sizeof(*q));
-	PGresult *res = NULL;
-	bool ok = false;
+	struct funnel_counts counts = { 0 };
+	int64_t as_of;
+	bool ok;
 
 	if (q == NULL || spec->n_steps < 1 || spec->n_steps > FUNNEL_STEPS_MAX ||
 	    spec->n_filters > FILTERS_MAX) {
@@ -707,19 +819,11 @@ funnel_count(PGconn *pg, const char *site, const struct funnel_spec *spec,
 	q->top = TOP_DEFAULT;
 	snprintf(q->top_text, sizeof(q->top_text), "%ld", q->top);
 	build_sql(q);
-	res = funnel_statement(pg, site, q, err);
-	if (res != NULL) {
-		/* One row per step, the overall group (no grouping). */
-		ok = PQntuples(res) == (int)q->n_steps;
-		for (int k = 0; ok && k < PQntuples(res); k++) {
-			entered[k] = atol(PQgetvalue(res, k, COL_ENTERED));
-		}
-		if (!ok) {
-			error_set(err, ERR_INTERNAL, "the funnel query answered %d "
-			    "rows", PQntuples(res));
-		}
+	ok = funnel_counts(pg, site, q, r, &counts, &as_of, err);
+	for (size_t k = 0; ok && k < q->n_steps; k++) {
+		entered[k] = counts.overall.entered[k];
 	}
-	PQclear(res);
+	funnel_counts_finish(&counts);
 	funnel_query_free(q);
 	return ok;
 }

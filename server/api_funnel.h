@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/funnel.h"
 #include "server/app.h"
+#include "server/query_index.h"
 
 struct request;
 
@@ -28,10 +29,12 @@ struct funnel_spec {
 	int64_t from_us, to_us, window_us;
 };
 
-/* How many people reached each step (entered[0..n_steps)), counted by the
- * statement GET /api/v1/funnel runs, in the caller's transaction
+/* How many people reached each step (entered[0..n_steps)), counted as
+ * GET /api/v1/funnel counts them: from the index r holds when it has one,
+ * else by the endpoint's statement in the caller's transaction
  * (api_snapshot_begin). False with err set when the query fails. */
-bool funnel_count(PGconn *pg, const char *site, const struct funnel_spec *spec,
-    long *entered, struct error *err);
+bool funnel_count(PGconn *pg, const struct query_index_read *r,
+    const char *site, const struct funnel_spec *spec, long *entered,
+    struct error *err);
 
 #endif

@@ -56,15 +56,27 @@ struct erase_sql {
 	int n_params;	/* 2: site and people; 3: and the ids */
 };
 
+/* Tells the query index (migrations/0015) whose events or visits the
+ * statement's gone rows were, in the same transaction as the delete. */
+#define LOG_GONE_PEOPLE                                                      \
+	" logged AS (INSERT INTO index_changes (site_id, people)"            \
+	" SELECT $1, array_agg(DISTINCT person_id) FROM gone"               \
+	" HAVING count(*) > 0)"
+
 /* Deletes the events that where ($1: site, $2: people, $3: ids) picks
  * and answers how many. Their event_ids rows stay (a retry must not bring
  * an erased event back) but lose the claim: a hash of the person's ids. */
 #define ERASE_EVENTS(where)                                                  \
 	"WITH gone AS (DELETE FROM events WHERE site_id = $1 AND " where     \
-	" RETURNING event_id), forgotten AS (UPDATE event_ids x"              \
+	" RETURNING event_id, person_id), forgotten AS (UPDATE event_ids x"   \
 	" SET fingerprint = NULL FROM gone g WHERE x.site_id = $1"            \
-	" AND x.event_id = g.event_id AND x.fingerprint IS NOT NULL)"         \
-	" SELECT count(*) FROM gone"
+	" AND x.event_id = g.event_id AND x.fingerprint IS NOT NULL),"        \
+	LOG_GONE_PEOPLE " SELECT count(*) FROM gone"
+
+/* Deletes the visits that where picks. */
+#define ERASE_SESSIONS(where)                                                \
+	"WITH gone AS (DELETE FROM sessions WHERE site_id = $1 AND " where   \
+	" RETURNING person_id)," LOG_GONE_PEOPLE " SELECT count(*) FROM gone"
 
 /* What goes for a person ($2: its people, $3: its ids): its events, and
  * those that carry one of the ids without being theirs (a device's
@@ -73,8 +85,8 @@ struct erase_sql {
 static const struct erase_sql erase_person[] = {
 	{ ERASE_EVENTS("(person_id = ANY($2::bigint[])"
 	  " OR (user_id IS NOT NULL AND anonymous_id = ANY($3::text[])))"), 3 },
-	{ "DELETE FROM sessions WHERE site_id = $1 AND (person_id = "
-	  "ANY($2::bigint[]) OR anonymous_id = ANY($3::text[]))", 3 },
+	{ ERASE_SESSIONS("(person_id = ANY($2::bigint[])"
+	  " OR anonymous_id = ANY($3::text[]))"), 3 },
 	{ "DELETE FROM person_milestones WHERE site_id = $1"
 	  " AND person_id = ANY($2::bigint[])", 2 },
 	{ "DELETE FROM person_merges WHERE site_id = $1"
@@ -91,8 +103,8 @@ static const struct erase_sql erase_person[] = {
 static const struct erase_sql erase_device[] = {
 	{ ERASE_EVENTS("anonymous_id = ANY($3::text[])"
 	  " AND (person_id = ANY($2::bigint[]) OR user_id IS NOT NULL)"), 3 },
-	{ "DELETE FROM sessions WHERE site_id = $1 AND person_id = "
-	  "ANY($2::bigint[]) AND anonymous_id = ANY($3::text[])", 3 },
+	{ ERASE_SESSIONS("person_id = ANY($2::bigint[])"
+	  " AND anonymous_id = ANY($3::text[])"), 3 },
 	{ "DELETE FROM identities WHERE site_id = $1 AND person_id = "
 	  "ANY($2::bigint[]) AND kind = 'anonymous' AND id = ANY($3::text[])",
 	  3 },

@@ -20,6 +20,7 @@
 #include "server/visitor.h"
 #include "server/writer.h"
 
+struct query_index;
 struct query_pool;
 struct spool;
 struct spool_replay;
@@ -64,6 +65,7 @@ struct app {
 	struct spool *spool;
 	struct spool_replay *spool_replay;
 	struct query_pool *queries;
+	struct query_index *index;	/* NULL: query_index off */
 	struct visitor_salt *salt;
 	struct app_counters counters;
 	pthread_mutex_t lock;		/* guards state */

@@ -25,6 +25,7 @@
 #include "server/http.h"
 #include "server/migrate.h"
 #include "server/query.h"
+#include "server/query_index.h"
 #include "server/store.h"
 #include "server/spool.h"
 #include "server/spool_replay.h"
@@ -604,6 +605,13 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		writer_free(app.writer);
 		goto done;
 	}
+	app.index = query_index_new(cfg);
+	if (!query_index_start(app.index)) {
+		log_warn("the query index cannot start: PostgreSQL answers "
+		    "every query");
+		query_index_free(app.index);
+		app.index = NULL;
+	}
 	app.queries = query_pool_new(cfg, &err);
 	alerter = app.queries != NULL ? alerter_new(&app, &err) : NULL;
 	deliverer = alerter != NULL ? deliverer_new(&app, &err) : NULL;
@@ -613,6 +621,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 		deliverer_free(deliverer);
 		alerter_free(alerter);
 		query_pool_free(app.queries);
+		query_index_free(app.index);
 		spool_replay_free(app.spool_replay);
 		writer_free(app.writer);
 		goto done;
@@ -636,6 +645,7 @@ cmd_serve(const struct args *a, struct config *cfg, const sigset_t *signals)
 	/* Answers the API calls still queued; a replay still running
 	 * finishes first, with the writer still there to take it. */
 	query_pool_free(app.queries);
+	query_index_free(app.index);
 	/* A spool file being replayed stays for the next start from the
 	 * record its replay stopped at. */
 	spool_replay_free(app.spool_replay);

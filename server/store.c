@@ -211,6 +211,16 @@ store_prune_event_ids(PGconn *pg, long hours, long *deleted,
 	return true;
 }
 
+/* Events before the cutoff; the query index is told (migrations/0015)
+ * in the same statement, when any went. */
+static const char events_retention_sql[] =
+	"WITH c AS (SELECT now() - make_interval(days => $1::int) AS cutoff),"
+	" r AS (SELECT r.* FROM c, milepost_apply_retention(c.cutoff) r),"
+	" logged AS (INSERT INTO index_changes (events_before)"
+	" SELECT c.cutoff FROM c, r"
+	" WHERE r.dropped_partitions > 0 OR r.deleted_events > 0)"
+	" SELECT dropped_partitions, deleted_events FROM r";
+
 /* Sessions whose last event, and first times whose event, is past
  * retention; with its last sessions, a person none of whose events is left
  * (under its own person_id or one merged into it) loses its ids and merges
@@ -223,6 +233,9 @@ static const char *const derived_retention_sql[] = {
 	"WITH gone AS (DELETE FROM sessions"
 	" WHERE last_at < now() - make_interval(days => $1::int)"
 	" RETURNING site_id, person_id),"
+	" logged AS (INSERT INTO index_changes (sessions_before)"
+	" SELECT now() - make_interval(days => $1::int)"
+	" WHERE EXISTS (SELECT 1 FROM gone)),"
 	" emptied AS (SELECT DISTINCT g.site_id, g.person_id FROM gone g"
 	" WHERE NOT EXISTS (SELECT 1 FROM sessions s"
 	"  WHERE s.person_id = g.person_id AND s.site_id = g.site_id"
@@ -285,9 +298,7 @@ store_apply_retention(PGconn *pg, const struct config *cfg,
 	memset(out, 0, sizeof(*out));
 	snprintf(days, sizeof(days), "%ld", cfg->retention_days);
 	if (cfg->retention_days > 0) {
-		res = db_query(pg, "SELECT dropped_partitions, deleted_events "
-		    "FROM milepost_apply_retention(now() - "
-		    "make_interval(days => $1::int))", 1, params, err);
+		res = db_query(pg, events_retention_sql, 1, params, err);
 		if (res == NULL) {
 			return false;
 		}

@@ -1,0 +1,600 @@
+/* qfunnel.c - funnels over the query index (qfunnel.h).
+ *
+ * One pass over the units (people or visits) finds each one's entry and
+ * the time it reached each step, as the statement does (docs/api.md):
+ *   - the entry is the unit's first event of step 1 (order any: of any
+ *     step) in [from, to); filters and the breakdown read it and its
+ *     visit, and a unit whose entry fails a filter is out;
+ *   - ordered: step k is reached at the first event of step k at or after
+ *     step k-1's time and at most window after the entry; strict: and
+ *     with no planned event (milestone, macro, secondary) strictly
+ *     between step k-1's time and it; any: the k-th earliest of the
+ *     steps' first times in [entry, entry + window], ties by step;
+ *   - a unit with an excluded event strictly between its entry and the
+ *     last step it reached is out.
+ * A second pass over what the first kept groups it: the top breakdown
+ * values by entrants keep their name, the rest is "(other)", no value
+ * "(none)". */
+#include "common/qfunnel.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/stats.h"
+#include "common/timeutil.h"
+
+#define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
+
+static const enum qindex_dim dim_of[FUNNEL_DIM_COUNT] = {
+	[FUNNEL_DIM_CHANNEL] = QINDEX_DIM_CHANNEL,
+	[FUNNEL_DIM_UTM_SOURCE] = QINDEX_DIM_UTM_SOURCE,
+	[FUNNEL_DIM_UTM_MEDIUM] = QINDEX_DIM_UTM_MEDIUM,
+	[FUNNEL_DIM_UTM_CAMPAIGN] = QINDEX_DIM_UTM_CAMPAIGN,
+	[FUNNEL_DIM_DEVICE] = QINDEX_DIM_DEVICE,
+	[FUNNEL_DIM_BROWSER] = QINDEX_DIM_BROWSER,
+	[FUNNEL_DIM_LANDING_PATH] = QINDEX_DIM_LANDING_PATH,
+};
+
+/* Group keys besides values: (other) and (none) sort after nothing in
+ * particular; they are named when the groups are built. */
+#define KEY_NONE INT64_MIN
+#define KEY_OTHER (INT64_MIN + 1)
+
+bool
+qfunnel_supported(const struct qfunnel_spec *spec)
+{
+	for (size_t i = 0; i < spec->n_steps; i++) {
+		if (spec->steps[i].key[0] != '\0') {
+			return false;
+		}
+	}
+	for (size_t i = 0; i < spec->n_filters; i++) {
+		if (spec->filters[i].dim == FUNNEL_DIM_PROP) {
+			return false;
+		}
+	}
+	return spec->breakdown.dim != FUNNEL_DIM_PROP;
+}
+
+/* What each name id means for this funnel. */
+struct prep {
+	size_t n_names;
+	uint16_t *steps;	/* bit k: reaches step k + 1 */
+	bool *excluded, *planned;
+	uint32_t filter_value[FUNNEL_FILTERS_MAX];
+	bool nobody;		/* a filter's value is nowhere */
+};
+
+static bool
+in_step(const struct funnel_step *st, const char *name)
+{
+	char one[EVENT_NAME_MAX + 1];
+
+	for (size_t k = 0; funnel_step_event(st, k, one); k++) {
+		if (strcmp(one, name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+prep_init(struct prep *p, const struct qindex *ix,
+    const struct qfunnel_spec *spec)
+{
+	p->n_names = qindex_name_count(ix);
+	p->steps = calloc(p->n_names + 1, sizeof(*p->steps));
+	p->excluded = calloc(p->n_names + 1, sizeof(bool));
+	p->planned = calloc(p->n_names + 1, sizeof(bool));
+	if (p->steps == NULL || p->excluded == NULL || p->planned == NULL) {
+		return false;
+	}
+	for (size_t id = 0; id < p->n_names; id++) {
+		const char *name = qindex_name_text(ix, (uint16_t)id);
+		for (size_t k = 0; k < spec->n_steps; k++) {
+			if (in_step(&spec->steps[k], name)) {
+				p->steps[id] |= (uint16_t)(1u << k);
+			}
+		}
+		for (size_t k = 0; k < spec->n_exclude; k++) {
+			p->excluded[id] |= strcmp(spec->exclude[k].name, name) == 0;
+		}
+		p->planned[id] = qindex_name_kind(ix, (uint16_t)id) ==
+		    QINDEX_KIND_PLANNED;
+	}
+	for (size_t i = 0; i < spec->n_filters; i++) {
+		p->filter_value[i] = qindex_string_find(ix,
+		    spec->filters[i].value);
+		p->nobody |= p->filter_value[i] == 0;
+	}
+	return true;
+}
+
+static void
+prep_finish(struct prep *p)
+{
+	free(p->steps);
+	free(p->excluded);
+	free(p->planned);
+}
+
+/* Ordered and strict: when step k (from 0) is reached after step k - 1
+ * was at prev; -1 if it is not. */
+static int64_t
+next_step(const struct prep *p, const struct qindex_event *ev, size_t n,
+    size_t k, int64_t prev, int64_t until, bool strict)
+{
+	bool blocked = false;
+	int64_t block_ts = 0;
+
+	for (size_t i = qindex_first_at(ev, n, prev); i < n && ev[i].ts <= until;
+	    i++) {
+		if (blocked && block_ts < ev[i].ts) {
+			return -1;
+		}
+		if (p->steps[ev[i].name] & (1u << k)) {
+			return ev[i].ts;
+		}
+		if (strict && !blocked && p->planned[ev[i].name] &&
+		    ev[i].ts > prev) {
+			blocked = true;
+			block_ts = ev[i].ts;
+		}
+	}
+	return -1;
+}
+
+struct step_time {
+	int64_t t;
+	size_t step;
+};
+
+static int
+compare_step_time(const void *pa, const void *pb)
+{
+	const struct step_time *a = pa, *b = pb;
+
+	if (a->t != b->t) {
+		return a->t < b->t ? -1 : 1;
+	}
+	return (a->step > b->step) - (a->step < b->step);
+}
+
+/* Any order: the steps' first times from the entry at ev[entry] on,
+ * sorted, into t; how many steps were reached. */
+static size_t
+any_steps(const struct prep *p, const struct qindex_event *ev, size_t n,
+    size_t entry, int64_t until, size_t n_steps, int64_t *t)
+{
+	struct step_time first[FUNNEL_STEPS_MAX];
+	uint16_t seen = 0, all = (uint16_t)((1u << n_steps) - 1);
+	size_t reached = 0;
+
+	for (size_t i = qindex_first_at(ev, n, ev[entry].ts); i < n &&
+	    ev[i].ts <= until && seen != all; i++) {
+		uint16_t fresh = p->steps[ev[i].name] & (uint16_t)~seen;
+		for (size_t k = 0; fresh != 0 && k < n_steps; k++) {
+			if (fresh & (1u << k)) {
+				first[reached++] = (struct step_time){ ev[i].ts, k };
+			}
+		}
+		seen |= fresh;
+	}
+	qsort(first, reached, sizeof(first[0]), compare_step_time);
+	for (size_t k = 0; k < reached; k++) {
+		t[k] = first[k].t;
+	}
+	return reached;
+}
+
+/* The group key of the entry ev: a string id (KEY_NONE for no value),
+ * a cohort's first day, or 0. */
+static int64_t
+group_key(const struct qindex *ix, const struct qfunnel_spec *spec,
+    const struct qindex_event *ev)
+{
+	int64_t day;
+
+	if (spec->cohort == QFUNNEL_MONTH) {
+		return timeutil_month_start_us(timeutil_month_index(ev->ts)) /
+		    DAY_US;
+	}
+	if (spec->cohort == QFUNNEL_WEEK) {
+		day = ev->ts / DAY_US - (ev->ts % DAY_US < 0);
+		/* 1970-01-01 was a Thursday; weeks start on Monday. */
+		return day - (((day + 3) % 7) + 7) % 7;
+	}
+	if (spec->breakdown.dim == FUNNEL_DIM_NONE) {
+		return 0;
+	}
+	uint32_t id = qindex_event_dim(ix, ev, dim_of[spec->breakdown.dim]);
+	return id == 0 ? KEY_NONE : id;
+}
+
+/* Per unit kept: its group key, how many steps it reached, their times. */
+struct units {
+	int64_t *rows;		/* stride n_steps + 2 */
+	size_t n, cap, stride;
+};
+
+static bool
+units_add(struct units *u, int64_t key, size_t reached, const int64_t *t)
+{
+	if (u->n == u->cap) {
+		size_t cap = u->cap == 0 ? 1024 : 2 * u->cap;
+		int64_t *rows = realloc(u->rows, cap * u->stride *
+		    sizeof(*rows));
+		if (rows == NULL) {
+			return false;
+		}
+		u->rows = rows;
+		u->cap = cap;
+	}
+	int64_t *row = u->rows + u->n++ * u->stride;
+	row[0] = key;
+	row[1] = (int64_t)reached;
+	memcpy(row + 2, t, reached * sizeof(*t));
+	return true;
+}
+
+/* One unit: its row in u if it entered and was not left out. */
+static bool
+count_unit(const struct qindex *ix, const struct qfunnel_spec *spec,
+    const struct prep *p, const struct qindex_event *ev, size_t n,
+    struct units *u)
+{
+	uint16_t entry_mask = spec->order == QFUNNEL_ANY ? 0xffff : 1;
+	int64_t t[FUNNEL_STEPS_MAX], until;
+	size_t entry = 0, reached;
+
+	while (entry < n && ev[entry].ts < spec->to_us &&
+	    (p->steps[ev[entry].name] & entry_mask) == 0) {
+		entry++;
+	}
+	if (entry == n || ev[entry].ts >= spec->to_us) {
+		return true;
+	}
+	for (size_t i = 0; i < spec->n_filters; i++) {
+		if (qindex_event_dim(ix, &ev[entry],
+		    dim_of[spec->filters[i].dim]) != p->filter_value[i]) {
+			return true;
+		}
+	}
+	until = ev[entry].ts + spec->window_us;
+	if (spec->order == QFUNNEL_ANY) {
+		reached = any_steps(p, ev, n, entry, until, spec->n_steps, t);
+	} else {
+		t[0] = ev[entry].ts;
+		for (reached = 1; reached < spec->n_steps; reached++) {
+			t[reached] = next_step(p, ev, n, reached, t[reached - 1],
+			    until, spec->order == QFUNNEL_STRICT);
+			if (t[reached] < 0) {
+				break;
+			}
+		}
+	}
+	for (size_t i = entry + 1; i < n && ev[i].ts < t[reached - 1]; i++) {
+		if (p->excluded[ev[i].name] && ev[i].ts > t[0]) {
+			return true;
+		}
+	}
+	return units_add(u, group_key(ix, spec, &ev[entry]), reached, t);
+}
+
+/* ---------------------------------------------------------- grouping */
+
+/* Keys and how many units have each: a small open-addressing table. */
+struct key_count {
+	int64_t key;
+	long count;
+	size_t group;		/* index into the answer's groups */
+	bool used;
+};
+
+struct key_table {
+	struct key_count *slot;
+	size_t cap, n;
+};
+
+static size_t
+key_hash(int64_t key, size_t cap)
+{
+	uint64_t x = (uint64_t)key * UINT64_C(0x9e3779b97f4a7c15);
+	return (size_t)(x >> 20) & (cap - 1);
+}
+
+static struct key_count *
+key_find(struct key_table *t, int64_t key)
+{
+	size_t i = key_hash(key, t->cap);
+
+	while (t->slot[i].used && t->slot[i].key != key) {
+		i = (i + 1) & (t->cap - 1);
+	}
+	return &t->slot[i];
+}
+
+static bool
+key_count(struct key_table *t, int64_t key)
+{
+	struct key_count *k;
+
+	if ((t->n + 1) * 2 > t->cap) {
+		struct key_table bigger = { calloc(t->cap == 0 ? 64 : 2 * t->cap,
+		    sizeof(struct key_count)), t->cap == 0 ? 64 : 2 * t->cap,
+		    t->n };
+		if (bigger.slot == NULL) {
+			return false;
+		}
+		for (size_t i = 0; i < t->cap; i++) {
+			if (t->slot[i].used) {
+				*key_find(&bigger, t->slot[i].key) = t->slot[i];
+			}
+		}
+		free(t->slot);
+		*t = bigger;
+	}
+	k = key_find(t, key);
+	if (!k->used) {
+		*k = (struct key_count){ key, 0, 0, true };
+		t->n++;
+	}
+	k->count++;
+	return true;
+}
+
+/* The text of a group key. */
+static char *
+key_text(const struct qindex *ix, const struct qfunnel_spec *spec,
+    int64_t key)
+{
+	char day[TIMEUTIL_RFC3339_LEN];
+
+	if (key == KEY_NONE) {
+		return strdup("(none)");
+	}
+	if (key == KEY_OTHER) {
+		return strdup("(other)");
+	}
+	if (spec->cohort != QFUNNEL_NO_COHORT) {
+		timeutil_format_rfc3339(key * DAY_US, day);
+		day[10] = '\0';
+		return strdup(day);
+	}
+	return strdup(qindex_string(ix, (uint32_t)key));
+}
+
+struct ranked {
+	const struct key_count *k;
+	const char *text;
+};
+
+static int
+compare_ranked(const void *pa, const void *pb)
+{
+	const struct ranked *a = pa, *b = pb;
+
+	if (a->k->count != b->k->count) {
+		return a->k->count > b->k->count ? -1 : 1;
+	}
+	return strcmp(a->text, b->text);
+}
+
+static int
+compare_groups(const void *pa, const void *pb)
+{
+	return strcmp(((const struct funnel_group *)pa)->value,
+	    ((const struct funnel_group *)pb)->value);
+}
+
+/* The groups' keys: the top values (cohorts: all) keep their own group,
+ * the others share (other); key_count.group says which. */
+static bool
+make_groups(const struct qindex *ix, const struct qfunnel_spec *spec,
+    struct key_table *keys, struct funnel_counts *out)
+{
+	struct ranked *rank = calloc(keys->n + 1, sizeof(*rank));
+	size_t n = 0, kept = 0;
+	bool other = false, ok = false;
+	int64_t *group_key = calloc(keys->n + 2, sizeof(*group_key));
+
+	if (rank == NULL || group_key == NULL) {
+		goto done;
+	}
+	for (size_t i = 0; i < keys->cap; i++) {
+		const struct key_count *k = &keys->slot[i];
+		if (k->used && k->key != KEY_NONE) {
+			rank[n].k = k;
+			if ((rank[n].text = key_text(ix, spec, k->key)) == NULL) {
+				goto done;
+			}
+			n++;
+		}
+	}
+	qsort(rank, n, sizeof(*rank), compare_ranked);
+	out->groups = calloc(n + 2, sizeof(*out->groups));
+	if (out->groups == NULL) {
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct key_count *k = key_find(keys, rank[i].k->key);
+		if (spec->cohort != QFUNNEL_NO_COHORT || i < (size_t)spec->top) {
+			k->group = kept;
+			group_key[kept++] = k->key;
+		} else {
+			other = true;
+			k->group = SIZE_MAX;	/* (other), numbered below */
+		}
+	}
+	if (other) {
+		group_key[kept++] = KEY_OTHER;
+	}
+	if (key_find(keys, KEY_NONE)->used) {
+		key_find(keys, KEY_NONE)->group = kept;
+		group_key[kept++] = KEY_NONE;
+	}
+	for (size_t i = 0; i < keys->cap; i++) {
+		if (keys->slot[i].used && keys->slot[i].group == SIZE_MAX) {
+			keys->slot[i].group = kept - 1 - (size_t)(group_key[kept
+			    - 1] == KEY_NONE);
+		}
+	}
+	for (size_t g = 0; g < kept; g++) {
+		if ((out->groups[g].value = key_text(ix, spec, group_key[g])) ==
+		    NULL) {
+			goto done;
+		}
+		out->n_groups++;
+	}
+	ok = true;
+done:
+	for (size_t i = 0; rank != NULL && i < n; i++) {
+		free((char *)rank[i].text);
+	}
+	free(rank);
+	free(group_key);
+	return ok;
+}
+
+/* ----------------------------------------------------------- figures */
+
+static int
+compare_i64(const void *pa, const void *pb)
+{
+	int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+
+	return (a > b) - (a < b);
+}
+
+/* The step columns of g from the units in rows whose group is g (every
+ * unit for the overall group: want NULL). */
+static bool
+fill_group(const struct qfunnel_spec *spec, const struct units *u,
+    const size_t *group_of, size_t want, struct funnel_group *g)
+{
+	int64_t *d = malloc((u->n + 1) * 2 * sizeof(*d));
+
+	if (d == NULL) {
+		return false;
+	}
+	for (size_t k = 0; k < spec->n_steps; k++) {
+		size_t m = 0;
+		for (size_t i = 0; i < u->n; i++) {
+			const int64_t *row = u->rows + i * u->stride;
+			if ((group_of != NULL && group_of[i] != want) ||
+			    (size_t)row[1] <= k) {
+				continue;
+			}
+			if (k > 0) {
+				d[m] = row[2 + k] - row[2 + k - 1];
+				d[u->n + 1 + m] = row[2 + k] - row[2];
+			}
+			m++;
+		}
+		g->entered[k] = (long)m;
+		for (int c = 0; c < QFUNNEL_SECONDS; c++) {
+			g->seconds[k][c] = NAN;
+		}
+		if (k == 0 || m == 0) {
+			continue;
+		}
+		qsort(d, m, sizeof(*d), compare_i64);
+		qsort(d + u->n + 1, m, sizeof(*d), compare_i64);
+		g->seconds[k][QFUNNEL_MEDIAN_PREV] = stats_percentile_cont_us(d,
+		    m, 0.5);
+		g->seconds[k][QFUNNEL_P90_PREV] = stats_percentile_cont_us(d, m,
+		    0.9);
+		g->seconds[k][QFUNNEL_MEDIAN_FIRST] = stats_percentile_cont_us(
+		    d + u->n + 1, m, 0.5);
+		g->seconds[k][QFUNNEL_P90_FIRST] = stats_percentile_cont_us(
+		    d + u->n + 1, m, 0.9);
+	}
+	free(d);
+	return true;
+}
+
+static bool
+group_units(const struct qindex *ix, const struct qfunnel_spec *spec,
+    const struct units *u, struct funnel_counts *out)
+{
+	struct key_table keys = { 0 };
+	size_t *group_of = malloc((u->n + 1) * sizeof(*group_of));
+	bool ok = group_of != NULL;
+
+	for (size_t i = 0; ok && i < u->n; i++) {
+		ok = key_count(&keys, u->rows[i * u->stride]);
+	}
+	ok = ok && (u->n == 0 || make_groups(ix, spec, &keys, out));
+	for (size_t i = 0; ok && i < u->n; i++) {
+		group_of[i] = key_find(&keys, u->rows[i * u->stride])->group;
+	}
+	for (size_t g = 0; ok && g < out->n_groups; g++) {
+		ok = fill_group(spec, u, group_of, g, &out->groups[g]);
+	}
+	if (ok) {
+		qsort(out->groups, out->n_groups, sizeof(*out->groups),
+		    compare_groups);
+	}
+	free(group_of);
+	free(keys.slot);
+	return ok;
+}
+
+bool
+qfunnel_run(const struct qindex *ix, const struct qfunnel_spec *spec,
+    struct funnel_counts *out)
+{
+	struct prep p = { 0 };
+	struct units u = { NULL, 0, 0, spec->n_steps + 2 };
+	struct qindex_scan *scan = NULL;
+	const struct qindex_event *ev;
+	size_t n;
+	bool ok = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!prep_init(&p, ix, spec)) {
+		goto done;
+	}
+	if (!p.nobody) {
+		scan = qindex_scan_new(ix, spec->sessions, spec->from_us,
+		    spec->to_us + spec->window_us);
+		if (scan == NULL) {
+			goto done;
+		}
+		while (qindex_scan_next(scan, &ev, &n)) {
+			if (!count_unit(ix, spec, &p, ev, n, &u)) {
+				goto done;
+			}
+		}
+		if (qindex_scan_failed(scan)) {
+			goto done;
+		}
+	}
+	if (!fill_group(spec, &u, NULL, 0, &out->overall) ||
+	    ((spec->breakdown.dim != FUNNEL_DIM_NONE ||
+	    spec->cohort != QFUNNEL_NO_COHORT) &&
+	    !group_units(ix, spec, &u, out))) {
+		goto done;
+	}
+	ok = true;
+done:
+	if (!ok) {
+		funnel_counts_finish(out);
+	}
+	qindex_scan_free(scan);
+	prep_finish(&p);
+	free(u.rows);
+	return ok;
+}
+
+void
+funnel_counts_finish(struct funnel_counts *c)
+{
+	for (size_t i = 0; i < c->n_groups; i++) {
+		free(c->groups[i].value);
+	}
+	free(c->groups);
+	free(c->overall.value);
+	memset(c, 0, sizeof(*c));
+}

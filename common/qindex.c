@@ -1,0 +1,1090 @@
+/* qindex.c - the query index's store: dictionaries, people, visits and
+ * events (qindex.h).
+ *
+ * Events live in two places. The base is one array sorted by (person
+ * slot, time): each slot's events are a run in it, so that a person's
+ * timeline is usually a slice that needs no copy. Events added since the
+ * last compaction are pending: an array with, per slot, a chain through
+ * it. A scan merges both; qindex_compact rewrites the base.
+ *
+ * Every string (names, devices, visits' sources) is interned once;
+ * visits point at a source tuple, events at a (device, browser) pair, so
+ * an event is 16 bytes. Hash tables are keyed with libsodium's SipHash
+ * (crypto_shorthash): session ids come from clients. */
+#include "common/qindex.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE UINT32_MAX
+#define NAMES_MAX UINT16_MAX
+#define AGENTS_MAX UINT16_MAX
+#define SECOND_US INT64_C(1000000)
+
+/* ------------------------------------------------------------ memory */
+
+struct qindex;
+static bool grow(struct qindex *ix, void *ptr, size_t *cap, size_t elem,
+    size_t need);
+
+/* Open addressing over ids (1-based; 0 marks an empty slot). The owner
+ * hashes and compares: the table keeps no keys. */
+struct idtab {
+	uint32_t *slot;
+	size_t cap;		/* a power of two, or 0 */
+	size_t used;
+};
+
+typedef uint64_t (*id_hash_fn)(const struct qindex *ix, uint32_t id);
+
+/* The slot holding the id whose key hashes to h and eq accepts, or the
+ * empty slot where it would go. */
+static uint32_t *
+idtab_find(const struct idtab *t, uint64_t h,
+    bool (*eq)(const struct qindex *, uint32_t, const void *),
+    const struct qindex *ix, const void *key)
+{
+	size_t i = (size_t)h & (t->cap - 1);
+
+	while (t->slot[i] != 0 && !eq(ix, t->slot[i], key)) {
+		i = (i + 1) & (t->cap - 1);
+	}
+	return &t->slot[i];
+}
+
+/* Room for one more id: doubles (rehashing with hash) when half full. */
+static bool
+idtab_reserve(struct qindex *ix, struct idtab *t, id_hash_fn hash)
+{
+	struct idtab bigger;
+	size_t allocated = 0;
+
+	if (t->cap != 0 && (t->used + 1) * 2 <= t->cap) {
+		return true;
+	}
+	bigger.cap = t->cap == 0 ? 64 : 2 * t->cap;
+	bigger.used = t->used;
+	bigger.slot = NULL;
+	if (!grow(ix, &bigger.slot, &allocated, sizeof(uint32_t),
+	    bigger.cap)) {
+		return false;
+	}
+	memset(bigger.slot, 0, bigger.cap * sizeof(uint32_t));
+	for (size_t i = 0; i < t->cap; i++) {
+		if (t->slot[i] != 0) {
+			size_t j = (size_t)hash(ix, t->slot[i]) & (bigger.cap - 1);
+			while (bigger.slot[j] != 0) {
+				j = (j + 1) & (bigger.cap - 1);
+			}
+			bigger.slot[j] = t->slot[i];
+		}
+	}
+	grow(ix, &t->slot, &t->cap, sizeof(uint32_t), 0);
+	*t = bigger;
+	return true;
+}
+
+/* Interned strings: id i (from 1) is text + off[i - 1]. */
+struct sdict {
+	char *text;
+	size_t text_n, text_cap;
+	uint32_t *off;
+	size_t n, off_cap;
+	struct idtab tab;
+	id_hash_fn hash;
+};
+
+struct person {
+	int64_t id;
+	uint32_t root;		/* the slot whose events these are */
+	uint32_t next_member;	/* the root's members, root first */
+	uint32_t base_off, base_len;
+	uint32_t pending;	/* head of the pending chain */
+};
+
+struct visit {
+	int64_t started_at;
+	int64_t last_sec;	/* whole seconds, rounded down */
+	uint32_t person;	/* slot of the stored person_id */
+	uint32_t source;	/* 1-based into sources; 0: not stored */
+	bool bot;
+};
+
+struct agent {
+	uint32_t device, browser;	/* string ids */
+};
+
+struct name {
+	uint32_t text;		/* string id */
+	enum qindex_kind kind;
+};
+
+struct qindex {
+	size_t bytes;
+	struct qindex_budget *budget;
+	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+
+	struct sdict strings;		/* names and dimension values */
+	struct sdict session_ids;	/* id i is visit i - 1 */
+
+	struct name *names;
+	size_t n_names, names_cap;
+	struct idtab name_tab;
+
+	struct agent *agents;
+	size_t n_agents, agents_cap;
+	struct idtab agent_tab;
+
+	uint32_t (*sources)[QINDEX_VISIT_DIMS];
+	size_t n_sources, sources_cap;
+	struct idtab source_tab;
+
+	struct visit *visits;
+	size_t n_visits, visits_cap;
+
+	struct person *people;
+	size_t n_people, people_cap;
+	struct idtab person_tab;
+
+	struct qindex_event *base;
+	size_t base_n, base_cap;
+	struct qindex_event *pend;
+	uint32_t *pend_next;
+	size_t pend_n, pend_cap, pend_next_cap;
+
+	size_t held;		/* events not forgotten */
+};
+
+/* Resizes *ptr to need elements (0 frees it), counting the bytes against
+ * the limit; false, leaving it as it was, past the limit or out of
+ * memory. Capacities grow by half again, so appends are amortised. */
+static bool
+grow(struct qindex *ix, void *ptr, size_t *cap, size_t elem, size_t need)
+{
+	void **p = ptr;
+	size_t want = need;
+	void *q;
+
+	if (need != 0 && need <= *cap) {
+		return true;
+	}
+	if (need != 0 && *cap != 0 && want < *cap + *cap / 2) {
+		want = *cap + *cap / 2;
+	}
+	if (need == 0) {
+		free(*p);
+		ix->bytes -= *cap * elem;
+		ix->budget->used -= *cap * elem;
+		*p = NULL;
+		*cap = 0;
+		return true;
+	}
+	if (want > SIZE_MAX / elem || (ix->budget->max != 0 &&
+	    ix->budget->used - *cap * elem + want * elem > ix->budget->max)) {
+		return false;
+	}
+	if ((q = realloc(*p, want * elem)) == NULL) {
+		return false;
+	}
+	ix->bytes = ix->bytes - *cap * elem + want * elem;
+	ix->budget->used = ix->budget->used - *cap * elem + want * elem;
+	*p = q;
+	*cap = want;
+	return true;
+}
+
+static uint64_t
+hash_bytes(const struct qindex *ix, const void *data, size_t len)
+{
+	uint8_t out[crypto_shorthash_BYTES];
+	uint64_t h;
+
+	crypto_shorthash(out, data, len, ix->hash_key);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
+/* Person ids come from a sequence, not from clients: a mix will do. */
+static uint64_t
+hash_int(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= UINT64_C(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	x *= UINT64_C(0xc4ceb9fe1a85ec53);
+	return x ^ (x >> 33);
+}
+
+/* ----------------------------------------------------------- strings */
+
+static const char *
+sdict_text(const struct sdict *d, uint32_t id)
+{
+	return id == 0 ? NULL : d->text + d->off[id - 1];
+}
+
+static uint64_t
+strings_hash(const struct qindex *ix, uint32_t id)
+{
+	const char *s = sdict_text(&ix->strings, id);
+	return hash_bytes(ix, s, strlen(s));
+}
+
+static uint64_t
+session_ids_hash(const struct qindex *ix, uint32_t id)
+{
+	const char *s = sdict_text(&ix->session_ids, id);
+	return hash_bytes(ix, s, strlen(s));
+}
+
+struct text_key {
+	const struct sdict *dict;
+	const char *s;
+};
+
+static bool
+text_eq(const struct qindex *ix, uint32_t id, const void *key)
+{
+	const struct text_key *k = key;
+
+	(void)ix;
+	return strcmp(sdict_text(k->dict, id), k->s) == 0;
+}
+
+/* The id of s in d (NULL: 0), added if add; 0 with *st set when it
+ * cannot be. */
+static uint32_t
+sdict_id(struct qindex *ix, struct sdict *d, const char *s, bool add,
+    enum qindex_status *st)
+{
+	struct text_key key = { d, s };
+	size_t len;
+	uint32_t *slot;
+
+	if (s == NULL) {
+		return 0;
+	}
+	len = strlen(s);
+	if (d->tab.cap == 0) {
+		if (!add) {
+			return 0;
+		}
+		if (!idtab_reserve(ix, &d->tab, d->hash)) {
+			*st = QINDEX_FULL;
+			return 0;
+		}
+	}
+	slot = idtab_find(&d->tab, hash_bytes(ix, s, len), text_eq, ix, &key);
+	if (*slot != 0 || !add) {
+		return *slot;
+	}
+	if (d->n >= NONE - 1 || d->text_n + len + 1 > UINT32_MAX ||
+	    !grow(ix, &d->text, &d->text_cap, 1, d->text_n + len + 1) ||
+	    !grow(ix, &d->off, &d->off_cap, sizeof(uint32_t), d->n + 1)) {
+		*st = QINDEX_FULL;
+		return 0;
+	}
+	memcpy(d->text + d->text_n, s, len + 1);
+	d->off[d->n++] = (uint32_t)d->text_n;
+	d->text_n += len + 1;
+	if (!idtab_reserve(ix, &d->tab, d->hash)) {
+		d->n--;
+		d->text_n -= len + 1;
+		*st = QINDEX_FULL;
+		return 0;
+	}
+	/* The table may have moved: find the empty slot again. */
+	*idtab_find(&d->tab, hash_bytes(ix, s, len), text_eq, ix, &key) =
+	    (uint32_t)d->n;
+	d->tab.used++;
+	return (uint32_t)d->n;
+}
+
+/* --------------------------------------------- names, agents, sources */
+
+static uint64_t
+name_hash(const struct qindex *ix, uint32_t id)
+{
+	const struct name *n = &ix->names[id - 1];
+	return hash_int(((uint64_t)n->text << 1) | (uint64_t)n->kind);
+}
+
+static bool
+name_eq(const struct qindex *ix, uint32_t id, const void *key)
+{
+	const struct name *a = &ix->names[id - 1], *b = key;
+	return a->text == b->text && a->kind == b->kind;
+}
+
+static uint64_t
+agent_hash(const struct qindex *ix, uint32_t id)
+{
+	const struct agent *a = &ix->agents[id - 1];
+	return hash_int(((uint64_t)a->device << 32) | a->browser);
+}
+
+static bool
+agent_eq(const struct qindex *ix, uint32_t id, const void *key)
+{
+	const struct agent *a = &ix->agents[id - 1], *b = key;
+	return a->device == b->device && a->browser == b->browser;
+}
+
+static uint64_t
+source_hash(const struct qindex *ix, uint32_t id)
+{
+	return hash_bytes(ix, ix->sources[id - 1], sizeof(ix->sources[0]));
+}
+
+static bool
+source_eq(const struct qindex *ix, uint32_t id, const void *key)
+{
+	return memcmp(ix->sources[id - 1], key, sizeof(ix->sources[0])) == 0;
+}
+
+/* Finds or adds the element of an array of records (size elem) that tab
+ * indexes: its 1-based id, or 0 with *st set. */
+static uint32_t
+record_id(struct qindex *ix, struct idtab *tab, id_hash_fn hash,
+    bool (*eq)(const struct qindex *, uint32_t, const void *),
+    void *records, size_t *n, size_t *cap, size_t elem, size_t max,
+    const void *key, enum qindex_status *st)
+{
+	void **arr = records;
+	uint32_t *slot;
+	uint64_t h;
+
+	if (!idtab_reserve(ix, tab, hash) || !grow(ix, arr, cap, elem,
+	    *n + 1)) {
+		*st = QINDEX_FULL;
+		return 0;
+	}
+	/* Hashed as the records are: the key goes after the last one. */
+	memcpy((char *)*arr + *n * elem, key, elem);
+	h = hash(ix, (uint32_t)(*n + 1));
+	slot = idtab_find(tab, h, eq, ix, key);
+	if (*slot != 0) {
+		return *slot;
+	}
+	if (*n >= max) {
+		*st = QINDEX_TOO_MANY;
+		return 0;
+	}
+	*slot = (uint32_t)++*n;
+	tab->used++;
+	return *slot;
+}
+
+static uint16_t
+name_id(struct qindex *ix, const char *text, const char *kind,
+    enum qindex_status *st)
+{
+	static const char *const planned[] = { "milestone", "macro",
+		"secondary" };
+	struct name key = { sdict_id(ix, &ix->strings, text, true, st),
+		QINDEX_KIND_OTHER };
+
+	for (size_t i = 0; kind != NULL && i < 3; i++) {
+		if (strcmp(kind, planned[i]) == 0) {
+			key.kind = QINDEX_KIND_PLANNED;
+		}
+	}
+	if (key.text == 0) {
+		return 0;
+	}
+	return (uint16_t)(record_id(ix, &ix->name_tab, name_hash, name_eq,
+	    &ix->names, &ix->n_names, &ix->names_cap, sizeof(key), NAMES_MAX,
+	    &key, st) - 1);
+}
+
+/* ------------------------------------------------------------ people */
+
+static bool
+person_eq(const struct qindex *ix, uint32_t id, const void *key)
+{
+	return ix->people[id - 1].id == *(const int64_t *)key;
+}
+
+static uint64_t
+person_hash(const struct qindex *ix, uint32_t id)
+{
+	return hash_int((uint64_t)ix->people[id - 1].id);
+}
+
+static uint32_t
+person_find(const struct qindex *ix, int64_t id)
+{
+	if (ix->person_tab.cap == 0) {
+		return NONE;
+	}
+	uint32_t found = *idtab_find(&ix->person_tab, hash_int((uint64_t)id),
+	    person_eq, ix, &id);
+	return found == 0 ? NONE : found - 1;
+}
+
+/* The slot of person id, added if new; NONE when it cannot be. */
+static uint32_t
+person_slot(struct qindex *ix, int64_t id)
+{
+	uint32_t slot = person_find(ix, id);
+
+	if (slot != NONE) {
+		return slot;
+	}
+	if (ix->n_people >= NONE - 1 ||
+	    !grow(ix, &ix->people, &ix->people_cap, sizeof(struct person),
+	    ix->n_people + 1) ||
+	    !idtab_reserve(ix, &ix->person_tab, person_hash)) {
+		return NONE;
+	}
+	slot = (uint32_t)ix->n_people++;
+	ix->people[slot] = (struct person){ id, slot, NONE, 0, 0, NONE };
+	*idtab_find(&ix->person_tab, hash_int((uint64_t)id), person_eq, ix,
+	    &id) = slot + 1;
+	ix->person_tab.used++;
+	return slot;
+}
+
+/* ------------------------------------------------------------ visits */
+
+/* The visit slot of session_id, added (not stored yet) if new. */
+static uint32_t
+visit_slot(struct qindex *ix, const char *session_id, enum qindex_status *st)
+{
+	uint32_t id = sdict_id(ix, &ix->session_ids, session_id, true, st);
+
+	if (id == 0) {
+		return NONE;
+	}
+	if (id > ix->n_visits) {
+		if (!grow(ix, &ix->visits, &ix->visits_cap, sizeof(struct visit),
+		    id)) {
+			*st = QINDEX_FULL;
+			return NONE;
+		}
+		memset(&ix->visits[ix->n_visits], 0, (id - ix->n_visits) *
+		    sizeof(struct visit));
+		ix->n_visits = id;
+	}
+	return id - 1;
+}
+
+static int64_t
+floor_div(int64_t a, int64_t b)
+{
+	return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+enum qindex_status
+qindex_add_visit(struct qindex *ix, const struct qindex_visit_row *row)
+{
+	enum qindex_status st = QINDEX_OK;
+	uint32_t tuple[QINDEX_VISIT_DIMS];
+	uint32_t v = visit_slot(ix, row->session_id, &st), person, source;
+
+	if (v == NONE) {
+		return st == QINDEX_OK ? QINDEX_FULL : st;
+	}
+	for (int d = 0; d < QINDEX_VISIT_DIMS; d++) {
+		tuple[d] = sdict_id(ix, &ix->strings, row->dims[d], true, &st);
+	}
+	source = record_id(ix, &ix->source_tab, source_hash, source_eq,
+	    &ix->sources, &ix->n_sources, &ix->sources_cap, sizeof(tuple),
+	    NONE - 1, tuple, &st);
+	person = person_slot(ix, row->person_id);
+	if (st != QINDEX_OK || source == 0 || person == NONE) {
+		return st == QINDEX_OK ? QINDEX_FULL : st;
+	}
+	ix->visits[v] = (struct visit){ row->started_at,
+		floor_div(row->last_at, SECOND_US), person, source, row->bot };
+	return QINDEX_OK;
+}
+
+/* ------------------------------------------------------------ events */
+
+static uint16_t
+agent_id(struct qindex *ix, const char *device, const char *browser,
+    enum qindex_status *st)
+{
+	struct agent key = { sdict_id(ix, &ix->strings, device, true, st),
+		sdict_id(ix, &ix->strings, browser, true, st) };
+
+	if (*st != QINDEX_OK) {
+		return 0;
+	}
+	return (uint16_t)(record_id(ix, &ix->agent_tab, agent_hash, agent_eq,
+	    &ix->agents, &ix->n_agents, &ix->agents_cap, sizeof(key),
+	    AGENTS_MAX, &key, st) - 1);
+}
+
+enum qindex_status
+qindex_add_event(struct qindex *ix, const struct qindex_event_row *row)
+{
+	enum qindex_status st = QINDEX_OK;
+	struct qindex_event ev = { row->ts, 0, 0, 0 };
+	uint32_t person;
+
+	ev.name = name_id(ix, row->name, row->kind, &st);
+	ev.agent = agent_id(ix, row->device, row->browser, &st);
+	if (row->session_id != NULL) {
+		ev.visit = visit_slot(ix, row->session_id, &st) + 1;
+	}
+	person = person_slot(ix, row->person_id);
+	if (st != QINDEX_OK || person == NONE ||
+	    !grow(ix, &ix->pend, &ix->pend_cap, sizeof(ev), ix->pend_n + 1) ||
+	    !grow(ix, &ix->pend_next, &ix->pend_next_cap, sizeof(uint32_t),
+	    ix->pend_n + 1)) {
+		return st == QINDEX_OK ? QINDEX_FULL : st;
+	}
+	ix->pend[ix->pend_n] = ev;
+	ix->pend_next[ix->pend_n] = ix->people[person].pending;
+	ix->people[person].pending = (uint32_t)ix->pend_n++;
+	ix->held++;
+	return QINDEX_OK;
+}
+
+enum qindex_status
+qindex_merge(struct qindex *ix, int64_t from_person, int64_t into_person)
+{
+	uint32_t from = person_slot(ix, from_person);
+	uint32_t into = person_slot(ix, into_person), rf, ri, m, tail;
+
+	if (from == NONE || into == NONE) {
+		return QINDEX_FULL;
+	}
+	rf = ix->people[from].root;
+	ri = ix->people[into].root;
+	if (rf == ri) {
+		return QINDEX_OK;
+	}
+	for (m = rf; m != NONE; m = ix->people[m].next_member) {
+		ix->people[m].root = ri;
+	}
+	for (tail = ri; ix->people[tail].next_member != NONE;
+	    tail = ix->people[tail].next_member) {
+	}
+	ix->people[tail].next_member = rf;
+	return QINDEX_OK;
+}
+
+/* ---------------------------------------------------------- forgetting */
+
+/* Forgets slot's events, base and pending. */
+static void
+forget_events_of(struct qindex *ix, uint32_t slot)
+{
+	struct person *p = &ix->people[slot];
+
+	ix->held -= p->base_len;
+	p->base_len = 0;
+	for (uint32_t i = p->pending; i != NONE; i = ix->pend_next[i]) {
+		ix->held--;
+	}
+	p->pending = NONE;
+}
+
+void
+qindex_forget_people(struct qindex *ix, const int64_t *people, size_t n)
+{
+	bool *gone = n > 0 ? calloc(ix->n_people + 1, sizeof(bool)) : NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t slot = person_find(ix, people[i]);
+		if (slot != NONE) {
+			forget_events_of(ix, slot);
+			if (gone != NULL) {
+				gone[slot] = true;
+			}
+		}
+	}
+	/* Without the marks (out of memory), one look-up per visit. */
+	for (size_t v = 0; n > 0 && v < ix->n_visits; v++) {
+		struct visit *vi = &ix->visits[v];
+		bool hit = false;
+		if (vi->source == 0) {
+			continue;
+		}
+		if (gone != NULL) {
+			hit = gone[vi->person];
+		} else {
+			for (size_t i = 0; !hit && i < n; i++) {
+				hit = ix->people[vi->person].id == people[i];
+			}
+		}
+		if (hit) {
+			vi->source = 0;
+		}
+	}
+	free(gone);
+}
+
+size_t
+qindex_first_at(const struct qindex_event *ev, size_t n, int64_t ts)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ev[mid].ts < ts) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return lo;
+}
+
+void
+qindex_forget_events_before(struct qindex *ix, int64_t ts)
+{
+	for (size_t s = 0; s < ix->n_people; s++) {
+		struct person *p = &ix->people[s];
+		size_t cut = qindex_first_at(ix->base + p->base_off, p->base_len, ts);
+		uint32_t *link = &p->pending;
+		p->base_off += (uint32_t)cut;
+		p->base_len -= (uint32_t)cut;
+		ix->held -= cut;
+		while (*link != NONE) {
+			if (ix->pend[*link].ts < ts) {
+				*link = ix->pend_next[*link];
+				ix->held--;
+			} else {
+				link = &ix->pend_next[*link];
+			}
+		}
+	}
+}
+
+void
+qindex_forget_visits_before(struct qindex *ix, int64_t second)
+{
+	for (size_t v = 0; v < ix->n_visits; v++) {
+		if (ix->visits[v].source != 0 && ix->visits[v].last_sec < second) {
+			ix->visits[v].source = 0;
+		}
+	}
+}
+
+/* --------------------------------------------------------- compaction */
+
+static int
+compare_ts(const void *pa, const void *pb)
+{
+	const struct qindex_event *a = pa, *b = pb;
+
+	return (a->ts > b->ts) - (a->ts < b->ts);
+}
+
+enum qindex_status
+qindex_compact(struct qindex *ix)
+{
+	struct qindex_event *next = NULL;
+	size_t cap = 0, n = 0;
+
+	if (ix->held > UINT32_MAX) {
+		return QINDEX_FULL;
+	}
+	if (ix->held > 0 && !grow(ix, &next, &cap, sizeof(*next), ix->held)) {
+		return QINDEX_FULL;
+	}
+	for (size_t s = 0; s < ix->n_people; s++) {
+		struct person *p = &ix->people[s];
+		size_t start = n;
+		if (p->base_len > 0) {
+			memcpy(next + n, ix->base + p->base_off,
+			    p->base_len * sizeof(*next));
+			n += p->base_len;
+		}
+		for (uint32_t i = p->pending; i != NONE; i = ix->pend_next[i]) {
+			next[n++] = ix->pend[i];
+		}
+		if (p->pending != NONE) {
+			qsort(next + start, n - start, sizeof(*next), compare_ts);
+		}
+		p->base_off = (uint32_t)start;
+		p->base_len = (uint32_t)(n - start);
+		p->pending = NONE;
+	}
+	grow(ix, &ix->base, &ix->base_cap, sizeof(*next), 0);
+	grow(ix, &ix->pend, &ix->pend_cap, sizeof(*ix->pend), 0);
+	grow(ix, &ix->pend_next, &ix->pend_next_cap, sizeof(uint32_t), 0);
+	ix->pend_n = 0;
+	ix->base = next;
+	ix->base_cap = cap;
+	ix->base_n = n;
+	return QINDEX_OK;
+}
+
+/* --------------------------------------------------------- lifecycle */
+
+struct qindex *
+qindex_new(struct qindex_budget *budget)
+{
+	struct qindex *ix;
+
+	if (sodium_init() < 0 || (ix = calloc(1, sizeof(*ix))) == NULL) {
+		return NULL;
+	}
+	ix->bytes = sizeof(*ix);
+	ix->budget = budget;
+	budget->used += sizeof(*ix);
+	ix->strings.hash = strings_hash;
+	ix->session_ids.hash = session_ids_hash;
+	crypto_shorthash_keygen(ix->hash_key);
+	return ix;
+}
+
+static void
+sdict_free(struct qindex *ix, struct sdict *d)
+{
+	grow(ix, &d->text, &d->text_cap, 1, 0);
+	grow(ix, &d->off, &d->off_cap, sizeof(uint32_t), 0);
+	grow(ix, &d->tab.slot, &d->tab.cap, sizeof(uint32_t), 0);
+}
+
+void
+qindex_free(struct qindex *ix)
+{
+	if (ix == NULL) {
+		return;
+	}
+	sdict_free(ix, &ix->strings);
+	sdict_free(ix, &ix->session_ids);
+	grow(ix, &ix->names, &ix->names_cap, sizeof(*ix->names), 0);
+	grow(ix, &ix->name_tab.slot, &ix->name_tab.cap, sizeof(uint32_t), 0);
+	grow(ix, &ix->agents, &ix->agents_cap, sizeof(*ix->agents), 0);
+	grow(ix, &ix->agent_tab.slot, &ix->agent_tab.cap, sizeof(uint32_t), 0);
+	grow(ix, &ix->sources, &ix->sources_cap, sizeof(*ix->sources), 0);
+	grow(ix, &ix->source_tab.slot, &ix->source_tab.cap, sizeof(uint32_t),
+	    0);
+	grow(ix, &ix->visits, &ix->visits_cap, sizeof(*ix->visits), 0);
+	grow(ix, &ix->people, &ix->people_cap, sizeof(*ix->people), 0);
+	grow(ix, &ix->person_tab.slot, &ix->person_tab.cap, sizeof(uint32_t),
+	    0);
+	grow(ix, &ix->base, &ix->base_cap, sizeof(*ix->base), 0);
+	grow(ix, &ix->pend, &ix->pend_cap, sizeof(*ix->pend), 0);
+	grow(ix, &ix->pend_next, &ix->pend_next_cap, sizeof(uint32_t), 0);
+	ix->budget->used -= sizeof(*ix);
+	free(ix);
+}
+
+void
+qindex_stats(const struct qindex *ix, struct qindex_stats *out)
+{
+	out->events = ix->held;
+	out->pending = ix->pend_n;
+	out->people = ix->n_people;
+	out->visits = ix->n_visits;
+	out->bytes = ix->bytes;
+}
+
+/* ----------------------------------------------------------- reading */
+
+size_t
+qindex_name_count(const struct qindex *ix)
+{
+	return ix->n_names;
+}
+
+const char *
+qindex_name_text(const struct qindex *ix, uint16_t id)
+{
+	return sdict_text(&ix->strings, ix->names[id].text);
+}
+
+enum qindex_kind
+qindex_name_kind(const struct qindex *ix, uint16_t id)
+{
+	return ix->names[id].kind;
+}
+
+uint32_t
+qindex_event_dim(const struct qindex *ix, const struct qindex_event *ev,
+    enum qindex_dim dim)
+{
+	const struct visit *v;
+
+	if (dim == QINDEX_DIM_DEVICE) {
+		return ix->agents[ev->agent].device;
+	}
+	if (dim == QINDEX_DIM_BROWSER) {
+		return ix->agents[ev->agent].browser;
+	}
+	if (ev->visit == 0) {
+		return 0;
+	}
+	v = &ix->visits[ev->visit - 1];
+	return v->source == 0 ? 0 : ix->sources[v->source - 1][dim];
+}
+
+const char *
+qindex_string(const struct qindex *ix, uint32_t id)
+{
+	return sdict_text(&ix->strings, id);
+}
+
+uint32_t
+qindex_string_find(const struct qindex *ix, const char *text)
+{
+	enum qindex_status st = QINDEX_OK;
+
+	/* Not added: the cast is safe. */
+	return sdict_id((struct qindex *)ix, (struct sdict *)&ix->strings, text,
+	    false, &st);
+}
+
+/* ------------------------------------------------------------- scans */
+
+struct qindex_scan {
+	const struct qindex *ix;
+	bool sessions;
+	int64_t lo, hi;
+	size_t next_slot;
+	struct qindex_event *buf;	/* a person's events, when copied */
+	size_t buf_n, buf_cap;
+	/* unit=sessions: events per visit in the range; the current
+	 * person's events by visit and the next group of them; the groups
+	 * of visits whose events are in more than one person, kept for
+	 * the end. */
+	uint32_t *in_range;
+	const struct qindex_event *grp;
+	size_t grp_n, grp_at;
+	struct qindex_event *later;
+	size_t later_n, later_cap, later_at;
+	bool at_end;
+	bool failed;		/* out of memory */
+};
+
+static bool
+scan_reserve(struct qindex_event **buf, size_t *cap, size_t need)
+{
+	struct qindex_event *p;
+	size_t want = *cap < 64 ? 64 : *cap;
+
+	if (need <= *cap) {
+		return true;
+	}
+	while (want < need) {
+		want *= 2;
+	}
+	if ((p = realloc(*buf, want * sizeof(*p))) == NULL) {
+		return false;
+	}
+	*buf = p;
+	*cap = want;
+	return true;
+}
+
+/* The events of root slot r with lo <= ts < hi into (*ev, *n): a slice
+ * of the base when they are all there, else copied and sorted. */
+static bool
+gather(struct qindex_scan *s, uint32_t r, int64_t lo, int64_t hi,
+    const struct qindex_event **ev, size_t *n)
+{
+	const struct qindex *ix = s->ix;
+	const struct person *p = &ix->people[r];
+	bool slice = p->next_member == NONE && p->pending == NONE;
+
+	s->buf_n = 0;
+	for (uint32_t m = r; m != NONE; m = ix->people[m].next_member) {
+		const struct person *pm = &ix->people[m];
+		const struct qindex_event *run = ix->base + pm->base_off;
+		size_t a = qindex_first_at(run, pm->base_len, lo);
+		size_t b = qindex_first_at(run, pm->base_len, hi);
+		if (slice) {
+			*ev = run + a;
+			*n = b - a;
+			return true;
+		}
+		if (!scan_reserve(&s->buf, &s->buf_cap, s->buf_n + (b - a))) {
+			return false;
+		}
+		memcpy(s->buf + s->buf_n, run + a, (b - a) * sizeof(*run));
+		s->buf_n += b - a;
+		for (uint32_t i = pm->pending; i != NONE; i = ix->pend_next[i]) {
+			if (ix->pend[i].ts >= lo && ix->pend[i].ts < hi) {
+				if (!scan_reserve(&s->buf, &s->buf_cap,
+				    s->buf_n + 1)) {
+					return false;
+				}
+				s->buf[s->buf_n++] = ix->pend[i];
+			}
+		}
+	}
+	qsort(s->buf, s->buf_n, sizeof(*s->buf), compare_ts);
+	*ev = s->buf;
+	*n = s->buf_n;
+	return true;
+}
+
+static int
+compare_visit_ts(const void *pa, const void *pb)
+{
+	const struct qindex_event *a = pa, *b = pb;
+
+	if (a->visit != b->visit) {
+		return a->visit < b->visit ? -1 : 1;
+	}
+	return compare_ts(pa, pb);
+}
+
+/* The next root slot's events in the range; false past the last. */
+static bool
+next_person(struct qindex_scan *s, const struct qindex_event **ev,
+    size_t *n, int64_t lo, int64_t hi)
+{
+	const struct qindex *ix = s->ix;
+
+	while (s->next_slot < ix->n_people) {
+		uint32_t r = (uint32_t)s->next_slot++;
+		if (ix->people[r].root != r) {
+			continue;
+		}
+		if (!gather(s, r, lo, hi, ev, n)) {
+			s->failed = true;
+			return false;
+		}
+		if (*n > 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Events per visit in the range, over everyone (unit=sessions). */
+static bool
+count_in_range(struct qindex_scan *s)
+{
+	const struct qindex_event *ev;
+	size_t n;
+
+	s->in_range = calloc(s->ix->n_visits + 1, sizeof(uint32_t));
+	if (s->in_range == NULL) {
+		return false;
+	}
+	while (next_person(s, &ev, &n, s->lo, s->hi)) {
+		for (size_t i = 0; i < n; i++) {
+			s->in_range[ev[i].visit]++;
+		}
+	}
+	s->next_slot = 0;
+	return !s->failed;
+}
+
+struct qindex_scan *
+qindex_scan_new(const struct qindex *ix, bool sessions, int64_t lo,
+    int64_t hi)
+{
+	struct qindex_scan *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		return NULL;
+	}
+	s->ix = ix;
+	s->sessions = sessions;
+	s->lo = lo;
+	s->hi = hi;
+	if (sessions && !count_in_range(s)) {
+		qindex_scan_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+qindex_scan_free(struct qindex_scan *s)
+{
+	if (s != NULL) {
+		free(s->buf);
+		free(s->in_range);
+		free(s->later);
+		free(s);
+	}
+}
+
+/* The next group of events of one visit from grp (sorted by visit),
+ * from *at on; false at its end. */
+static bool
+next_group(const struct qindex_event *grp, size_t grp_n, size_t *at,
+    const struct qindex_event **ev, size_t *n)
+{
+	size_t i = *at, j = *at;
+
+	if (i >= grp_n) {
+		return false;
+	}
+	while (j < grp_n && grp[j].visit == grp[i].visit) {
+		j++;
+	}
+	*ev = grp + i;
+	*n = j - i;
+	*at = j;
+	return true;
+}
+
+/* unit=sessions: each person's events regrouped by visit. A visit whose
+ * events in the range are not all this person's (a shared device whose
+ * visit two people's events went to) is kept for the end, when all of
+ * its events are known. */
+static bool
+scan_next_session(struct qindex_scan *s, const struct qindex_event **ev,
+    size_t *n)
+{
+	for (;;) {
+		if (s->at_end) {
+			return next_group(s->later, s->later_n, &s->later_at, ev, n);
+		}
+		while (next_group(s->grp, s->grp_n, &s->grp_at, ev, n)) {
+			if ((*ev)->visit == 0) {
+				continue;
+			}
+			if (s->in_range[(*ev)->visit] == *n) {
+				return true;
+			}
+			if (!scan_reserve(&s->later, &s->later_cap,
+			    s->later_n + *n)) {
+				s->failed = true;
+				return false;
+			}
+			memcpy(s->later + s->later_n, *ev, *n * sizeof(**ev));
+			s->later_n += *n;
+		}
+		const struct qindex_event *pev;
+		size_t pn;
+		if (!next_person(s, &pev, &pn, s->lo, s->hi)) {
+			if (s->failed) {
+				return false;
+			}
+			s->at_end = true;
+			qsort(s->later, s->later_n, sizeof(*s->later),
+			    compare_visit_ts);
+			continue;
+		}
+		if (pev != s->buf) {
+			if (!scan_reserve(&s->buf, &s->buf_cap, pn)) {
+				s->failed = true;
+				return false;
+			}
+			memcpy(s->buf, pev, pn * sizeof(*pev));
+		}
+		qsort(s->buf, pn, sizeof(*s->buf), compare_visit_ts);
+		s->grp = s->buf;
+		s->grp_n = pn;
+		s->grp_at = 0;
+	}
+}
+
+bool
+qindex_scan_next(struct qindex_scan *s, const struct qindex_event **ev,
+    size_t *n)
+{
+	return s->sessions ? scan_next_session(s, ev, n) :
+	    next_person(s, ev, n, s->lo, s->hi);
+}
+
+bool
+qindex_scan_failed(const struct qindex_scan *s)
+{
+	return s->failed;
+}

@@ -1,0 +1,161 @@
+/* qindex.h - the query index: one site's events, in memory, ordered by
+ * person and time, with the visits they belong to and the links between
+ * people, so that a funnel is a loop over each person's events instead
+ * of a statement over the whole range (docs/architecture.md, "Query
+ * index").
+ *
+ * It holds what the query API counts: events that are not bots' and have
+ * a person (person_id set: consented, stitched), each as its time, its
+ * name and kind, its device and browser, and its visit; visits with where
+ * they came from; and person merges. People are the index's own slots:
+ * a person merged into another is a member of that person, whose events
+ * are read together, as events_people resolves them.
+ *
+ * Changes arrive in any order (qindex_add_event, _add_session, _merge,
+ * _forget_*) and are visible at once; new events sit in a side list until
+ * qindex_compact folds them in. Not thread-safe: the caller locks (many
+ * readers or one writer). No I/O. */
+#ifndef MILEPOST_COMMON_QINDEX_H
+#define MILEPOST_COMMON_QINDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct qindex;
+
+/* One event as the algorithms read it. */
+struct qindex_event {
+	int64_t ts;		/* microseconds since the Unix epoch */
+	uint32_t visit;		/* visit slot + 1; 0: no session_id */
+	uint16_t name;		/* qindex_name_* id (a name with its kind) */
+	uint16_t agent;		/* device and browser (qindex_event_dim) */
+};
+
+/* What a visit or an event's device can be broken down by. */
+enum qindex_dim {
+	QINDEX_DIM_CHANNEL,
+	QINDEX_DIM_UTM_SOURCE,
+	QINDEX_DIM_UTM_MEDIUM,
+	QINDEX_DIM_UTM_CAMPAIGN,
+	QINDEX_DIM_REFERRER_HOST,
+	QINDEX_DIM_LANDING_PATH,
+	QINDEX_DIM_DEVICE,	/* the event's, not the visit's */
+	QINDEX_DIM_BROWSER,	/* the event's */
+	QINDEX_DIM_COUNT
+};
+#define QINDEX_VISIT_DIMS QINDEX_DIM_DEVICE	/* the visit's come first */
+
+/* Event kinds the strict funnel order stops at (plan kinds). */
+enum qindex_kind {
+	QINDEX_KIND_OTHER,	/* page, identify, unknown */
+	QINDEX_KIND_PLANNED,	/* milestone, macro, secondary */
+};
+
+/* A visit as stored (a sessions row). Strings may be NULL. */
+struct qindex_visit_row {
+	const char *session_id;
+	int64_t person_id;
+	int64_t started_at, last_at;	/* microseconds */
+	bool bot;
+	const char *dims[QINDEX_VISIT_DIMS];	/* enum qindex_dim order */
+};
+
+/* An event as stored (an events row): bot events and events with no
+ * person are the caller's to leave out. */
+struct qindex_event_row {
+	int64_t person_id;
+	int64_t ts;
+	const char *name;
+	const char *kind;		/* may be NULL */
+	const char *session_id;		/* may be NULL */
+	const char *device, *browser;	/* may be NULL */
+};
+
+enum qindex_status {
+	QINDEX_OK,
+	QINDEX_FULL,		/* past the byte limit, or out of memory */
+	QINDEX_TOO_MANY,	/* a dictionary (names, devices) is full */
+};
+
+/* Memory that several indexes (one per site) share: none grows once
+ * used would pass max (0: no limit). The caller serialises changes to
+ * all the indexes sharing one. */
+struct qindex_budget {
+	size_t used, max;
+};
+
+/* A new, empty index drawing on budget, which must outlive it. NULL when
+ * out of memory. */
+struct qindex *qindex_new(struct qindex_budget *budget);
+void qindex_free(struct qindex *ix);
+
+enum qindex_status qindex_add_visit(struct qindex *ix,
+    const struct qindex_visit_row *row);
+enum qindex_status qindex_add_event(struct qindex *ix,
+    const struct qindex_event_row *row);
+/* from_person's events and visits are into_person's from now on (and so
+ * are those of the people merged into from_person). */
+enum qindex_status qindex_merge(struct qindex *ix, int64_t from_person,
+    int64_t into_person);
+
+/* Forgets the events of these person ids (as stored: not through merges)
+ * and the visits whose person_id is one of them. */
+void qindex_forget_people(struct qindex *ix, const int64_t *people,
+    size_t n);
+/* Forgets the events before ts (microseconds). */
+void qindex_forget_events_before(struct qindex *ix, int64_t ts);
+/* Forgets the visits whose last event is before second (seconds since
+ * the epoch, a whole second so that the caller can read the same region
+ * back exactly: last_at < that second). */
+void qindex_forget_visits_before(struct qindex *ix, int64_t second);
+
+/* Folds the new events in (sorts them into their people's runs) and
+ * drops what was forgotten. Worth it when qindex_pending is large. */
+enum qindex_status qindex_compact(struct qindex *ix);
+
+struct qindex_stats {
+	size_t events;		/* held (pending ones included) */
+	size_t pending;		/* added since the last compaction */
+	size_t people;		/* person slots (merged ones included) */
+	size_t visits;
+	size_t bytes;		/* allocated by the index */
+};
+void qindex_stats(const struct qindex *ix, struct qindex_stats *out);
+
+/* ---------------------------------------------------------- reading */
+
+/* Names: the id of each (name, kind) the index holds. */
+size_t qindex_name_count(const struct qindex *ix);
+const char *qindex_name_text(const struct qindex *ix, uint16_t id);
+enum qindex_kind qindex_name_kind(const struct qindex *ix, uint16_t id);
+
+/* A dimension of an event: its visit's (NULL when it has none, or the
+ * visit is not stored) or its own device and browser. Returns a string id
+ * (0: NULL), the same for the same text across dimensions. */
+uint32_t qindex_event_dim(const struct qindex *ix,
+    const struct qindex_event *ev, enum qindex_dim dim);
+const char *qindex_string(const struct qindex *ix, uint32_t id);
+/* The string id of text, 0 if the index holds no such string (no event
+ * or visit has it, so a filter on it matches nothing). */
+uint32_t qindex_string_find(const struct qindex *ix, const char *text);
+
+/* Walks the units a query counts: people (through merges), or with
+ * sessions visits, each as its events in time order with lo <= ts < hi.
+ * Units with no event in the range are skipped. The events stay valid
+ * until the next call; the scan holds no lock of its own. */
+struct qindex_scan;
+struct qindex_scan *qindex_scan_new(const struct qindex *ix, bool sessions,
+    int64_t lo, int64_t hi);
+bool qindex_scan_next(struct qindex_scan *s, const struct qindex_event **ev,
+    size_t *n);
+/* The first index of ev[0..n) (in time order) whose time is at least
+ * ts; n if none. */
+size_t qindex_first_at(const struct qindex_event *ev, size_t n, int64_t ts);
+
+/* After qindex_scan_next answered false: whether it ran out of memory
+ * rather than units. */
+bool qindex_scan_failed(const struct qindex_scan *s);
+void qindex_scan_free(struct qindex_scan *s);
+
+#endif

@@ -1,0 +1,955 @@
+/* query_index.c - loading and catching up the query index
+ * (query_index.h). docs/architecture.md ("Query index") states the
+ * protocol and why it reads every committed row exactly once.
+ *
+ * The load is one REPEATABLE READ transaction: its snapshot, then every
+ * visit, merge and event by binary COPY. A catch-up is another: its
+ * snapshot, then the rows whose writing transaction (the xid column,
+ * migrations/0015) is visible in it and was not in the previous one, and
+ * the regions that index_changes says were deleted from, read again
+ * whole. Rows are staged while PostgreSQL sends them and applied under
+ * the write lock at the end, so a reader never sees half a catch-up. */
+#include "server/query_index.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "server/db.h"
+#include "server/pgcopy.h"
+#include "server/ticker.h"
+
+#define EVENT_COLUMNS "site_id, person_id, ts, name, kind, session_id, " \
+	"device, browser"
+#define VISIT_COLUMNS "site_id, session_id, person_id, started_at, last_at, " \
+	"bot, channel, utm_source, utm_medium, utm_campaign, referrer_host, " \
+	"landing_path"
+/* The events the query API counts. */
+#define COUNTED "NOT bot AND person_id IS NOT NULL"
+/* Rows written by a transaction visible in this catch-up's snapshot and
+ * not in the previous one's, whose xmin bounds every such xid from
+ * below (the index range). */
+#define NEW_ROWS(xid)                                                        \
+	" " xid " >= current_setting('milepost.ix_xmin')::bigint"            \
+	" AND NOT pg_visible_in_snapshot(" xid "::text::xid8,"               \
+	" current_setting('milepost.ix_snapshot')::pg_snapshot)"
+#define COPY_OUT(select) "COPY (" select ") TO STDOUT (FORMAT binary)"
+
+static const char load_visits_sql[] =
+    COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions");
+static const char load_merges_sql[] =
+    COPY_OUT("SELECT site_id, from_person, into_person FROM person_merges");
+static const char load_events_sql[] =
+    COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " COUNTED);
+
+static const char new_changes_sql[] =
+    COPY_OUT("SELECT c.id, c.site_id, p.person, c.events_before,"
+    " c.sessions_before FROM index_changes c"
+    " LEFT JOIN LATERAL unnest(c.people) AS p(person) ON true"
+    " WHERE" NEW_ROWS("c.xid") " ORDER BY c.id");
+static const char new_visits_sql[] =
+    COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions WHERE" NEW_ROWS("xid"));
+static const char new_merges_sql[] =
+    COPY_OUT("SELECT site_id, from_person, into_person FROM person_merges"
+    " WHERE" NEW_ROWS("xid"));
+static const char new_events_sql[] =
+    COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " COUNTED " AND"
+    NEW_ROWS("xid"));
+
+/* A region's rows again ('milepost.ix_site' empty: every site). */
+#define IN_SITE "(current_setting('milepost.ix_site') = ''" \
+	" OR site_id = current_setting('milepost.ix_site'))"
+static const char region_people_events_sql[] =
+    COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE
+    " AND person_id = ANY (current_setting('milepost.ix_people')::bigint[])"
+    " AND NOT bot");
+static const char region_people_visits_sql[] =
+    COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions WHERE " IN_SITE
+    " AND person_id = ANY (current_setting('milepost.ix_people')::bigint[])");
+static const char region_events_before_sql[] =
+    COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE " AND "
+    COUNTED " AND ts < current_setting('milepost.ix_before')::timestamptz");
+static const char region_visits_before_sql[] =
+    COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions WHERE " IN_SITE
+    " AND last_at < current_setting('milepost.ix_before')::timestamptz");
+
+enum stream { S_EVENT, S_EVENT_AGAIN, S_VISIT, S_MERGE };
+enum state { STATE_LOADING, STATE_READY, STATE_OFF };
+
+/* What index_changes said was deleted from. */
+struct region {
+	char *site;			/* NULL: every site */
+	int64_t *people;
+	size_t n_people;
+	int64_t events_before;		/* INT64_MIN: none */
+	int64_t visits_before_s;	/* whole seconds; INT64_MIN: none */
+};
+
+struct staged {
+	enum stream stream;
+	size_t n_fields;
+	struct pgcopy_field field[PGCOPY_FIELDS_MAX];
+	char data[];			/* the fields point here */
+};
+
+struct staging {
+	struct staged **rows;
+	size_t n, cap;
+	struct region *regions;
+	size_t n_regions;
+	int64_t last_change;		/* index_changes.id of the last row */
+};
+
+struct site_index {
+	char *site;
+	struct qindex *ix;
+};
+
+struct query_index {
+	const struct config *cfg;
+	struct ticker *ticker;
+	PGconn *own;			/* the ticker's connection */
+	_Atomic int state;
+	pthread_rwlock_t lock;		/* the indexes */
+	struct qindex_budget budget;
+	struct site_index *sites;
+	size_t n_sites;
+	/* One catch-up at a time, under sync. */
+	pthread_mutex_t sync;
+	char *snapshot;			/* the last catch-up's */
+	int64_t synced_mono_ns;		/* when it began */
+	_Atomic int64_t as_of_us;	/* its wall-clock time */
+	/* /metrics */
+	_Atomic unsigned long long catchups, catchup_rows, catchup_us,
+	    answers_index, answers_sql, turned_off;
+	_Atomic int64_t load_ms;
+	_Atomic size_t bytes, events, people, visits;
+};
+
+/* ------------------------------------------------------------- rows */
+
+/* A field as a NUL-terminated string at *buf (advancing it); NULL for
+ * SQL NULL. */
+static const char *
+field_text(const struct pgcopy_field *f, char **buf)
+{
+	char *s = *buf;
+
+	if (f->data == NULL) {
+		return NULL;
+	}
+	memcpy(s, f->data, f->len);
+	s[f->len] = '\0';
+	*buf += f->len + 1;
+	return s;
+}
+
+/* The index of site, added if new; NULL when out of memory. */
+static struct qindex *
+site_index(struct query_index *qi, const struct pgcopy_field *f)
+{
+	struct site_index *grown;
+
+	for (size_t i = 0; i < qi->n_sites; i++) {
+		if (strlen(qi->sites[i].site) == f->len &&
+		    memcmp(qi->sites[i].site, f->data, f->len) == 0) {
+			return qi->sites[i].ix;
+		}
+	}
+	grown = realloc(qi->sites, (qi->n_sites + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		return NULL;
+	}
+	qi->sites = grown;
+	grown[qi->n_sites].site = strndup(f->data, f->len);
+	grown[qi->n_sites].ix = qindex_new(&qi->budget);
+	if (grown[qi->n_sites].site == NULL || grown[qi->n_sites].ix == NULL) {
+		free(grown[qi->n_sites].site);
+		qindex_free(grown[qi->n_sites].ix);
+		return NULL;
+	}
+	return grown[qi->n_sites++].ix;
+}
+
+/* Whether an event of person at ts in site is in one of the regions a
+ * catch-up read again (so that it is not added twice). */
+static bool
+in_region(const struct staging *st, const struct pgcopy_field *site,
+    int64_t person, int64_t ts)
+{
+	for (size_t i = 0; st != NULL && i < st->n_regions; i++) {
+		const struct region *r = &st->regions[i];
+		if (r->site != NULL && (strlen(r->site) != site->len ||
+		    memcmp(r->site, site->data, site->len) != 0)) {
+			continue;
+		}
+		if (ts < r->events_before) {
+			return true;
+		}
+		for (size_t k = 0; k < r->n_people; k++) {
+			if (r->people[k] == person) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* Room for a row's strings: on the stack for the usual row, else on the
+ * heap (buf->heap, which the caller frees). */
+struct row_text {
+	char stack[4096];
+	char *heap;
+};
+
+static char *
+row_text(struct row_text *t, const struct pgcopy_field *f, const int *cols,
+    size_t n)
+{
+	size_t need = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		need += f[cols[i]].len + 1;
+	}
+	t->heap = need > sizeof(t->stack) ? malloc(need) : NULL;
+	return need > sizeof(t->stack) ? t->heap : t->stack;
+}
+
+/* Applies an events row (EVENT_COLUMNS); st: the catch-up's regions, for
+ * rows that are new rather than read again. */
+static enum qindex_status
+apply_event(struct query_index *qi, const struct pgcopy_field *f,
+    const struct staging *st)
+{
+	static const int texts[] = { 3, 4, 5, 6, 7 };
+	struct row_text text;
+	struct qindex_event_row row;
+	struct qindex *ix;
+	enum qindex_status status;
+	char *at;
+
+	if (f[0].data == NULL || !pgcopy_fixed(&f[1], 8) ||
+	    !pgcopy_fixed(&f[2], 8) || f[3].data == NULL) {
+		return QINDEX_OK;	/* not an event the API counts */
+	}
+	row.person_id = pgcopy_int8(&f[1]);
+	row.ts = pgcopy_time(&f[2]);
+	if (in_region(st, &f[0], row.person_id, row.ts)) {
+		return QINDEX_OK;
+	}
+	if ((at = row_text(&text, f, texts, 5)) == NULL ||
+	    (ix = site_index(qi, &f[0])) == NULL) {
+		free(text.heap);
+		return QINDEX_FULL;
+	}
+	row.name = field_text(&f[3], &at);
+	row.kind = field_text(&f[4], &at);
+	row.session_id = field_text(&f[5], &at);
+	row.device = field_text(&f[6], &at);
+	row.browser = field_text(&f[7], &at);
+	status = qindex_add_event(ix, &row);
+	free(text.heap);
+	return status;
+}
+
+/* Applies a sessions row (VISIT_COLUMNS). */
+static enum qindex_status
+apply_visit(struct query_index *qi, const struct pgcopy_field *f)
+{
+	static const int texts[] = { 1, 6, 7, 8, 9, 10, 11 };
+	struct row_text text;
+	struct qindex_visit_row row;
+	struct qindex *ix;
+	enum qindex_status status;
+	char *at;
+
+	if (f[0].data == NULL || f[1].data == NULL || !pgcopy_fixed(&f[2], 8) ||
+	    !pgcopy_fixed(&f[3], 8) || !pgcopy_fixed(&f[4], 8) ||
+	    !pgcopy_fixed(&f[5], 1)) {
+		return QINDEX_OK;
+	}
+	if ((at = row_text(&text, f, texts, 7)) == NULL ||
+	    (ix = site_index(qi, &f[0])) == NULL) {
+		free(text.heap);
+		return QINDEX_FULL;
+	}
+	row.session_id = field_text(&f[1], &at);
+	row.person_id = pgcopy_int8(&f[2]);
+	row.started_at = pgcopy_time(&f[3]);
+	row.last_at = pgcopy_time(&f[4]);
+	row.bot = pgcopy_bool(&f[5]);
+	for (int d = 0; d < QINDEX_VISIT_DIMS; d++) {
+		row.dims[d] = field_text(&f[6 + d], &at);
+	}
+	status = qindex_add_visit(ix, &row);
+	free(text.heap);
+	return status;
+}
+
+static enum qindex_status
+apply_merge(struct query_index *qi, const struct pgcopy_field *f)
+{
+	struct qindex *ix;
+
+	if (f[0].data == NULL || !pgcopy_fixed(&f[1], 8) ||
+	    !pgcopy_fixed(&f[2], 8)) {
+		return QINDEX_OK;
+	}
+	if ((ix = site_index(qi, &f[0])) == NULL) {
+		return QINDEX_FULL;
+	}
+	return qindex_merge(ix, pgcopy_int8(&f[1]), pgcopy_int8(&f[2]));
+}
+
+static enum qindex_status
+apply_row(struct query_index *qi, enum stream s, const struct pgcopy_field *f,
+    int n, const struct staging *st)
+{
+	static const int fields[] = { [S_EVENT] = 8, [S_EVENT_AGAIN] = 8,
+		[S_VISIT] = 12, [S_MERGE] = 3 };
+
+	if (n != fields[s]) {
+		return QINDEX_OK;
+	}
+	switch (s) {
+	case S_EVENT:
+		return apply_event(qi, f, st);
+	case S_EVENT_AGAIN:
+		return apply_event(qi, f, NULL);
+	case S_VISIT:
+		return apply_visit(qi, f);
+	case S_MERGE:
+		return apply_merge(qi, f);
+	}
+	return QINDEX_OK;
+}
+
+/* ------------------------------------------------------- turning off */
+
+static void
+free_sites(struct query_index *qi)
+{
+	for (size_t i = 0; i < qi->n_sites; i++) {
+		free(qi->sites[i].site);
+		qindex_free(qi->sites[i].ix);
+	}
+	free(qi->sites);
+	qi->sites = NULL;
+	qi->n_sites = 0;
+}
+
+/* Past the cap (or a dictionary's size): off for good, memory returned;
+ * the caller holds the write lock or is the loader. */
+static void
+turn_off(struct query_index *qi, enum qindex_status why)
+{
+	log_error("query index turned off: %s; PostgreSQL answers every "
+	    "query from now on (docs/operations.md, \"Memory\")",
+	    why == QINDEX_TOO_MANY ? "a site has more than 65535 event names, "
+	    "or device and browser pairs" : qi->budget.max > 0 &&
+	    qi->budget.used + (qi->budget.max >> 4) >= qi->budget.max ?
+	    "it would take more than query_index_max_bytes" :
+	    "memory ran out");
+	free_sites(qi);
+	atomic_store(&qi->state, STATE_OFF);
+	atomic_fetch_add(&qi->turned_off, 1);
+}
+
+/* Compacts what has many pending events; publishes the sizes. */
+static enum qindex_status
+settle(struct query_index *qi, bool all)
+{
+	size_t events = 0, people = 0, visits = 0;
+
+	for (size_t i = 0; i < qi->n_sites; i++) {
+		struct qindex_stats s;
+		qindex_stats(qi->sites[i].ix, &s);
+		if (s.pending > 0 && (all || (s.pending > 65536 &&
+		    s.pending > s.events / 8))) {
+			enum qindex_status st = qindex_compact(qi->sites[i].ix);
+			if (st != QINDEX_OK) {
+				return st;
+			}
+		}
+		events += s.events;
+		people += s.people;
+		visits += s.visits;
+	}
+	atomic_store(&qi->bytes, qi->budget.used);
+	atomic_store(&qi->events, events);
+	atomic_store(&qi->people, people);
+	atomic_store(&qi->visits, visits);
+	return QINDEX_OK;
+}
+
+/* ---------------------------------------------------------- reading */
+
+/* Runs one COPY, applying each row (st NULL: at once, as the load does)
+ * or staging it as stream s. */
+static bool
+copy_rows(struct query_index *qi, PGconn *pg, const char *sql,
+    enum stream s, struct staging *st, enum qindex_status *status,
+    struct error *err)
+{
+	struct pgcopy c;
+
+	if (!pgcopy_begin(&c, pg, sql, err)) {
+		return false;
+	}
+	while (pgcopy_next(&c, err)) {
+		if (st == NULL) {
+			*status = apply_row(qi, s, c.field, c.n_fields, NULL);
+			if (*status != QINDEX_OK) {
+				pgcopy_end(&c);
+				return false;
+			}
+			continue;
+		}
+		size_t bytes = 0;
+		for (int i = 0; i < c.n_fields; i++) {
+			bytes += c.field[i].len;
+		}
+		struct staged *row = malloc(sizeof(*row) + bytes + 1);
+		if (row == NULL || (st->n == st->cap && !(st->cap = st->cap ?
+		    2 * st->cap : 256, st->rows = realloc(st->rows,
+		    st->cap * sizeof(*st->rows))))) {
+			free(row);
+			error_set(err, ERR_INTERNAL, "out of memory");
+			pgcopy_end(&c);
+			return false;
+		}
+		row->stream = s;
+		row->n_fields = (size_t)c.n_fields;
+		bytes = 0;
+		for (int i = 0; i < c.n_fields; i++) {
+			row->field[i].len = c.field[i].len;
+			row->field[i].data = c.field[i].data == NULL ? NULL :
+			    row->data + bytes;
+			if (c.field[i].data != NULL) {
+				memcpy(row->data + bytes, c.field[i].data,
+				    c.field[i].len);
+			}
+			bytes += c.field[i].len;
+		}
+		st->rows[st->n++] = row;
+	}
+	return err->code == ERR_NONE;
+}
+
+static void
+staging_finish(struct staging *st)
+{
+	for (size_t i = 0; i < st->n; i++) {
+		free(st->rows[i]);
+	}
+	free(st->rows);
+	for (size_t i = 0; i < st->n_regions; i++) {
+		free(st->regions[i].site);
+		free(st->regions[i].people);
+	}
+	free(st->regions);
+	memset(st, 0, sizeof(*st));
+}
+
+/* The changes since the last catch-up, one row per (change, person). */
+static bool
+read_changes(PGconn *pg, struct staging *st, struct error *err)
+{
+	struct pgcopy c;
+	int64_t last = INT64_MIN;
+
+	if (!pgcopy_begin(&c, pg, new_changes_sql, err)) {
+		return false;
+	}
+	while (pgcopy_next(&c, err)) {
+		struct region *r;
+		if (c.n_fields != 5 || !pgcopy_fixed(&c.field[0], 8)) {
+			continue;
+		}
+		if (pgcopy_int8(&c.field[0]) != last) {
+			struct region *grown = realloc(st->regions,
+			    (st->n_regions + 1) * sizeof(*grown));
+			if (grown == NULL) {
+				goto nomem;
+			}
+			st->regions = grown;
+			r = &grown[st->n_regions++];
+			memset(r, 0, sizeof(*r));
+			r->events_before = INT64_MIN;
+			r->visits_before_s = INT64_MIN;
+			if (c.field[1].data != NULL && (r->site = strndup(
+			    c.field[1].data, c.field[1].len)) == NULL) {
+				goto nomem;
+			}
+			if (pgcopy_fixed(&c.field[3], 8)) {
+				r->events_before = pgcopy_time(&c.field[3]);
+			}
+			if (pgcopy_fixed(&c.field[4], 8)) {
+				/* Up to the next whole second (see qindex.h). */
+				int64_t us = pgcopy_time(&c.field[4]);
+				r->visits_before_s = us / TIMEUTIL_US_PER_SEC +
+				    (us % TIMEUTIL_US_PER_SEC > 0);
+			}
+			last = pgcopy_int8(&c.field[0]);
+		}
+		r = &st->regions[st->n_regions - 1];
+		if (pgcopy_fixed(&c.field[2], 8)) {
+			int64_t *grown = realloc(r->people, (r->n_people + 1) *
+			    sizeof(*grown));
+			if (grown == NULL) {
+				goto nomem;
+			}
+			r->people = grown;
+			r->people[r->n_people++] = pgcopy_int8(&c.field[2]);
+		}
+	}
+	return err->code == ERR_NONE;
+nomem:
+	error_set(err, ERR_INTERNAL, "out of memory");
+	pgcopy_end(&c);
+	return false;
+}
+
+/* Reads each region's rows again, as they are in this snapshot. */
+static bool
+read_regions(struct query_index *qi, PGconn *pg, struct staging *st,
+    struct error *err)
+{
+	enum qindex_status ignored;
+
+	for (size_t i = 0; i < st->n_regions; i++) {
+		const struct region *r = &st->regions[i];
+		struct strbuf people;
+		char before[TIMEUTIL_RFC3339_LEN] = "";
+		bool ok;
+
+		strbuf_init(&people);
+		strbuf_append_char(&people, '{');
+		for (size_t k = 0; k < r->n_people; k++) {
+			strbuf_appendf(&people, "%s%lld", k > 0 ? "," : "",
+			    (long long)r->people[k]);
+		}
+		strbuf_append_char(&people, '}');
+		if (r->events_before != INT64_MIN) {
+			timeutil_format_rfc3339(r->events_before, before);
+		} else if (r->visits_before_s != INT64_MIN) {
+			timeutil_format_rfc3339(r->visits_before_s *
+			    TIMEUTIL_US_PER_SEC, before);
+		}
+		const char *params[] = { r->site != NULL ? r->site : "",
+			people.data, before };
+		ok = !strbuf_failed(&people) && db_exec(pg, "SELECT"
+		    " set_config('milepost.ix_site', $1, true),"
+		    " set_config('milepost.ix_people', $2, true),"
+		    " set_config('milepost.ix_before', $3, true)", 3, params, err);
+		strbuf_finish(&people);
+		if (!ok || (r->n_people > 0 && (!copy_rows(qi, pg,
+		    region_people_events_sql, S_EVENT_AGAIN, st, &ignored, err) ||
+		    !copy_rows(qi, pg, region_people_visits_sql, S_VISIT, st,
+		    &ignored, err))) ||
+		    (r->events_before != INT64_MIN && !copy_rows(qi, pg,
+		    region_events_before_sql, S_EVENT_AGAIN, st, &ignored, err)) ||
+		    (r->visits_before_s != INT64_MIN && !copy_rows(qi, pg,
+		    region_visits_before_sql, S_VISIT, st, &ignored, err))) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The regions forgotten, then every staged row, in one go. */
+static enum qindex_status
+apply_staging(struct query_index *qi, const struct staging *st)
+{
+	for (size_t i = 0; i < st->n_regions; i++) {
+		const struct region *r = &st->regions[i];
+		for (size_t s = 0; s < qi->n_sites; s++) {
+			struct qindex *ix = qi->sites[s].ix;
+			if (r->site != NULL && strcmp(r->site, qi->sites[s].site) != 0) {
+				continue;
+			}
+			qindex_forget_people(ix, r->people, r->n_people);
+			if (r->events_before != INT64_MIN) {
+				qindex_forget_events_before(ix, r->events_before);
+			}
+			if (r->visits_before_s != INT64_MIN) {
+				qindex_forget_visits_before(ix, r->visits_before_s);
+			}
+		}
+	}
+	/* Merges and visits before events: the order does not matter to the
+	 * result, only to how often an event finds its visit at once. */
+	for (int s = S_MERGE; s >= S_EVENT; s--) {
+		for (size_t i = 0; i < st->n; i++) {
+			if (st->rows[i]->stream != (enum stream)s) {
+				continue;
+			}
+			enum qindex_status status = apply_row(qi, st->rows[i]->stream,
+			    st->rows[i]->field, (int)st->rows[i]->n_fields, st);
+			if (status != QINDEX_OK) {
+				return status;
+			}
+		}
+	}
+	return settle(qi, false);
+}
+
+/* Begins a read-only snapshot transaction and answers its snapshot
+ * (owned) after setting the previous one (NULL: none, the load). */
+static char *
+begin_snapshot(PGconn *pg, const char *prev, struct error *err)
+{
+	char xmin[24] = "0";
+	PGresult *res;
+	char *snap;
+
+	if (prev != NULL) {
+		snprintf(xmin, sizeof(xmin), "%.*s", (int)strcspn(prev, ":"), prev);
+	}
+	const char *params[] = { prev != NULL ? prev : "0:0:", xmin };
+	if (!db_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
+	    NULL, err)) {
+		return NULL;
+	}
+	res = db_query(pg, "SELECT pg_current_snapshot()::text,"
+	    " set_config('milepost.ix_snapshot', $1, true),"
+	    " set_config('milepost.ix_xmin', $2, true)", 2, params, err);
+	snap = res != NULL ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+	PQclear(res);
+	if (snap == NULL) {
+		error_set(err, ERR_INTERNAL, "no snapshot");
+	}
+	return snap;
+}
+
+/* Catches up through pg; the caller holds sync and the index is ready. */
+static bool
+catch_up(struct query_index *qi, PGconn *pg, struct error *err)
+{
+	int64_t began = timeutil_monotonic_ns(), as_of = timeutil_now_us();
+	struct staging st = { 0 };
+	enum qindex_status status = QINDEX_OK, ignored;
+	char *snap = begin_snapshot(pg, qi->snapshot, err);
+	bool ok = snap != NULL && read_changes(pg, &st, err) &&
+	    read_regions(qi, pg, &st, err) &&
+	    copy_rows(qi, pg, new_merges_sql, S_MERGE, &st, &ignored, err) &&
+	    copy_rows(qi, pg, new_visits_sql, S_VISIT, &st, &ignored, err) &&
+	    copy_rows(qi, pg, new_events_sql, S_EVENT, &st, &ignored, err) &&
+	    db_exec(pg, "COMMIT", 0, NULL, err);
+
+	if (!ok) {
+		struct error ignored_err;
+		db_exec(pg, "ROLLBACK", 0, NULL, &ignored_err);
+		free(snap);
+		staging_finish(&st);
+		return false;
+	}
+	pthread_rwlock_wrlock(&qi->lock);
+	if (atomic_load(&qi->state) == STATE_READY) {
+		status = apply_staging(qi, &st);
+		if (status != QINDEX_OK) {
+			turn_off(qi, status);
+		}
+	}
+	pthread_rwlock_unlock(&qi->lock);
+	free(qi->snapshot);
+	qi->snapshot = snap;
+	qi->synced_mono_ns = began;
+	atomic_store(&qi->as_of_us, as_of);
+	atomic_fetch_add(&qi->catchups, 1);
+	atomic_fetch_add(&qi->catchup_rows, st.n);
+	atomic_fetch_add(&qi->catchup_us, (unsigned long long)
+	    ((timeutil_monotonic_ns() - began) / 1000));
+	staging_finish(&st);
+	return true;
+}
+
+/* The first load, in the ticker's thread; nobody reads meanwhile. */
+static bool
+load(struct query_index *qi, PGconn *pg, struct error *err)
+{
+	int64_t began = timeutil_monotonic_ns(), as_of = timeutil_now_us();
+	enum qindex_status status = QINDEX_OK;
+	char *snap = begin_snapshot(pg, NULL, err);
+	bool ok = snap != NULL &&
+	    copy_rows(qi, pg, load_visits_sql, S_VISIT, NULL, &status, err) &&
+	    copy_rows(qi, pg, load_merges_sql, S_MERGE, NULL, &status, err) &&
+	    copy_rows(qi, pg, load_events_sql, S_EVENT, NULL, &status, err) &&
+	    db_exec(pg, "COMMIT", 0, NULL, err);
+
+	if (ok) {
+		status = settle(qi, true);
+	}
+	if (!ok || status != QINDEX_OK) {
+		struct error ignored;
+		db_exec(pg, "ROLLBACK", 0, NULL, &ignored);
+		free(snap);
+		if (status != QINDEX_OK) {
+			turn_off(qi, status);
+			return true;	/* done: off */
+		}
+		free_sites(qi);
+		return false;
+	}
+	pthread_mutex_lock(&qi->sync);
+	qi->snapshot = snap;
+	qi->synced_mono_ns = began;
+	atomic_store(&qi->as_of_us, as_of);
+	pthread_mutex_unlock(&qi->sync);
+	atomic_store(&qi->load_ms, (timeutil_monotonic_ns() - began) / 1000000);
+	atomic_store(&qi->state, STATE_READY);
+	log_info("query index loaded: %zu events of %zu people in %lld ms, "
+	    "%zu bytes", atomic_load(&qi->events), atomic_load(&qi->people),
+	    (long long)atomic_load(&qi->load_ms), atomic_load(&qi->bytes));
+	return true;
+}
+
+/* ------------------------------------------------------------ ticker */
+
+static void
+tick(struct ticker *t, void *ctx)
+{
+	struct query_index *qi = ctx;
+	struct error err;
+
+	(void)t;
+	error_clear(&err);
+	if (atomic_load(&qi->state) == STATE_OFF) {
+		return;
+	}
+	if (qi->own != NULL && PQstatus(qi->own) != CONNECTION_OK) {
+		PQfinish(qi->own);
+		qi->own = NULL;
+	}
+	if (qi->own == NULL &&
+	    (qi->own = db_connect(qi->cfg->database_url, &err)) == NULL) {
+		return;		/* PostgreSQL is not there yet: next tick */
+	}
+	if (atomic_load(&qi->state) == STATE_LOADING) {
+		if (!load(qi, qi->own, &err)) {
+			log_warn("query index: loading failed (%s); trying again",
+			    err.message);
+		}
+		return;
+	}
+	/* Keeps the lag short and the work off the requests' path. */
+	pthread_mutex_lock(&qi->sync);
+	if (!catch_up(qi, qi->own, &err)) {
+		log_warn("query index: catching up failed (%s)", err.message);
+	}
+	pthread_mutex_unlock(&qi->sync);
+}
+
+static long
+tick_interval_s(void *ctx)
+{
+	(void)ctx;
+	return 1;
+}
+
+struct query_index *
+query_index_new(const struct config *cfg)
+{
+	struct query_index *qi;
+	pthread_rwlockattr_t attr;
+
+	if (!cfg->query_index || (qi = calloc(1, sizeof(*qi))) == NULL) {
+		return NULL;
+	}
+	qi->cfg = cfg;
+	qi->budget.max = (size_t)cfg->query_index_max_bytes;
+	atomic_init(&qi->state, STATE_LOADING);
+	pthread_rwlockattr_init(&attr);
+	/* A catch-up must not wait behind an endless run of readers. */
+	pthread_rwlockattr_setkind_np(&attr,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&qi->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&qi->sync, NULL);
+	return qi;
+}
+
+bool
+query_index_start(struct query_index *qi)
+{
+	struct error err;
+
+	if (qi == NULL) {
+		return true;
+	}
+	qi->ticker = ticker_new(tick, tick_interval_s, qi, &err);
+	return qi->ticker != NULL;
+}
+
+void
+query_index_free(struct query_index *qi)
+{
+	if (qi == NULL) {
+		return;
+	}
+	ticker_free(qi->ticker);
+	if (qi->own != NULL) {
+		PQfinish(qi->own);
+	}
+	free_sites(qi);
+	free(qi->snapshot);
+	pthread_rwlock_destroy(&qi->lock);
+	pthread_mutex_destroy(&qi->sync);
+	free(qi);
+}
+
+/* ----------------------------------------------------------- reading */
+
+void
+query_index_acquire(struct query_index *qi, PGconn *pg, const char *site,
+    struct query_index_read *r)
+{
+	int64_t asked = timeutil_monotonic_ns();
+	struct pgcopy_field name;
+	struct error err;
+	bool fresh = true;
+
+	memset(r, 0, sizeof(*r));
+	error_clear(&err);
+	if (qi == NULL || atomic_load(&qi->state) != STATE_READY) {
+		r->why_not = qi == NULL ? "the query index is off "
+		    "(query_index false)" : atomic_load(&qi->state) == STATE_OFF ?
+		    "the query index was turned off at its memory cap" :
+		    "the query index is still loading";
+		return;
+	}
+	/* A catch-up that began after this call was made covers it. */
+	pthread_mutex_lock(&qi->sync);
+	if (qi->synced_mono_ns < asked) {
+		fresh = catch_up(qi, pg, &err);
+	}
+	pthread_mutex_unlock(&qi->sync);
+	if (!fresh) {
+		r->why_not = "the query index could not catch up";
+		log_warn("query index: catching up failed (%s)", err.message);
+		return;
+	}
+	pthread_rwlock_rdlock(&qi->lock);
+	if (atomic_load(&qi->state) != STATE_READY) {
+		pthread_rwlock_unlock(&qi->lock);
+		r->why_not = "the query index was turned off at its memory cap";
+		return;
+	}
+	name = (struct pgcopy_field){ site, strlen(site) };
+	for (size_t i = 0; i < qi->n_sites; i++) {
+		if (strcmp(qi->sites[i].site, site) == 0) {
+			r->ix = qi->sites[i].ix;
+		}
+	}
+	if (r->ix == NULL) {
+		/* A site with nothing stored yet: an empty index, added under
+		 * the write lock. */
+		pthread_rwlock_unlock(&qi->lock);
+		pthread_rwlock_wrlock(&qi->lock);
+		r->ix = atomic_load(&qi->state) == STATE_READY ?
+		    site_index(qi, &name) : NULL;
+		pthread_rwlock_unlock(&qi->lock);
+		if (r->ix == NULL) {
+			r->why_not = "the query index is out of memory";
+			return;
+		}
+		pthread_rwlock_rdlock(&qi->lock);
+		if (atomic_load(&qi->state) != STATE_READY) {
+			pthread_rwlock_unlock(&qi->lock);
+			r->ix = NULL;
+			r->why_not = "the query index was turned off at its "
+			    "memory cap";
+			return;
+		}
+	}
+	r->as_of = atomic_load(&qi->as_of_us);
+}
+
+void
+query_index_release(struct query_index *qi, struct query_index_read *r)
+{
+	if (r->ix != NULL) {
+		pthread_rwlock_unlock(&qi->lock);
+		r->ix = NULL;
+	}
+}
+
+void
+query_index_count_answer(struct query_index *qi, bool from_index)
+{
+	if (qi != NULL) {
+		atomic_fetch_add(from_index ? &qi->answers_index :
+		    &qi->answers_sql, 1);
+	}
+}
+
+void
+query_index_metrics(struct query_index *qi, struct strbuf *out)
+{
+	int state = qi == NULL ? STATE_OFF : atomic_load(&qi->state);
+	int64_t as_of = qi == NULL ? 0 : atomic_load(&qi->as_of_us);
+
+	strbuf_appendf(out, "# HELP milepost_query_index_state 1 when the "
+	    "query index answers queries, 2 while it loads, 0 when off.\n"
+	    "# TYPE milepost_query_index_state gauge\n"
+	    "milepost_query_index_state %d\n",
+	    state == STATE_READY ? 1 : state == STATE_LOADING ? 2 : 0);
+	if (qi == NULL) {
+		return;
+	}
+	strbuf_appendf(out,
+	    "# HELP milepost_query_index_bytes Memory the query index holds.\n"
+	    "# TYPE milepost_query_index_bytes gauge\n"
+	    "milepost_query_index_bytes %zu\n"
+	    "# HELP milepost_query_index_events Events in the query index.\n"
+	    "# TYPE milepost_query_index_events gauge\n"
+	    "milepost_query_index_events %zu\n"
+	    "# HELP milepost_query_index_people Person slots in the query "
+	    "index (merged ones included).\n"
+	    "# TYPE milepost_query_index_people gauge\n"
+	    "milepost_query_index_people %zu\n"
+	    "# HELP milepost_query_index_visits Visits in the query index.\n"
+	    "# TYPE milepost_query_index_visits gauge\n"
+	    "milepost_query_index_visits %zu\n"
+	    "# HELP milepost_query_index_load_seconds How long the first "
+	    "load took.\n"
+	    "# TYPE milepost_query_index_load_seconds gauge\n"
+	    "milepost_query_index_load_seconds %.3f\n"
+	    "# HELP milepost_query_index_lag_seconds Time since the last "
+	    "catch-up's snapshot (queries catch up before answering).\n"
+	    "# TYPE milepost_query_index_lag_seconds gauge\n"
+	    "milepost_query_index_lag_seconds %.3f\n"
+	    "# HELP milepost_query_index_catchups_total Catch-ups with "
+	    "PostgreSQL.\n"
+	    "# TYPE milepost_query_index_catchups_total counter\n"
+	    "milepost_query_index_catchups_total %llu\n"
+	    "# HELP milepost_query_index_catchup_rows_total Rows read by "
+	    "catch-ups.\n"
+	    "# TYPE milepost_query_index_catchup_rows_total counter\n"
+	    "milepost_query_index_catchup_rows_total %llu\n"
+	    "# HELP milepost_query_index_catchup_seconds_total Time spent "
+	    "catching up.\n"
+	    "# TYPE milepost_query_index_catchup_seconds_total counter\n"
+	    "milepost_query_index_catchup_seconds_total %.6f\n"
+	    "# HELP milepost_query_index_turned_off_total Times the index was "
+	    "turned off at query_index_max_bytes.\n"
+	    "# TYPE milepost_query_index_turned_off_total counter\n"
+	    "milepost_query_index_turned_off_total %llu\n"
+	    "# HELP milepost_query_answers_total Query API answers by the "
+	    "engine that gave them.\n"
+	    "# TYPE milepost_query_answers_total counter\n"
+	    "milepost_query_answers_total{engine=\"index\"} %llu\n"
+	    "milepost_query_answers_total{engine=\"sql\"} %llu\n",
+	    atomic_load(&qi->bytes), atomic_load(&qi->events),
+	    atomic_load(&qi->people), atomic_load(&qi->visits),
+	    (double)atomic_load(&qi->load_ms) / 1000,
+	    as_of == 0 ? 0.0 : (double)(timeutil_now_us() - as_of) / 1e6,
+	    atomic_load(&qi->catchups), atomic_load(&qi->catchup_rows),
+	    (double)atomic_load(&qi->catchup_us) / 1e6,
+	    atomic_load(&qi->turned_off), atomic_load(&qi->answers_index),
+	    atomic_load(&qi->answers_sql));
+}
