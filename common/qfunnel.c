@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/qmilestones.h"
 #include "common/stats.h"
 #include "common/timeutil.h"
 
@@ -194,16 +195,9 @@ static int64_t
 group_key(const struct qindex *ix, const struct qfunnel_spec *spec,
     const struct qindex_event *ev)
 {
-	int64_t day;
-
-	if (spec->cohort == QFUNNEL_MONTH) {
-		return timeutil_month_start_us(timeutil_month_index(ev->ts)) /
-		    DAY_US;
-	}
-	if (spec->cohort == QFUNNEL_WEEK) {
-		day = ev->ts / DAY_US - (ev->ts % DAY_US < 0);
-		/* 1970-01-01 was a Thursday; weeks start on Monday. */
-		return day - (((day + 3) % 7) + 7) % 7;
+	if (spec->cohort != QFUNNEL_NO_COHORT) {
+		return qperiod_start(spec->cohort == QFUNNEL_WEEK ? QPERIOD_WEEK :
+		    QPERIOD_MONTH, ev->ts) / DAY_US;
 	}
 	if (spec->breakdown.dim == FUNNEL_DIM_NONE) {
 		return 0;

@@ -110,9 +110,10 @@ measure_events(PGconn *pg, const char *site, const struct alert_rule *rule,
     struct alert_measurement *out, struct error *err)
 {
 	struct milestones_period got[1 + ALERT_TRAILING_MAX];
+	const struct query_index_read no_index = { 0 };
 	size_t n_got;
 
-	if (!milestones_count(pg, site, rule->events[0],
+	if (!milestones_count(pg, &no_index, site, rule->events[0],
 	    alert_period_name(rule->period), out->starts[0],
 	    out->starts[out->n - 1] + out->period_us, got, out->n, &n_got,
 	    err)) {
@@ -137,6 +138,7 @@ alert_measure(PGconn *pg, const char *site, const struct alert_rule *rule,
 {
 	int64_t last = alert_last_period_start(rule, now_us);
 	const json_t *target;
+	const struct query_index_read no_index = { 0 };
 	const char *period;
 	double rate;
 	long people;
@@ -156,7 +158,7 @@ alert_measure(PGconn *pg, const char *site, const struct alert_rule *rule,
 		out->target = json_number_value(json_object_get(target,
 		    "target"));
 		period = json_string_value(json_object_get(target, "period"));
-		if (!milestones_target_rate(pg, site, rule->events[0],
+		if (!milestones_target_rate(pg, &no_index, site, rule->events[0],
 		    period != NULL ? period : alert_period_name(rule->period),
 		    now_us, &rate, &people, err)) {
 			return false;

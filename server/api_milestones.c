@@ -13,10 +13,12 @@
 #include <string.h>
 
 #include "common/plan.h"
+#include "common/qmilestones.h"
 #include "common/timeutil.h"
 #include "server/api.h"
 #include "server/db.h"
 #include "server/pgarray.h"
+#include "server/query_index.h"
 
 #define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
 #define RANGE_DEFAULT_US (30 * DAY_US)
@@ -32,6 +34,7 @@ struct milestones_query {
 	int interval;
 	int64_t from_us, to_us;
 	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
+	enum api_engine engine;
 };
 
 static void
@@ -132,7 +135,7 @@ read_query(struct request *req, const struct app_state *state,
 	if (!api_param_choice(req, "interval", intervals, 3, 0, &q->interval,
 	    err) || !read_names(req, state->plan, q, err) ||
 	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,
-	    err)) {
+	    err) || !api_param_engine(req, &q->engine, err)) {
 		return false;
 	}
 	if ((q->to_us - q->from_us) / interval_us[q->interval] >= PERIODS_MAX) {
@@ -196,115 +199,116 @@ static const char targets_sql[] =
     " count(DISTINCT b.person) FROM w JOIN base b ON b.ts >= w.s"
     " AND b.ts < w.e AND b.name = ANY ($4::text[]) GROUP BY 1, 2, 3, 4";
 
-/* The row of res whose column c0 is v0 and whose column c1 is v1 (NULL:
- * SQL NULL); -1 if none. */
-static int
-find_row(const PGresult *res, int c0, const char *v0, int c1,
-    const char *v1)
-{
-	for (int r = 0; r < PQntuples(res); r++) {
-		if (strcmp(PQgetvalue(res, r, c0), v0) != 0) {
-			continue;
-		}
-		if (v1 == NULL ? PQgetisnull(res, r, c1) :
-		    !PQgetisnull(res, r, c1) &&
-		    strcmp(PQgetvalue(res, r, c1), v1) == 0) {
-			return r;
-		}
-	}
-	return -1;
-}
+/* The period kinds a target may have, in intervals[] order. */
+#define TARGET_PERIODS 3
 
-/* The periods statement's rows laid out for lookups (indexes of rows of
- * res, -1 for none): each period's 'p' and 'a' rows, and each event's 'e'
- * row of each period, at [event * n_periods + period]. */
-struct period_rows {
-	int n_periods;
-	int *period, *active, *event;
+/* What both engines count for an answer. */
+struct milestones_answer {
+	struct milestones_counts counts;
+	struct milestones_target targets[TARGET_PERIODS];
+	bool wanted[TARGET_PERIODS];		/* some event's target */
 };
 
 static void
-period_rows_free(struct period_rows *pr)
+answer_finish(struct milestones_answer *a)
 {
-	free(pr->period);
-	free(pr->active);
-	free(pr->event);
+	milestones_counts_finish(&a->counts);
+	for (int k = 0; k < TARGET_PERIODS; k++) {
+		free(a->targets[k].people);
+	}
 }
 
-/* The period whose start is start: the 'p' rows come sorted by it. */
-static int
-period_index(const struct period_rows *pr, const PGresult *res,
-    const char *start)
+/* A date's start (YYYY-MM-DD, UTC) in microseconds. */
+static int64_t
+date_us(const char *date)
 {
-	int lo = 0, hi = pr->n_periods - 1;
+	char text[TIMEUTIL_RFC3339_LEN];
+	int64_t us = 0;
 
-	while (lo <= hi) {
-		int mid = lo + (hi - lo) / 2;
-		int c = strcmp(PQgetvalue(res, pr->period[mid], 2), start);
-		if (c == 0) {
-			return mid;
-		}
-		if (c < 0) {
-			lo = mid + 1;
-		} else {
-			hi = mid - 1;
+	snprintf(text, sizeof(text), "%.10sT00:00:00Z", date);
+	timeutil_parse_rfc3339(text, &us);
+	return us;
+}
+
+static void
+date_text(int64_t us, char out[TIMEUTIL_RFC3339_LEN])
+{
+	timeutil_format_rfc3339(us, out);
+	out[10] = '\0';
+}
+
+static long
+name_index(const struct milestones_query *q, const char *name)
+{
+	for (size_t i = 0; i < q->n_names; i++) {
+		if (strcmp(q->names[i], name) == 0) {
+			return (long)i;
 		}
 	}
 	return -1;
 }
 
+/* The periods statement's rows into c: 'p' rows lay the periods out. */
 static bool
-period_rows_build(struct period_rows *pr, const PGresult *res,
-    const struct milestones_query *q)
+counts_from_result(const struct milestones_query *q, const PGresult *res,
+    struct milestones_counts *c)
 {
-	int rows = PQntuples(res), n = 0;
+	int rows = PQntuples(res);
+	size_t n = 0;
 
 	for (int r = 0; r < rows; r++) {
 		n += PQgetvalue(res, r, 0)[0] == 'p';
 	}
-	pr->n_periods = n;
-	pr->period = calloc((size_t)n + 1, sizeof(int));
-	pr->active = calloc((size_t)n + 1, sizeof(int));
-	pr->event = calloc(q->n_names * (size_t)n + 1, sizeof(int));
-	if (pr->period == NULL || pr->active == NULL || pr->event == NULL) {
+	if (!milestones_counts_alloc(c, n, q->n_names)) {
 		return false;
-	}
-	for (int i = 0; i < n; i++) {
-		pr->active[i] = -1;
-	}
-	for (size_t i = 0; i < q->n_names * (size_t)n; i++) {
-		pr->event[i] = -1;
 	}
 	n = 0;
 	for (int r = 0; r < rows; r++) {
 		if (PQgetvalue(res, r, 0)[0] == 'p') {
-			pr->period[n++] = r;
+			c->start[n] = date_us(PQgetvalue(res, r, 2));
+			c->complete[n++] = PQgetvalue(res, r, 3)[0] == '1';
 		}
 	}
 	for (int r = 0; r < rows; r++) {
 		char kind = PQgetvalue(res, r, 0)[0];
-		int p = kind == 'p' ? -1 :
-		    period_index(pr, res, PQgetvalue(res, r, 2));
+		long p = kind == 'p' ? -1 :
+		    milestones_period_of(c, date_us(PQgetvalue(res, r, 2)));
+		long i = kind == 'e' ? name_index(q, PQgetvalue(res, r, 1)) : -1;
 		if (p < 0) {
 			continue;
 		}
 		if (kind == 'a') {
-			pr->active[p] = r;
-			continue;
-		}
-		for (size_t i = 0; i < q->n_names; i++) {
-			if (strcmp(q->names[i], PQgetvalue(res, r, 1)) == 0) {
-				pr->event[i * (size_t)pr->n_periods + (size_t)p] = r;
-			}
+			c->active[p] = atol(PQgetvalue(res, r, 3));
+		} else if (i >= 0) {
+			size_t cell = (size_t)i * c->n_periods + (size_t)p;
+			c->people[cell] = atol(PQgetvalue(res, r, 3));
+			c->events[cell] = atol(PQgetvalue(res, r, 4));
 		}
 	}
 	return true;
 }
 
-static long
-count_at(const PGresult *res, int row, int col)
+/* The targets statement's rows into a. */
+static void
+targets_from_result(const struct milestones_query *q, const PGresult *res,
+    struct milestones_answer *a)
 {
-	return row < 0 ? 0 : atol(PQgetvalue(res, row, col));
+	for (int r = 0; r < PQntuples(res); r++) {
+		enum qperiod p;
+		long i;
+		if (!qperiod_parse(PQgetvalue(res, r, 0), &p) ||
+		    p == QPERIOD_HOUR) {
+			continue;
+		}
+		struct milestones_target *t = &a->targets[p - QPERIOD_DAY];
+		if (PQgetisnull(res, r, 3)) {
+			t->start = date_us(PQgetvalue(res, r, 1));
+			t->end = date_us(PQgetvalue(res, r, 2));
+			t->active = atol(PQgetvalue(res, r, 4));
+		} else if ((i = name_index(q, PQgetvalue(res, r, 3))) >= 0) {
+			t->people[i] = atol(PQgetvalue(res, r, 4));
+		}
+	}
 }
 
 static json_t *
@@ -313,155 +317,147 @@ rate_or_null(long x, long n)
 	return n > 0 ? json_real((double)x / (double)n) : json_null();
 }
 
-/* The target block of name: the plan's numbers, and the last complete
- * target period's rate against them. */
+/* The target block of name (the i-th): the plan's numbers, and the last
+ * complete target period's rate against them. */
 static json_t *
-target_json(const json_t *doc, const char *name, const PGresult *tres)
+target_json(const json_t *doc, size_t i, const struct milestones_answer *a)
 {
 	const json_t *t = json_object_get(doc, "target");
 	const char *tp = json_string_value(json_object_get(t, "period"));
 	double baseline = json_number_value(json_object_get(t, "baseline"));
 	double target = json_number_value(json_object_get(t, "target"));
 	const char *owner = json_string_value(json_object_get(t, "owner"));
-	int all, mine;
-	long active, people;
+	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
 	json_t *rate, *attainment = json_null(), *progress = json_null();
+	const struct milestones_target *w;
 	const char *pace = NULL;
+	enum qperiod p;
 
-	if (t == NULL || tp == NULL) {
+	if (t == NULL || tp == NULL || !qperiod_parse(tp, &p) ||
+	    p == QPERIOD_HOUR) {
 		return json_null();
 	}
-	all = find_row(tres, 0, tp, 3, NULL);
-	mine = find_row(tres, 0, tp, 3, name);
-	active = count_at(tres, all, 4);
-	people = count_at(tres, mine, 4);
-	rate = rate_or_null(people, active);
-	if (active > 0) {
-		double r = (double)people / (double)active;
+	w = &a->targets[p - QPERIOD_DAY];
+	rate = rate_or_null(w->people[i], w->active);
+	if (w->active > 0) {
+		double r = (double)w->people[i] / (double)w->active;
 		attainment = json_real(target > 0 ? 100 * r / target : 0);
 		progress = target != baseline ?
 		    json_real(100 * (r - baseline) / (target - baseline)) :
 		    json_null();
 		pace = r >= target ? "on_track" : "behind";
 	}
-	return json_pack("{s:f, s:f, s:s, s:s?, s:{s:s?, s:s?}, s:I, s:I, s:o,"
+	date_text(w->start, from);
+	date_text(w->end, to);
+	return json_pack("{s:f, s:f, s:s, s:s?, s:{s:s, s:s}, s:I, s:I, s:o,"
 	    " s:o, s:o, s:s?}",
 	    "baseline", baseline, "target", target, "period", tp,
-	    "owner", owner,
-	    "last_period", "from", all >= 0 ? PQgetvalue(tres, all, 1) : NULL,
-	    "to", all >= 0 ? PQgetvalue(tres, all, 2) : NULL,
-	    "people", (json_int_t)people, "active_people", (json_int_t)active,
+	    "owner", owner, "last_period", "from", from, "to", to,
+	    "people", (json_int_t)w->people[i],
+	    "active_people", (json_int_t)w->active,
 	    "rate", rate, "attainment_pct", attainment,
 	    "progress_pct", progress, "pace", pace);
 }
 
 static json_t *
 milestone_json(const struct app_state *state, const struct milestones_query *q,
-    size_t i, const PGresult *res, const struct period_rows *pr,
-    const PGresult *tres)
+    size_t i, const struct milestones_answer *a)
 {
 	const char *name = q->names[i];
 	const struct plan_event *def = plan_find_event(state->plan, name);
 	const json_t *doc = event_doc(state->plan, name);
+	const struct milestones_counts *c = &a->counts;
 	json_t *periods = json_array();
+	char start[TIMEUTIL_RFC3339_LEN];
 
-	for (int p = 0; p < pr->n_periods; p++) {
-		int a = pr->active[p];
-		int e = pr->event[i * (size_t)pr->n_periods + (size_t)p];
+	for (size_t p = 0; p < c->n_periods; p++) {
+		size_t cell = i * c->n_periods + p;
+		date_text(c->start[p], start);
 		json_array_append_new(periods, json_pack("{s:s, s:I, s:I, s:o}",
-		    "start", PQgetvalue(res, pr->period[p], 2),
-		    "people", (json_int_t)count_at(res, e, 3),
-		    "events", (json_int_t)count_at(res, e, 4),
-		    "rate", rate_or_null(count_at(res, e, 3),
-		    count_at(res, a, 3))));
+		    "start", start, "people", (json_int_t)c->people[cell],
+		    "events", (json_int_t)c->events[cell],
+		    "rate", rate_or_null(c->people[cell], c->active[p])));
 	}
 	return json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:o}",
 	    "name", name, "kind", plan_event_kind_name(def),
 	    "phase", plan_event_phase(def),
 	    "owner", json_string_value(json_object_get(doc, "owner")),
 	    "periods", periods,
-	    "target", target_json(doc, name, tres));
+	    "target", target_json(doc, i, a));
 }
 
 static json_t *
-periods_json(const PGresult *res, const struct period_rows *pr)
+periods_json(const struct milestones_counts *c)
 {
 	json_t *periods = json_array();
+	char start[TIMEUTIL_RFC3339_LEN];
 
-	for (int p = 0; p < pr->n_periods; p++) {
-		int r = pr->period[p];
+	for (size_t p = 0; p < c->n_periods; p++) {
+		date_text(c->start[p], start);
 		json_array_append_new(periods, json_pack("{s:s, s:b, s:I}",
-		    "start", PQgetvalue(res, r, 2),
-		    "complete", PQgetvalue(res, r, 3)[0] == '1',
-		    "active_people", (json_int_t)count_at(res, pr->active[p], 3)));
+		    "start", start, "complete", c->complete[p],
+		    "active_people", (json_int_t)c->active[p]));
 	}
 	return periods;
 }
 
-static bool
-milestones_run(PGconn *pg, struct api_call *call, struct error *err)
+/* The target periods q's events have, into a->wanted. */
+static void
+wanted_targets(const struct app_state *state, const struct milestones_query *q,
+    struct milestones_answer *a)
 {
-	struct milestones_query *q = call->data;
+	for (size_t i = 0; i < q->n_names; i++) {
+		const char *tp = json_string_value(json_object_get(
+		    json_object_get(event_doc(state->plan, q->names[i]),
+		    "target"), "period"));
+		enum qperiod p;
+		if (tp != NULL && qperiod_parse(tp, &p) && p != QPERIOD_HOUR) {
+			a->wanted[p - QPERIOD_DAY] = true;
+		}
+	}
+}
+
+/* Both statements in one snapshot, as the answer's counts. */
+static bool
+count_sql(PGconn *pg, const char *site, const struct milestones_query *q,
+    struct milestones_answer *a, struct error *err)
+{
 	struct pgarray names, tps;
 	PGresult *res = NULL, *tres = NULL;
-	struct period_rows pr = { 0 };
-	json_t *list = json_array();
-	int64_t as_of = timeutil_now_us();
-	bool seen[3] = { false };
 	bool ok = false;
 
 	pgarray_init(&names);
 	pgarray_init(&tps);
 	for (size_t i = 0; i < q->n_names; i++) {
-		const char *tp = json_string_value(json_object_get(
-		    json_object_get(event_doc(call->state->plan, q->names[i]),
-		    "target"), "period"));
 		pgarray_add_text(&names, q->names[i]);
-		for (int k = 0; tp != NULL && k < 3; k++) {
-			if (!seen[k] && strcmp(tp, intervals[k]) == 0) {
-				seen[k] = true;
-				pgarray_add_text(&tps, tp);
-			}
+	}
+	for (int k = 0; k < TARGET_PERIODS; k++) {
+		if (a->wanted[k]) {
+			pgarray_add_text(&tps, intervals[k]);
 		}
 	}
-	const char *p1[] = { call->site_id, q->from, q->to,
-		intervals[q->interval], pgarray_value(&names), "true" };
-	const char *p2[] = { call->site_id, pgarray_value(&tps), q->to,
+	const char *p1[] = { site, q->from, q->to, intervals[q->interval],
+		pgarray_value(&names), "true" };
+	const char *p2[] = { site, pgarray_value(&tps), q->to,
 		pgarray_value(&names) };
-	if (p1[4] == NULL || p2[1] == NULL || list == NULL) {
+	if (p1[4] == NULL || p2[1] == NULL) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto done;
 	}
 	/* One snapshot: a period's people and its target's agree. */
-	if (!api_snapshot_begin(pg, err)) {
-		goto done;
-	}
-	if ((res = db_query(pg, periods_sql, 6, p1, err)) == NULL ||
+	if (!api_snapshot_begin(pg, err) ||
+	    (res = db_query(pg, periods_sql, 6, p1, err)) == NULL ||
 	    (tres = db_query(pg, targets_sql, 4, p2, err)) == NULL) {
 		goto done;
 	}
-	if (!period_rows_build(&pr, res, q)) {
+	if (!counts_from_result(q, res, &a->counts)) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < q->n_names; i++) {
-		json_array_append_new(list, milestone_json(call->state, q, i,
-		    res, &pr, tres));
-	}
-	call->answer = json_pack("{s:s, s:{s:o, s:o, s:s}, s:o, s:O, s:o}",
-	    "site", call->site_id,
-	    "query", "from", api_time_json(q->from_us),
-	    "to", api_time_json(q->to_us), "interval", intervals[q->interval],
-	    "periods", periods_json(res, &pr), "milestones", list,
-	    "as_of", api_time_json(as_of));
-	ok = call->answer != NULL;
-	if (!ok) {
-		error_set(err, ERR_INTERNAL, "out of memory");
-	}
+	targets_from_result(q, tres, a);
+	ok = true;
 done:
 	api_snapshot_end(pg);
-	period_rows_free(&pr);
-	json_decref(list);
 	PQclear(res);
 	PQclear(tres);
 	pgarray_finish(&names);
@@ -469,17 +465,116 @@ done:
 	return ok;
 }
 
+/* The same counts from the index, as of now_us. */
+static bool
+count_index(const struct qindex *ix, const struct milestones_query *q,
+    int64_t now_us, struct milestones_answer *a)
+{
+	if (!milestones_counts_init(&a->counts, (enum qperiod)(q->interval +
+	    QPERIOD_DAY), q->n_names, q->from_us, q->to_us, now_us) ||
+	    !qmilestones_run(ix, q->names, q->from_us, q->to_us, &a->counts)) {
+		return false;
+	}
+	for (int k = 0; k < TARGET_PERIODS; k++) {
+		struct milestones_target *t = &a->targets[k];
+		if (a->wanted[k]) {
+			milestones_target_window((enum qperiod)(k + QPERIOD_DAY),
+			    q->to_us, now_us, &t->start, &t->end);
+			if (!qmilestones_target(ix, q->names, q->n_names, t)) {
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static bool
+milestones_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	struct milestones_query *q = call->data;
+	struct query_index *qi = call->app->index;
+	struct query_index_read r = { NULL, 0, "engine=sql was asked for" };
+	struct milestones_answer a = { 0 };
+	json_t *list = json_array();
+	int64_t as_of = timeutil_now_us();
+	bool ok = false, from_index = false;
+
+	for (int k = 0; k < TARGET_PERIODS; k++) {
+		a.targets[k].people = calloc(q->n_names + 1, sizeof(long));
+		if (a.targets[k].people == NULL) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			goto done;
+		}
+	}
+	wanted_targets(call->state, q, &a);
+	if (q->engine != API_ENGINE_SQL) {
+		query_index_acquire(qi, pg, call->site_id, &r);
+	}
+	if (r.ix == NULL && !api_engine_fallback(q->engine, r.why_not, err)) {
+		goto done;
+	}
+	if (r.ix != NULL) {
+		from_index = true;
+		as_of = r.as_of;
+		ok = count_index(r.ix, q, as_of, &a);
+		query_index_release(qi, &r);
+		if (!ok) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			goto done;
+		}
+	} else if (!count_sql(pg, call->site_id, q, &a, err)) {
+		goto done;
+	}
+	query_index_count_answer(qi, from_index);
+	for (size_t i = 0; list != NULL && i < q->n_names; i++) {
+		json_array_append_new(list, milestone_json(call->state, q, i, &a));
+	}
+	call->answer = json_pack("{s:s, s:{s:o, s:o, s:s}, s:o, s:O, s:o, s:s}",
+	    "site", call->site_id,
+	    "query", "from", api_time_json(q->from_us),
+	    "to", api_time_json(q->to_us), "interval", intervals[q->interval],
+	    "periods", periods_json(&a.counts), "milestones", list,
+	    "as_of", api_time_json(as_of), "engine", from_index ? "index" : "sql");
+	ok = call->answer != NULL;
+	if (!ok) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	}
+done:
+	answer_finish(&a);
+	json_decref(list);
+	return ok;
+}
+
 bool
-milestones_count(PGconn *pg, const char *site, const char *name,
-    const char *interval, int64_t from_us, int64_t to_us,
-    struct milestones_period *out, size_t max, size_t *n,
+milestones_count(PGconn *pg, const struct query_index_read *r,
+    const char *site, const char *name, const char *interval, int64_t from_us,
+    int64_t to_us, struct milestones_period *out, size_t max, size_t *n,
     struct error *err)
 {
 	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
+	struct milestones_counts c;
 	struct pgarray names;
 	PGresult *res = NULL;
+	enum qperiod p;
 
 	*n = 0;
+	if (r->ix != NULL && qperiod_parse(interval, &p)) {
+		if (!milestones_counts_init(&c, p, 1, from_us, to_us, r->as_of) ||
+		    !qmilestones_run(r->ix, &name, from_us, to_us, &c)) {
+			milestones_counts_finish(&c);
+			error_set(err, ERR_INTERNAL, "out of memory");
+			return false;
+		}
+		/* As the statement: the periods that had any. */
+		for (size_t k = 0; k < c.n_periods && *n < max; k++) {
+			if (c.events[k] > 0) {
+				out[(*n)++] = (struct milestones_period){ c.start[k],
+					c.people[k], c.events[k] };
+			}
+		}
+		milestones_counts_finish(&c);
+		return true;
+	}
 	pgarray_init(&names);
 	pgarray_add_text(&names, name);
 	timeutil_format_rfc3339(from_us, from);
@@ -491,12 +586,13 @@ milestones_count(PGconn *pg, const char *site, const char *name,
 	} else {
 		res = db_query(pg, periods_sql, 6, params, err);
 	}
-	for (int r = 0; res != NULL && r < PQntuples(res) && *n < max; r++) {
-		if (PQgetvalue(res, r, 0)[0] == 'e') {
+	for (int row = 0; res != NULL && row < PQntuples(res) && *n < max;
+	    row++) {
+		if (PQgetvalue(res, row, 0)[0] == 'e') {
 			out[(*n)++] = (struct milestones_period){
-				strtoll(PQgetvalue(res, r, 5), NULL, 10),
-				atol(PQgetvalue(res, r, 3)),
-				atol(PQgetvalue(res, r, 4)) };
+				strtoll(PQgetvalue(res, row, 5), NULL, 10),
+				atol(PQgetvalue(res, row, 3)),
+				atol(PQgetvalue(res, row, 4)) };
 		}
 	}
 	pgarray_finish(&names);
@@ -505,17 +601,29 @@ milestones_count(PGconn *pg, const char *site, const char *name,
 }
 
 bool
-milestones_target_rate(PGconn *pg, const char *site, const char *name,
-    const char *period, int64_t to_us, double *rate, long *people,
-    struct error *err)
+milestones_target_rate(PGconn *pg, const struct query_index_read *r,
+    const char *site, const char *name, const char *period, int64_t to_us,
+    double *rate, long *people, struct error *err)
 {
 	char to[TIMEUTIL_RFC3339_LEN];
 	struct pgarray names, tps;
 	PGresult *res = NULL;
 	long reached = 0;
+	enum qperiod p;
 
 	*rate = 0;
 	*people = 0;
+	if (r->ix != NULL && qperiod_parse(period, &p)) {
+		struct milestones_target t = { 0, 0, 0, &reached };
+		milestones_target_window(p, to_us, r->as_of, &t.start, &t.end);
+		if (!qmilestones_target(r->ix, &name, 1, &t)) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			return false;
+		}
+		*people = t.active;
+		*rate = *people > 0 ? (double)reached / (double)*people : 0;
+		return true;
+	}
 	pgarray_init(&names);
 	pgarray_init(&tps);
 	pgarray_add_text(&names, name);
@@ -529,11 +637,11 @@ milestones_target_rate(PGconn *pg, const char *site, const char *name,
 		res = db_query(pg, targets_sql, 4, params, err);
 	}
 	/* Rows: everyone with any event (name NULL), and the event's. */
-	for (int r = 0; res != NULL && r < PQntuples(res); r++) {
-		if (PQgetisnull(res, r, 3)) {
-			*people = atol(PQgetvalue(res, r, 4));
+	for (int row = 0; res != NULL && row < PQntuples(res); row++) {
+		if (PQgetisnull(res, row, 3)) {
+			*people = atol(PQgetvalue(res, row, 4));
 		} else {
-			reached = atol(PQgetvalue(res, r, 4));
+			reached = atol(PQgetvalue(res, row, 4));
 		}
 	}
 	*rate = *people > 0 ? (double)reached / (double)*people : 0;

@@ -236,6 +236,17 @@ def random_funnel(rng, shop):
     return q
 
 
+def random_milestones(rng, shop):
+    lo, hi = sorted(rng.sample(range(len(shop.edges)), 2))
+    q = {"site": "shop", "from": rfc3339(shop.edges[lo]), "to": rfc3339(shop.edges[hi]),
+         "interval": rng.choice(["day", "week", "month"])}
+    if rng.random() < 0.3:
+        q["to"] = rfc3339(utcnow() + timedelta(days=1))  # periods not over yet
+    if rng.random() < 0.5:
+        q["names"] = ",".join(rng.sample(FUNNEL + OTHERS + ["page_viewed"], rng.randint(1, 4)))
+    return q
+
+
 def differences(a, b, path="$"):
     """Where two answers differ, as JSON paths (floats must be equal too: the
     engines compute the same doubles)."""
@@ -299,7 +310,7 @@ class EnginesAgreeCase(harness.DaemonTestCase):
                 bad.append("%s?%s\n  %s" % (path, json.dumps(q), "\n  ".join(diff[:6])))
         return bad
 
-    def test_1_funnels(self):
+    def test_1_funnel(self):
         queries = [random_funnel(self.rng, self.shop) for _ in range(QUERIES)]
         bad = self.compare("/api/v1/funnel", queries)
         # The data must give the comparison something to compare.
@@ -308,6 +319,16 @@ class EnginesAgreeCase(harness.DaemonTestCase):
         self.assertGreater(sum(len(a["groups"] or []) for a in answers), 10)
         if bad:
             self.fail("seed %d: %d of %d funnels differ:\n%s"
+                      % (SEED, len(bad), len(queries), "\n".join(bad[:5])))
+
+    def test_1_milestones(self):
+        queries = [random_milestones(self.rng, self.shop) for _ in range(QUERIES // 5)]
+        bad = self.compare("/api/v1/milestones", queries)
+        answers = [self.ask("/api/v1/milestones", q, "sql") for q in queries[:10]]
+        self.assertGreater(sum(p["events"] for a in answers for m in a["milestones"]
+                               for p in m["periods"]), 0)
+        if bad:
+            self.fail("seed %d: %d of %d milestones answers differ:\n%s"
                       % (SEED, len(bad), len(queries), "\n".join(bad[:5])))
 
     def test_2_after_changes(self):

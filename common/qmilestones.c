@@ -1,0 +1,236 @@
+/* qmilestones.c - milestones per period over the query index
+ * (qmilestones.h): one pass over each person's events in the range,
+ * counting events per name and period, and people once per name and
+ * period (a cell remembers the last person it counted). */
+#include "common/qmilestones.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/timeutil.h"
+
+#define HOUR_US (3600 * TIMEUTIL_US_PER_SEC)
+#define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
+
+bool
+qperiod_parse(const char *name, enum qperiod *out)
+{
+	static const char *const names[] = { "hour", "day", "week", "month" };
+
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(name, names[i]) == 0) {
+			*out = (enum qperiod)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+int64_t
+qperiod_start(enum qperiod p, int64_t us)
+{
+	int64_t day = us / DAY_US - (us % DAY_US < 0);
+
+	switch (p) {
+	case QPERIOD_WEEK:
+		/* 1970-01-01 was a Thursday; weeks start on Monday. */
+		return (day - (((day + 3) % 7) + 7) % 7) * DAY_US;
+	case QPERIOD_MONTH:
+		return timeutil_month_start_us(timeutil_month_index(us));
+	case QPERIOD_HOUR:
+		return (us / HOUR_US - (us % HOUR_US < 0)) * HOUR_US;
+	default:
+		return day * DAY_US;
+	}
+}
+
+int64_t
+qperiod_next(enum qperiod p, int64_t start)
+{
+	switch (p) {
+	case QPERIOD_WEEK:
+		return start + 7 * DAY_US;
+	case QPERIOD_MONTH:
+		return timeutil_month_start_us(timeutil_month_index(start) + 1);
+	case QPERIOD_HOUR:
+		return start + HOUR_US;
+	default:
+		return start + DAY_US;
+	}
+}
+
+bool
+milestones_counts_alloc(struct milestones_counts *out, size_t n,
+    size_t n_names)
+{
+	memset(out, 0, sizeof(*out));
+	out->n_periods = n;
+	out->n_names = n_names;
+	out->start = calloc(n + 1, sizeof(*out->start));
+	out->complete = calloc(n + 1, sizeof(*out->complete));
+	out->active = calloc(n + 1, sizeof(*out->active));
+	out->people = calloc(n * n_names + 1, sizeof(*out->people));
+	out->events = calloc(n * n_names + 1, sizeof(*out->events));
+	if (out->start == NULL || out->complete == NULL || out->active == NULL ||
+	    out->people == NULL || out->events == NULL) {
+		milestones_counts_finish(out);
+		return false;
+	}
+	return true;
+}
+
+bool
+milestones_counts_init(struct milestones_counts *out, enum qperiod p,
+    size_t n_names, int64_t from_us, int64_t to_us, int64_t now_us)
+{
+	size_t n = 0;
+	int64_t end = to_us < now_us ? to_us : now_us;
+
+	for (int64_t s = qperiod_start(p, from_us); s < to_us;
+	    s = qperiod_next(p, s)) {
+		n++;
+	}
+	if (!milestones_counts_alloc(out, n, n_names)) {
+		return false;
+	}
+	n = 0;
+	for (int64_t s = qperiod_start(p, from_us); s < to_us;
+	    s = qperiod_next(p, s)) {
+		out->start[n] = s;
+		out->complete[n++] = s >= from_us && qperiod_next(p, s) <= end;
+	}
+	return true;
+}
+
+void
+milestones_counts_finish(struct milestones_counts *c)
+{
+	free(c->start);
+	free(c->complete);
+	free(c->active);
+	free(c->people);
+	free(c->events);
+	memset(c, 0, sizeof(*c));
+}
+
+long
+milestones_period_of(const struct milestones_counts *c, int64_t start)
+{
+	size_t lo = 0, hi = c->n_periods;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->start[mid] == start) {
+			return (long)mid;
+		}
+		if (c->start[mid] < start) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return -1;
+}
+
+/* For each name id of ix, its index among names, or -1. */
+static long *
+name_map(const struct qindex *ix, const char *const *names, size_t n_names)
+{
+	size_t n = qindex_name_count(ix);
+	long *map = malloc((n + 1) * sizeof(*map));
+
+	for (size_t id = 0; map != NULL && id < n; id++) {
+		map[id] = -1;
+		for (size_t i = 0; i < n_names; i++) {
+			if (strcmp(qindex_name_text(ix, (uint16_t)id), names[i]) == 0) {
+				map[id] = (long)i;
+			}
+		}
+	}
+	return map;
+}
+
+bool
+qmilestones_run(const struct qindex *ix, const char *const *names,
+    int64_t from_us, int64_t to_us, struct milestones_counts *out)
+{
+	size_t np = out->n_periods, cells = out->n_names * np;
+	long *map = name_map(ix, names, out->n_names);
+	/* The last person counted in each cell and period, from 1. */
+	size_t *seen = calloc(cells + np + 1, sizeof(*seen)), person = 0;
+	struct qindex_scan *scan = qindex_scan_new(ix, false, from_us, to_us);
+	const struct qindex_event *ev;
+	size_t n;
+	bool ok = map != NULL && seen != NULL && scan != NULL;
+
+	while (ok && qindex_scan_next(scan, &ev, &n)) {
+		size_t at = 0;
+		person++;
+		for (size_t i = 0; i < n; i++) {
+			/* Events come in time order: the period only moves on. */
+			while (at + 1 < np && ev[i].ts >= out->start[at + 1]) {
+				at++;
+			}
+			if (seen[cells + at] != person) {
+				seen[cells + at] = person;
+				out->active[at]++;
+			}
+			long k = map[ev[i].name];
+			if (k < 0) {
+				continue;
+			}
+			size_t cell = (size_t)k * np + at;
+			out->events[cell]++;
+			if (seen[cell] != person) {
+				seen[cell] = person;
+				out->people[cell]++;
+			}
+		}
+	}
+	ok = ok && !qindex_scan_failed(scan);
+	qindex_scan_free(scan);
+	free(seen);
+	free(map);
+	return ok;
+}
+
+void
+milestones_target_window(enum qperiod p, int64_t to_us, int64_t now_us,
+    int64_t *start, int64_t *end)
+{
+	*end = qperiod_start(p, to_us < now_us ? to_us : now_us);
+	*start = p == QPERIOD_MONTH ?
+	    timeutil_month_start_us(timeutil_month_index(*end) - 1) :
+	    *end - (qperiod_next(p, *end) - *end);
+}
+
+bool
+qmilestones_target(const struct qindex *ix, const char *const *names,
+    size_t n_names, struct milestones_target *out)
+{
+	long *map = name_map(ix, names, n_names);
+	bool *did = calloc(n_names + 1, sizeof(*did));
+	struct qindex_scan *scan = qindex_scan_new(ix, false, out->start,
+	    out->end);
+	const struct qindex_event *ev;
+	size_t n;
+	bool ok = map != NULL && did != NULL && scan != NULL;
+
+	out->active = 0;
+	while (ok && qindex_scan_next(scan, &ev, &n)) {
+		out->active++;
+		memset(did, 0, n_names * sizeof(*did));
+		for (size_t i = 0; i < n; i++) {
+			long k = map[ev[i].name];
+			if (k >= 0 && !did[k]) {
+				did[k] = true;
+				out->people[k]++;
+			}
+		}
+	}
+	ok = ok && !qindex_scan_failed(scan);
+	qindex_scan_free(scan);
+	free(did);
+	free(map);
+	return ok;
+}
