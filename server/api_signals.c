@@ -11,17 +11,20 @@
  * person with every action. */
 #include "server/api_signals.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/funnel.h"
 #include "common/plan.h"
+#include "common/qsignals.h"
 #include "common/stats.h"
 #include "common/timeutil.h"
 #include "server/api.h"
 #include "server/db.h"
 #include "server/pgarray.h"
+#include "server/query_index.h"
 
 #define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
 #define RANGE_DEFAULT_US (30 * DAY_US)
@@ -36,6 +39,7 @@ struct signals_query {
 	char from[TIMEUTIL_RFC3339_LEN], to[TIMEUTIL_RFC3339_LEN];
 	char window_text[API_WINDOW_TEXT], window_seconds[24];
 	long min_volume;
+	enum api_engine engine;
 };
 
 static void
@@ -61,7 +65,7 @@ read_query(struct request *req, const struct app_state *state, void *data,
 	    !api_param_range(req, RANGE_DEFAULT_US, &q->from_us, &q->to_us,
 	    err) ||
 	    !api_param_window(req, WINDOW_MAX_US, &q->window_us, q->window_text,
-	    err)) {
+	    err) || !api_param_engine(req, &q->engine, err)) {
 		return false;
 	}
 	snprintf(q->window_seconds, sizeof(q->window_seconds), "%lld",
@@ -123,13 +127,11 @@ rate_or_null(long x, long n)
 
 static json_t *
 signal_json(const struct signals_query *q, const struct plan *plan,
-    const char *name, const PGresult *res, int row, long total,
+    const char *name, const struct signal_count *c, long total,
     long total_conv)
 {
-	long did = row >= 0 ? atol(PQgetvalue(res, row, 1)) : 0;
-	long conv = row >= 0 ? atol(PQgetvalue(res, row, 2)) : 0;
-	long did_cf = row >= 0 ? atol(PQgetvalue(res, row, 3)) : 0;
-	long without = total - did, conv_without = total_conv - did_cf;
+	long did = c->people, conv = c->converted;
+	long without = total - did, conv_without = total_conv - c->converted_first;
 	double z = 0, p = 1;
 	bool tested = stats_two_proportions(conv, did, conv_without, without,
 	    &z, &p);
@@ -152,9 +154,8 @@ signal_json(const struct signals_query *q, const struct plan *plan,
 	    "z", tested ? json_real(z) : json_null(),
 	    "p_value", tested ? json_real(p) : json_null(),
 	    "significant", tested && p < SIGNIFICANCE,
-	    "median_seconds_to_conversion", row >= 0 &&
-	    !PQgetisnull(res, row, 4) ? json_real(atof(PQgetvalue(res, row, 4))) :
-	    json_null(),
+	    "median_seconds_to_conversion", isnan(c->median_seconds) ?
+	    json_null() : json_real(c->median_seconds),
 	    "low_volume", did < q->min_volume || without < q->min_volume);
 }
 
@@ -182,25 +183,25 @@ compare_signals(const void *pa, const void *pb)
 	    json_string_value(json_object_get(b, "name")));
 }
 
+/* The statement's counts, in the index's form. */
 static bool
-signals_run(PGconn *pg, struct api_call *call, struct error *err)
+count_sql(PGconn *pg, const char *site, const struct signals_query *q,
+    struct signals_counts *out, struct error *err)
 {
-	struct signals_query *q = call->data;
 	struct pgarray names;
 	PGresult *res = NULL;
-	json_t **list = NULL, *signals = json_array();
-	int64_t as_of = timeutil_now_us();
-	long total, total_conv;
 	bool ok = false;
 
+	memset(out, 0, sizeof(*out));
 	pgarray_init(&names);
 	for (size_t i = 0; i < q->n_names; i++) {
 		pgarray_add_text(&names, q->names[i]);
 	}
-	const char *params[] = { call->site_id, q->from, q->to,
-		q->window_seconds, pgarray_value(&names), q->conversion };
-	list = calloc(q->n_names > 0 ? q->n_names : 1, sizeof(*list));
-	if (params[4] == NULL || list == NULL || signals == NULL) {
+	const char *params[] = { site, q->from, q->to, q->window_seconds,
+		pgarray_value(&names), q->conversion };
+	out->actions = calloc(q->n_names + 1, sizeof(*out->actions));
+	out->n_actions = q->n_names;
+	if (params[4] == NULL || out->actions == NULL) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto done;
 	}
@@ -216,17 +217,73 @@ signals_run(PGconn *pg, struct api_call *call, struct error *err)
 		    "population");
 		goto done;
 	}
-	total = atol(PQgetvalue(res, 0, 1));
-	total_conv = atol(PQgetvalue(res, 0, 2));
+	out->people = atol(PQgetvalue(res, 0, 1));
+	out->converted = atol(PQgetvalue(res, 0, 2));
 	for (size_t i = 0; i < q->n_names; i++) {
-		int row = -1;
+		struct signal_count *c = &out->actions[i];
+		c->median_seconds = NAN;
 		for (int r = 1; r < PQntuples(res); r++) {
-			if (strcmp(PQgetvalue(res, r, 0), q->names[i]) == 0) {
-				row = r;
+			if (strcmp(PQgetvalue(res, r, 0), q->names[i]) != 0) {
+				continue;
+			}
+			c->people = atol(PQgetvalue(res, r, 1));
+			c->converted = atol(PQgetvalue(res, r, 2));
+			c->converted_first = atol(PQgetvalue(res, r, 3));
+			if (!PQgetisnull(res, r, 4)) {
+				c->median_seconds = atof(PQgetvalue(res, r, 4));
 			}
 		}
-		list[i] = signal_json(q, call->state->plan, q->names[i], res, row,
-		    total, total_conv);
+	}
+	ok = true;
+done:
+	if (!ok) {
+		signals_counts_finish(out);
+	}
+	PQclear(res);
+	pgarray_finish(&names);
+	return ok;
+}
+
+static bool
+signals_run(PGconn *pg, struct api_call *call, struct error *err)
+{
+	struct signals_query *q = call->data;
+	struct query_index *qi = call->app->index;
+	struct query_index_read r = { NULL, 0, "engine=sql was asked for" };
+	struct signals_counts c = { 0 };
+	json_t **list = NULL, *signals = json_array();
+	int64_t as_of = timeutil_now_us();
+	bool ok = false, from_index = false;
+
+	list = calloc(q->n_names > 0 ? q->n_names : 1, sizeof(*list));
+	if (list == NULL || signals == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		goto done;
+	}
+	if (q->engine != API_ENGINE_SQL) {
+		query_index_acquire(qi, pg, call->site_id, &r);
+	}
+	if (r.ix == NULL && !api_engine_fallback(q->engine, r.why_not, err)) {
+		goto done;
+	}
+	if (r.ix != NULL) {
+		from_index = true;
+		as_of = r.as_of;
+		ok = qsignals_run(r.ix, q->names, q->n_names, q->conversion,
+		    q->from_us, q->to_us, q->window_us, &c);
+		query_index_release(qi, &r);
+		if (!ok) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			goto done;
+		}
+		ok = false;
+	} else if (!count_sql(pg, call->site_id, q, &c, err)) {
+		goto done;
+	}
+	query_index_count_answer(qi, from_index);
+	for (size_t i = 0; i < q->n_names; i++) {
+		list[i] = signal_json(q, call->state->plan, q->names[i],
+		    &c.actions[i], c.people, c.converted);
 		if (list[i] == NULL) {
 			error_set(err, ERR_INTERNAL, "out of memory");
 			goto done;
@@ -238,15 +295,16 @@ signals_run(PGconn *pg, struct api_call *call, struct error *err)
 		list[i] = NULL;
 	}
 	call->answer = json_pack("{s:s, s:{s:o, s:o, s:s, s:s, s:I},"
-	    " s:{s:I, s:I, s:o}, s:O, s:o}",
+	    " s:{s:I, s:I, s:o}, s:O, s:o, s:s}",
 	    "site", call->site_id,
 	    "query", "from", api_time_json(q->from_us),
 	    "to", api_time_json(q->to_us), "window", q->window_text,
 	    "conversion", q->conversion, "min_volume", (json_int_t)q->min_volume,
-	    "population", "people", (json_int_t)total,
-	    "converted", (json_int_t)total_conv,
-	    "rate", rate_or_null(total_conv, total),
-	    "signals", signals, "as_of", api_time_json(as_of));
+	    "population", "people", (json_int_t)c.people,
+	    "converted", (json_int_t)c.converted,
+	    "rate", rate_or_null(c.converted, c.people),
+	    "signals", signals, "as_of", api_time_json(as_of),
+	    "engine", from_index ? "index" : "sql");
 	ok = call->answer != NULL;
 	if (!ok) {
 		error_set(err, ERR_INTERNAL, "out of memory");
@@ -257,8 +315,7 @@ done:
 	}
 	free(list);
 	json_decref(signals);
-	PQclear(res);
-	pgarray_finish(&names);
+	signals_counts_finish(&c);
 	return ok;
 }
 

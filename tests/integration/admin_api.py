@@ -38,7 +38,7 @@ def key_entry(name, scope, key, sites=None):
 
 # The endpoints that take engine=: with MILEPOST_TEST_ENGINE set (sql or
 # index, tests/integration/meson.build), every call of them asks for it.
-ENGINE_PATHS = ("/api/v1/funnel", "/api/v1/milestones")
+ENGINE_PATHS = ("/api/v1/funnel", "/api/v1/milestones", "/api/v1/signals")
 ENGINE = os.environ.get("MILEPOST_TEST_ENGINE", "")
 INDEX_LOAD_TIMEOUT_S = 30
 

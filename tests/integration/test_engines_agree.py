@@ -247,6 +247,15 @@ def random_milestones(rng, shop):
     return q
 
 
+def random_signals(rng, shop):
+    lo, hi = sorted(rng.sample(range(len(shop.edges)), 2))
+    q = {"site": "shop", "from": rfc3339(shop.edges[lo]), "to": rfc3339(shop.edges[hi]),
+         "window": rng.choice(list(WINDOWS))}
+    if rng.random() < 0.3:
+        q["conversion"] = rng.choice(["checkout_started", "cart_added"])
+    return q
+
+
 def differences(a, b, path="$"):
     """Where two answers differ, as JSON paths (floats must be equal too: the
     engines compute the same doubles)."""
@@ -329,6 +338,15 @@ class EnginesAgreeCase(harness.DaemonTestCase):
                                for p in m["periods"]), 0)
         if bad:
             self.fail("seed %d: %d of %d milestones answers differ:\n%s"
+                      % (SEED, len(bad), len(queries), "\n".join(bad[:5])))
+
+    def test_1_signals(self):
+        queries = [random_signals(self.rng, self.shop) for _ in range(QUERIES // 10)]
+        bad = self.compare("/api/v1/signals", queries)
+        answer = self.ask("/api/v1/signals", queries[0], "sql")
+        self.assertGreater(answer["population"]["people"], 0)
+        if bad:
+            self.fail("seed %d: %d of %d signals answers differ:\n%s"
                       % (SEED, len(bad), len(queries), "\n".join(bad[:5])))
 
     def test_2_after_changes(self):
