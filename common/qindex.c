@@ -118,6 +118,7 @@ struct agent {
 struct name {
 	uint32_t text;		/* string id */
 	enum qindex_kind kind;
+	bool macro;
 };
 
 struct qindex {
@@ -152,6 +153,9 @@ struct qindex {
 	struct qindex_event *pend;
 	uint32_t *pend_next;
 	size_t pend_n, pend_cap, pend_next_cap;
+
+	struct qindex_conversion *convs;
+	size_t n_convs, convs_cap;
 
 	size_t held;		/* events not forgotten */
 };
@@ -307,14 +311,15 @@ static uint64_t
 name_hash(const struct qindex *ix, uint32_t id)
 {
 	const struct name *n = &ix->names[id - 1];
-	return hash_int(((uint64_t)n->text << 1) | (uint64_t)n->kind);
+	return hash_int(((uint64_t)n->text << 2) | (uint64_t)n->kind << 1 |
+	    (uint64_t)n->macro);
 }
 
 static bool
 name_eq(const struct qindex *ix, uint32_t id, const void *key)
 {
 	const struct name *a = &ix->names[id - 1], *b = key;
-	return a->text == b->text && a->kind == b->kind;
+	return a->text == b->text && a->kind == b->kind && a->macro == b->macro;
 }
 
 static uint64_t
@@ -383,7 +388,7 @@ name_id(struct qindex *ix, const char *text, const char *kind,
 	static const char *const planned[] = { "milestone", "macro",
 		"secondary" };
 	struct name key = { sdict_id(ix, &ix->strings, text, true, st),
-		QINDEX_KIND_OTHER };
+		QINDEX_KIND_OTHER, kind != NULL && strcmp(kind, "macro") == 0 };
 
 	for (size_t i = 0; kind != NULL && i < 3; i++) {
 		if (strcmp(kind, planned[i]) == 0) {
@@ -537,6 +542,20 @@ qindex_add_event(struct qindex *ix, const struct qindex_event_row *row)
 	    ix->pend_n + 1)) {
 		return st == QINDEX_OK ? QINDEX_FULL : st;
 	}
+	if (ix->names[ev.name].macro) {
+		struct qindex_conversion c = { row->ts,
+			row->has_revenue ? row->revenue : 0, person,
+			sdict_id(ix, &ix->strings, row->currency, true, &st),
+			ev.name, { 0 } };
+		if (st != QINDEX_OK || !grow(ix, &ix->convs, &ix->convs_cap,
+		    sizeof(c), ix->n_convs + 1)) {
+			return st == QINDEX_OK ? QINDEX_FULL : st;
+		}
+		if (row->event_id != NULL) {
+			memcpy(c.event_id, row->event_id, sizeof(c.event_id));
+		}
+		ix->convs[ix->n_convs++] = c;
+	}
 	ix->pend[ix->pend_n] = ev;
 	ix->pend_next[ix->pend_n] = ix->people[person].pending;
 	ix->people[person].pending = (uint32_t)ix->pend_n++;
@@ -584,11 +603,33 @@ forget_events_of(struct qindex *ix, uint32_t slot)
 	p->pending = NONE;
 }
 
+/* Whether slot is one of the people being forgotten: by its mark, or
+ * without marks (out of memory) by a look-up. */
+static bool
+slot_gone(const struct qindex *ix, const bool *gone, uint32_t slot,
+    const int64_t *people, size_t n)
+{
+	if (gone != NULL) {
+		return gone[slot];
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ix->people[slot].id == people[i]) {
+			return true;
+		}
+	}
+	return false;
+}
+
 void
 qindex_forget_people(struct qindex *ix, const int64_t *people, size_t n)
 {
-	bool *gone = n > 0 ? calloc(ix->n_people + 1, sizeof(bool)) : NULL;
+	bool *gone;
+	size_t k = 0;
 
+	if (n == 0) {
+		return;
+	}
+	gone = calloc(ix->n_people + 1, sizeof(bool));
 	for (size_t i = 0; i < n; i++) {
 		uint32_t slot = person_find(ix, people[i]);
 		if (slot != NONE) {
@@ -598,24 +639,18 @@ qindex_forget_people(struct qindex *ix, const int64_t *people, size_t n)
 			}
 		}
 	}
-	/* Without the marks (out of memory), one look-up per visit. */
-	for (size_t v = 0; n > 0 && v < ix->n_visits; v++) {
+	for (size_t v = 0; v < ix->n_visits; v++) {
 		struct visit *vi = &ix->visits[v];
-		bool hit = false;
-		if (vi->source == 0) {
-			continue;
-		}
-		if (gone != NULL) {
-			hit = gone[vi->person];
-		} else {
-			for (size_t i = 0; !hit && i < n; i++) {
-				hit = ix->people[vi->person].id == people[i];
-			}
-		}
-		if (hit) {
+		if (vi->source != 0 && slot_gone(ix, gone, vi->person, people, n)) {
 			vi->source = 0;
 		}
 	}
+	for (size_t i = 0; i < ix->n_convs; i++) {
+		if (!slot_gone(ix, gone, ix->convs[i].person, people, n)) {
+			ix->convs[k++] = ix->convs[i];
+		}
+	}
+	ix->n_convs = k;
 	free(gone);
 }
 
@@ -638,6 +673,14 @@ qindex_first_at(const struct qindex_event *ev, size_t n, int64_t ts)
 void
 qindex_forget_events_before(struct qindex *ix, int64_t ts)
 {
+	size_t k = 0;
+
+	for (size_t i = 0; i < ix->n_convs; i++) {
+		if (ix->convs[i].ts >= ts) {
+			ix->convs[k++] = ix->convs[i];
+		}
+	}
+	ix->n_convs = k;
 	for (size_t s = 0; s < ix->n_people; s++) {
 		struct person *p = &ix->people[s];
 		size_t cut = qindex_first_at(ix->base + p->base_off, p->base_len, ts);
@@ -765,6 +808,7 @@ qindex_free(struct qindex *ix)
 	grow(ix, &ix->base, &ix->base_cap, sizeof(*ix->base), 0);
 	grow(ix, &ix->pend, &ix->pend_cap, sizeof(*ix->pend), 0);
 	grow(ix, &ix->pend_next, &ix->pend_next_cap, sizeof(uint32_t), 0);
+	grow(ix, &ix->convs, &ix->convs_cap, sizeof(*ix->convs), 0);
 	ix->budget->used -= sizeof(*ix);
 	free(ix);
 }
@@ -797,6 +841,49 @@ enum qindex_kind
 qindex_name_kind(const struct qindex *ix, uint16_t id)
 {
 	return ix->names[id].kind;
+}
+
+bool
+qindex_name_macro(const struct qindex *ix, uint16_t id)
+{
+	return ix->names[id].macro;
+}
+
+int64_t
+qindex_person_id(const struct qindex *ix, uint32_t slot)
+{
+	return ix->people[slot].id;
+}
+
+uint32_t
+qindex_person_root(const struct qindex *ix, uint32_t slot)
+{
+	return ix->people[slot].root;
+}
+
+void
+qindex_visit(const struct qindex *ix, uint32_t v,
+    struct qindex_visit_info *out)
+{
+	const struct visit *vi = &ix->visits[v];
+
+	memset(out, 0, sizeof(*out));
+	out->session_id = sdict_text(&ix->session_ids, v + 1);
+	if (vi->source == 0) {
+		return;
+	}
+	out->stored = true;
+	out->bot = vi->bot;
+	out->started_at = vi->started_at;
+	out->person = vi->person;
+	memcpy(out->dims, ix->sources[vi->source - 1], sizeof(out->dims));
+}
+
+const struct qindex_conversion *
+qindex_conversions(const struct qindex *ix, size_t *n)
+{
+	*n = ix->n_convs;
+	return ix->convs;
 }
 
 uint32_t

@@ -62,7 +62,8 @@ struct qindex_visit_row {
 };
 
 /* An event as stored (an events row): bot events and events with no
- * person are the caller's to leave out. */
+ * person are the caller's to leave out. A macro conversion (kind
+ * "macro") also brings what attribution reads of it. */
 struct qindex_event_row {
 	int64_t person_id;
 	int64_t ts;
@@ -70,6 +71,30 @@ struct qindex_event_row {
 	const char *kind;		/* may be NULL */
 	const char *session_id;		/* may be NULL */
 	const char *device, *browser;	/* may be NULL */
+	const uint8_t *event_id;	/* 16 bytes; macro events only */
+	bool has_revenue;		/* props revenue, else value, a number */
+	double revenue;
+	const char *currency;		/* props currency as text; may be NULL */
+};
+
+/* A macro conversion as attribution reads it. */
+struct qindex_conversion {
+	int64_t ts;
+	double revenue;			/* 0 when it had none */
+	uint32_t person;		/* slot, as stored (not resolved) */
+	uint32_t currency;		/* string id; 0: none */
+	uint16_t name;
+	uint8_t event_id[16];
+};
+
+/* A visit as attribution reads it (qindex_visit). */
+struct qindex_visit_info {
+	bool stored;			/* false: no sessions row (any more) */
+	bool bot;
+	int64_t started_at;
+	uint32_t person;		/* slot of the stored person_id */
+	uint32_t dims[QINDEX_VISIT_DIMS];	/* string ids */
+	const char *session_id;
 };
 
 enum qindex_status {
@@ -129,6 +154,22 @@ void qindex_stats(const struct qindex *ix, struct qindex_stats *out);
 size_t qindex_name_count(const struct qindex *ix);
 const char *qindex_name_text(const struct qindex *ix, uint16_t id);
 enum qindex_kind qindex_name_kind(const struct qindex *ix, uint16_t id);
+/* Whether the id's events are macro conversions, whose
+ * qindex_conversions records the index keeps. */
+bool qindex_name_macro(const struct qindex *ix, uint16_t id);
+
+/* People by slot (0 .. qindex_stats' people): the stored person id, and
+ * the slot it is resolved to through merges. */
+int64_t qindex_person_id(const struct qindex *ix, uint32_t slot);
+uint32_t qindex_person_root(const struct qindex *ix, uint32_t slot);
+
+/* Visits by slot (0 .. qindex_stats' visits). */
+void qindex_visit(const struct qindex *ix, uint32_t v,
+    struct qindex_visit_info *out);
+
+/* The macro conversions held, in no set order. */
+const struct qindex_conversion *qindex_conversions(const struct qindex *ix,
+    size_t *n);
 
 /* A dimension of an event: its visit's (NULL when it has none, or the
  * visit is not stored) or its own device and browser. Returns a string id

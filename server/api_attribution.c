@@ -17,30 +17,20 @@
 
 #include "common/attribution.h"
 #include "common/channel.h"
+#include "common/qattribution.h"
 #include "common/strbuf.h"
 #include "common/timeutil.h"
 #include "server/api.h"
 #include "server/db.h"
 #include "server/pgarray.h"
+#include "server/query_index.h"
 
 #define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
 #define RANGE_DEFAULT_US (30 * DAY_US)
 #define LOOKBACK_MAX_US (180 * DAY_US)
 #define TOP_PATHS 20
-#define CURRENCIES_MAX 8
-#define NO_TOUCH "(direct)"
 
-enum dimension {
-	DIM_CHANNEL,
-	DIM_UTM_SOURCE,
-	DIM_UTM_MEDIUM,
-	DIM_UTM_CAMPAIGN,
-	DIM_SOURCE_MEDIUM,
-	DIM_LANDING_PATH,
-	DIM_COUNT
-};
-
-static const char *const dim_names[DIM_COUNT] = {
+static const char *const dim_names[QATTR_DIM_COUNT] = {
 	"channel", "utm_source", "utm_medium", "utm_campaign", "source_medium",
 	"landing_path",
 };
@@ -48,7 +38,7 @@ static const char *const dim_names[DIM_COUNT] = {
 /* Over the visit s; a visit that says nothing is "(none)". Source and
  * medium as GA spells them: the campaign's, else the referrer's
  * ("organic" for a search engine), else "(direct) / (none)". */
-static const char *const dim_sql[DIM_COUNT] = {
+static const char *const dim_sql[QATTR_DIM_COUNT] = {
 	"COALESCE(s.channel, '(none)')",
 	"COALESCE(s.utm_source, '(none)')",
 	"COALESCE(s.utm_medium, '(none)')",
@@ -73,6 +63,7 @@ struct attribution_query {
 	enum attr_model order[ATTR_MODEL_COUNT];	/* as asked */
 	size_t n_models;
 	long position[3];		/* first, middle, last (percent) */
+	enum api_engine engine;
 };
 
 /* What read_channel_lookback fills, through http_request_query_each. */
@@ -210,11 +201,12 @@ read_query(struct request *req, const struct app_state *state, void *data,
 	    &q->lookback_us, q->lookback_text, err) ||
 	    !api_param_duration(req, "half_life", "7d", LOOKBACK_MAX_US,
 	    &q->half_life_us, q->half_life_text, err) ||
-	    !api_param_choice(req, "dimension", dim_names, DIM_COUNT,
-	    DIM_CHANNEL, &q->dim, err) ||
+	    !api_param_choice(req, "dimension", dim_names, QATTR_DIM_COUNT,
+	    QATTR_DIM_CHANNEL, &q->dim, err) ||
 	    !api_param_choice(req, "conversions", conversions, 2, 0, &q->first,
 	    err) ||
 	    !read_models(req, q, err) || !read_position(req, q, err) ||
+	    !api_param_engine(req, &q->engine, err) ||
 	    !http_request_query_each(req, read_channel_lookback, &walk)) {
 		return false;
 	}
@@ -260,11 +252,8 @@ build_conversions_sql(const struct attribution_query *q, struct strbuf *sb)
 	    " conv AS (SELECT * FROM conv0)");
 	strbuf_append_str(sb,
 	    " SELECT 1, c.event_id::text,"
-	    " (extract(epoch FROM c.ts) * 1000000)::bigint, c.person,"
-	    " CASE WHEN jsonb_typeof(c.props->'revenue') = 'number'"
-	    " THEN (c.props->>'revenue')::float8"
-	    " WHEN jsonb_typeof(c.props->'value') = 'number'"
-	    " THEN (c.props->>'value')::float8 END, c.props->>'currency',"
+	    " (extract(epoch FROM c.ts) * 1000000)::bigint, c.person, "
+	    ATTRIBUTION_REVENUE_SQL("c.props") ", c.props->>'currency',"
 	    " NULL::bigint FROM conv c"
 	    " UNION ALL SELECT 2, NULL, NULL, m.into_person, NULL, NULL,"
 	    " m.from_person FROM person_merges m WHERE m.site_id = $1"
@@ -306,7 +295,9 @@ enum visit_col {
  * $4 the people who did (an anti-join on unnest, whose size the planner
  * knows: "<> ALL" was estimated at one row left, and counted by sorting).
  * Rows: to a value (v) from a value (prev; NULL: their first visit), last
- * true when nothing followed, how many. */
+ * true when nothing followed, how many. Visits starting at the same time
+ * go by value in byte order, whatever the database's collation, as the
+ * query index orders them. */
 static void
 build_transitions_sql(const struct attribution_query *q, struct strbuf *sb)
 {
@@ -319,7 +310,7 @@ build_transitions_sql(const struct attribution_query *q, struct strbuf *sb)
 	    " WHERE s.site_id = $1 AND NOT s.bot AND s.started_at >= $2"
 	    " AND s.started_at < $3) visit WHERE NOT EXISTS (SELECT 1"
 	    " FROM unnest($4::bigint[]) c(person) WHERE c.person = visit.person)"
-	    " WINDOW w AS (PARTITION BY person ORDER BY started_at, v)) o"
+	    " WINDOW w AS (PARTITION BY person ORDER BY started_at, v COLLATE \"C\")) o"
 	    " GROUP BY 1, 2, 3", dim_sql[q->dim]);
 }
 
@@ -327,51 +318,28 @@ enum transition_col { TR_PREV, TR_VALUE, TR_LAST, TR_COUNT };
 
 /* ------------------------------------------------------------ reading */
 
-struct conversion {
-	int64_t person, ts_us;
-	const char *event_id;	/* in the conversions' result */
-	double revenue;
-};
-
-struct visit {
-	int64_t person, ts_us;	/* person: merged ones as the one they are */
-	const char *session;	/* in the visits' result */
-	uint32_t value;
-	int channel;		/* -1: a name channel.c does not know */
-};
-
 struct merge {
 	int64_t raw, person;
 };
 
+/* What the statements answered, and what attribution reads of it. */
 struct reading {
 	PGresult *convs_res, *visits_res, *transitions_res;	/* owned */
-	struct conversion *convs;
-	size_t n_convs;
 	struct merge *merges;
 	size_t n_merges;
 	int64_t *converters;		/* kind 3 rows; NULL: the convs' */
 	size_t n_converters;
-	struct visit *visits;
-	size_t n_visits;
-	json_t *ids;			/* value -> its index */
-	const char **names;		/* [index] -> value, borrowed */
-	uint32_t n_values, none;	/* none: NO_TOUCH's index */
+	struct attr_data d;
+	uint32_t none;			/* QATTR_NO_TOUCH's value */
 	struct attribution *attr;
-	const char *currencies[CURRENCIES_MAX];
-	size_t n_currencies;
-	bool more_currencies;
 };
 
 static void
 reading_finish(struct reading *r)
 {
-	free(r->convs);
 	free(r->merges);
 	free(r->converters);
-	free(r->visits);
-	json_decref(r->ids);
-	free(r->names);
+	attr_data_finish(&r->d);
 	attr_free(r->attr);
 	PQclear(r->convs_res);
 	PQclear(r->visits_res);
@@ -399,48 +367,34 @@ compare_merges(const void *pa, const void *pb)
 	    &((const struct merge *)pb)->raw);
 }
 
-static void
-note_currency(struct reading *r, const char *c)
-{
-	for (size_t i = 0; i < r->n_currencies; i++) {
-		if (strcmp(r->currencies[i], c) == 0) {
-			return;
-		}
-	}
-	if (r->n_currencies < CURRENCIES_MAX) {
-		r->currencies[r->n_currencies++] = c;
-	} else {
-		r->more_currencies = true;
-	}
-}
-
 static bool
 read_conversions(struct reading *r)
 {
 	const PGresult *res = r->convs_res;
 	size_t rows = (size_t)PQntuples(res);
 
-	r->convs = malloc((rows > 0 ? rows : 1) * sizeof(*r->convs));
 	r->merges = malloc((rows > 0 ? rows : 1) * sizeof(*r->merges));
 	r->converters = malloc((rows > 0 ? rows : 1) * sizeof(*r->converters));
-	if (r->convs == NULL || r->merges == NULL || r->converters == NULL) {
+	if (r->merges == NULL || r->converters == NULL) {
 		return false;
 	}
 	for (int row = 0; row < (int)rows; row++) {
 		int64_t person = cell_int(res, row, CONV_PERSON);
-		double revenue;
+		struct attr_conv c = { person, 0, "", 0 };
 
 		switch (cell_int(res, row, CONV_KIND)) {
 		case 1:
-			revenue = PQgetisnull(res, row, CONV_REVENUE) ? 0 :
+			c.revenue = PQgetisnull(res, row, CONV_REVENUE) ? 0 :
 			    strtod(PQgetvalue(res, row, CONV_REVENUE), NULL);
-			r->convs[r->n_convs++] = (struct conversion){ person,
-				cell_int(res, row, CONV_US),
-				PQgetvalue(res, row, CONV_EVENT_ID),
-				isfinite(revenue) ? revenue : 0 };
-			if (!PQgetisnull(res, row, CONV_CURRENCY)) {
-				note_currency(r, PQgetvalue(res, row,
-				    CONV_CURRENCY));
+			c.revenue = isfinite(c.revenue) ? c.revenue : 0;
+			c.ts_us = cell_int(res, row, CONV_US);
+			snprintf(c.event_id, sizeof(c.event_id), "%s",
+			    PQgetvalue(res, row, CONV_EVENT_ID));
+			if (!attr_data_add_conv(&r->d, &c) ||
+			    (!PQgetisnull(res, row, CONV_CURRENCY) &&
+			    !attr_data_currency(&r->d, PQgetvalue(res, row,
+			    CONV_CURRENCY)))) {
+				return false;
 			}
 			break;
 		case 2:
@@ -452,8 +406,8 @@ read_conversions(struct reading *r)
 		}
 	}
 	if (r->n_converters == 0) {
-		for (size_t i = 0; i < r->n_convs; i++) {
-			r->converters[r->n_converters++] = r->convs[i].person;
+		for (size_t i = 0; i < r->d.n_convs; i++) {
+			r->converters[r->n_converters++] = r->d.convs[i].person;
 		}
 	}
 	qsort(r->merges, r->n_merges, sizeof(*r->merges), compare_merges);
@@ -465,14 +419,14 @@ read_conversions(struct reading *r)
 static const char *
 person_ids(const struct reading *r, struct pgarray *out)
 {
-	size_t n = r->n_convs + r->n_merges, k = 0;
+	size_t n = r->d.n_convs + r->n_merges, k = 0;
 	int64_t *ids = malloc((n > 0 ? n : 1) * sizeof(*ids));
 
 	if (ids == NULL) {
 		return NULL;
 	}
-	for (size_t i = 0; i < r->n_convs; i++) {
-		ids[k++] = r->convs[i].person;
+	for (size_t i = 0; i < r->d.n_convs; i++) {
+		ids[k++] = r->d.convs[i].person;
 	}
 	for (size_t i = 0; i < r->n_merges; i++) {
 		ids[k++] = r->merges[i].raw;
@@ -496,95 +450,39 @@ converter_ids(const struct reading *r, struct pgarray *out)
 	return pgarray_value(out);
 }
 
-/* The index of value, given on first sight (names has room for every
- * value the results can hold). */
-static bool
-value_index(struct reading *r, const char *value, uint32_t *out)
-{
-	json_t *id = json_object_get(r->ids, value);
-
-	if (id != NULL) {
-		*out = (uint32_t)json_integer_value(id);
-		return true;
-	}
-	if (json_object_set_new(r->ids, value, json_integer(r->n_values)) != 0) {
-		return false;
-	}
-	r->names[r->n_values] = value;
-	*out = r->n_values++;
-	return true;
-}
-
-static int
-compare_visits(const void *pa, const void *pb)
-{
-	const struct visit *a = pa, *b = pb;
-
-	if (a->person != b->person) {
-		return a->person < b->person ? -1 : 1;
-	}
-	if (a->ts_us != b->ts_us) {
-		return a->ts_us < b->ts_us ? -1 : 1;
-	}
-	return strcmp(a->session, b->session);
-}
-
-static int
-compare_conversions(const void *pa, const void *pb)
-{
-	const struct conversion *a = pa, *b = pb;
-
-	if (a->person != b->person) {
-		return a->person < b->person ? -1 : 1;
-	}
-	if (a->ts_us != b->ts_us) {
-		return a->ts_us < b->ts_us ? -1 : 1;
-	}
-	return strcmp(a->event_id, b->event_id);
-}
-
-/* The visits, as the person each belongs to now, sorted by person and
- * time; and the names of every value, then NO_TOUCH unless a visit had
- * it. */
+/* The visits, as the person each belongs to now; then the transitions. */
 static bool
 read_visits(struct reading *r)
 {
 	const PGresult *vres = r->visits_res, *tres = r->transitions_res;
-	size_t rows = (size_t)PQntuples(vres);
-	size_t tr_rows = tres != NULL ? (size_t)PQntuples(tres) : 0;
-	uint32_t id;
 
-	r->ids = json_object();
-	r->names = calloc(rows + 2 * tr_rows + 1, sizeof(*r->names));
-	r->visits = malloc((rows > 0 ? rows : 1) * sizeof(*r->visits));
-	if (r->ids == NULL || r->names == NULL || r->visits == NULL) {
-		return false;
-	}
-	for (int row = 0; row < (int)rows; row++) {
+	for (int row = 0; row < PQntuples(vres); row++) {
 		struct merge key = { cell_int(vres, row, VISIT_PERSON), 0 };
 		const struct merge *m = bsearch(&key, r->merges, r->n_merges,
 		    sizeof(*r->merges), compare_merges);
-		struct visit *v = &r->visits[r->n_visits++];
-
-		v->person = m != NULL ? m->person : key.raw;
-		v->ts_us = cell_int(vres, row, VISIT_US);
-		v->session = PQgetvalue(vres, row, VISIT_SESSION);
-		v->channel = channel_from_name(PQgetvalue(vres, row,
-		    VISIT_CHANNEL));
-		if (!value_index(r, PQgetvalue(vres, row, VISIT_VALUE),
-		    &v->value)) {
+		struct attr_visit v = {
+			m != NULL ? m->person : key.raw,
+			cell_int(vres, row, VISIT_US),
+			PQgetvalue(vres, row, VISIT_SESSION), 0,
+			channel_from_name(PQgetvalue(vres, row, VISIT_CHANNEL)),
+		};
+		if (!attr_data_value(&r->d, PQgetvalue(vres, row, VISIT_VALUE),
+		    &v.value) || !attr_data_add_visit(&r->d, &v)) {
 			return false;
 		}
 	}
-	for (int row = 0; row < (int)tr_rows; row++) {
-		if (!value_index(r, PQgetvalue(tres, row, TR_VALUE), &id) ||
-		    (!PQgetisnull(tres, row, TR_PREV) &&
-		    !value_index(r, PQgetvalue(tres, row, TR_PREV), &id))) {
+	for (int row = 0; tres != NULL && row < PQntuples(tres); row++) {
+		struct attr_step st = { ATTR_START, 0,
+			*PQgetvalue(tres, row, TR_LAST) == 't',
+			(double)cell_int(tres, row, TR_COUNT) };
+		if (!attr_data_value(&r->d, PQgetvalue(tres, row, TR_VALUE),
+		    &st.to) || (!PQgetisnull(tres, row, TR_PREV) &&
+		    !attr_data_value(&r->d, PQgetvalue(tres, row, TR_PREV),
+		    &st.from)) || !attr_data_add_step(&r->d, &st)) {
 			return false;
 		}
 	}
-	qsort(r->visits, r->n_visits, sizeof(*r->visits), compare_visits);
-	return value_index(r, NO_TOUCH, &r->none);
+	return true;
 }
 
 static int64_t
@@ -599,23 +497,23 @@ lookback_of(const struct attribution_query *q, int channel)
 static bool
 add_conversions(const struct attribution_query *q, struct reading *r)
 {
-	struct attr_touch *touches = malloc((r->n_visits > 0 ? r->n_visits :
+	const struct attr_data *d = &r->d;
+	struct attr_touch *touches = malloc((d->n_visits > 0 ? d->n_visits :
 	    1) * sizeof(*touches));
 	size_t v0 = 0;
 	bool ok = touches != NULL;
 
-	qsort(r->convs, r->n_convs, sizeof(*r->convs), compare_conversions);
-	for (size_t i = 0; ok && i < r->n_convs; i++) {
-		const struct conversion *c = &r->convs[i];
+	for (size_t i = 0; ok && i < d->n_convs; i++) {
+		const struct attr_conv *c = &d->convs[i];
 		size_t n = 0;
 
-		while (v0 < r->n_visits && r->visits[v0].person < c->person) {
+		while (v0 < d->n_visits && d->visits[v0].person < c->person) {
 			v0++;
 		}
-		for (size_t j = v0; j < r->n_visits &&
-		    r->visits[j].person == c->person &&
-		    r->visits[j].ts_us <= c->ts_us; j++) {
-			const struct visit *v = &r->visits[j];
+		for (size_t j = v0; j < d->n_visits &&
+		    d->visits[j].person == c->person &&
+		    d->visits[j].ts_us <= c->ts_us; j++) {
+			const struct attr_visit *v = &d->visits[j];
 
 			if (v->ts_us >= c->ts_us - lookback_of(q, v->channel)) {
 				touches[n++] = (struct attr_touch){
@@ -637,18 +535,11 @@ add_conversions(const struct attribution_query *q, struct reading *r)
 static bool
 add_transitions(struct reading *r)
 {
-	const PGresult *res = r->transitions_res;
-
-	for (int row = 0; res != NULL && row < PQntuples(res); row++) {
-		uint32_t to, from = ATTR_START;
-		double count = (double)cell_int(res, row, TR_COUNT);
-
-		if (!value_index(r, PQgetvalue(res, row, TR_VALUE), &to) ||
-		    (!PQgetisnull(res, row, TR_PREV) &&
-		    !value_index(r, PQgetvalue(res, row, TR_PREV), &from)) ||
-		    !attr_add_transitions(r->attr, from, to, count) ||
-		    (*PQgetvalue(res, row, TR_LAST) == 't' &&
-		    !attr_add_transitions(r->attr, to, ATTR_LOST, count))) {
+	for (size_t i = 0; i < r->d.n_steps; i++) {
+		const struct attr_step *st = &r->d.steps[i];
+		if (!attr_add_transitions(r->attr, st->from, st->to, st->count) ||
+		    (st->last && !attr_add_transitions(r->attr, st->to, ATTR_LOST,
+		    st->count))) {
 			return false;
 		}
 	}
@@ -659,7 +550,7 @@ static json_t *
 value_json(const struct attribution_query *q, const struct reading *r,
     uint32_t v, bool *credited)
 {
-	json_t *o = json_pack("{s:s}", "value", r->names[v]);
+	json_t *o = json_pack("{s:s}", "value", r->d.names[v]);
 
 	*credited = false;
 	for (size_t i = 0; o != NULL && i < q->n_models; i++) {
@@ -704,15 +595,15 @@ compare_values(const void *pa, const void *pb)
 static json_t *
 values_json(const struct attribution_query *q, const struct reading *r)
 {
-	struct ranked_value *list = calloc(r->n_values > 0 ? r->n_values : 1,
-	    sizeof(*list));
+	struct ranked_value *list = calloc(r->d.n_values > 0 ? r->d.n_values :
+	    1, sizeof(*list));
 	json_t *out = json_array();
 	size_t n = 0;
 
 	if (list == NULL || out == NULL) {
 		goto fail;
 	}
-	for (uint32_t v = 0; v < r->n_values; v++) {
+	for (uint32_t v = 0; v < r->d.n_values; v++) {
 		double revenue;
 		bool credited;
 		json_t *row = value_json(q, r, v, &credited);
@@ -726,7 +617,7 @@ values_json(const struct attribution_query *q, const struct reading *r)
 		}
 		list[n++] = (struct ranked_value){
 			attr_credit(r->attr, q->order[0], v, &revenue),
-			r->names[v], row };
+			r->d.names[v], row };
 	}
 	qsort(list, n, sizeof(*list), compare_values);
 	for (size_t i = 0; i < n; i++) {
@@ -758,7 +649,7 @@ paths_json(const struct reading *r)
 	strbuf_init(&text);
 	for (size_t i = 0; ok && list != NULL && i < n; i++) {
 		strbuf_reset(&text);
-		strbuf_append_str(&text, top[i].n == 0 ? NO_TOUCH : "");
+		strbuf_append_str(&text, top[i].n == 0 ? QATTR_NO_TOUCH : "");
 		for (size_t j = 0; j < top[i].n; j++) {
 			strbuf_appendf(&text, "%s%s", j > 0 ? " > " : "",
 			    channel_name(top[i].touches[j].channel));
@@ -811,15 +702,30 @@ query_json(const struct attribution_query *q)
 static json_t *
 revenue_json(const struct reading *r, double total)
 {
+	const char *currencies[QATTR_CURRENCIES_MAX];
+	bool more;
+	size_t n = attr_data_currencies(&r->d, currencies, &more);
 	json_t *list = json_array();
 
-	for (size_t i = 0; i < r->n_currencies; i++) {
-		json_array_append_new(list, json_string(r->currencies[i]));
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(list, json_string(currencies[i]));
 	}
 	return json_pack("{s:f, s:o, s:o, s:b}", "total", total,
-	    "currency", r->n_currencies == 1 && !r->more_currencies ?
-	    json_string(r->currencies[0]) : json_null(),
-	    "currencies", list, "more_currencies", r->more_currencies);
+	    "currency", n == 1 && !more ? json_string(currencies[0]) :
+	    json_null(), "currencies", list, "more_currencies", more);
+}
+
+/* The longest lookback of any channel. */
+static int64_t
+longest_lookback(const struct attribution_query *q)
+{
+	int64_t longest = q->lookback_us;
+
+	for (int ch = 0; ch < CHANNEL_COUNT_; ch++) {
+		longest = q->channel_lookback_us[ch] > longest ?
+		    q->channel_lookback_us[ch] : longest;
+	}
+	return longest;
 }
 
 /* The three statements, in one snapshot; their results into r. */
@@ -829,19 +735,14 @@ read_data(PGconn *pg, const struct attribution_query *q, const char *site,
 {
 	struct pgarray ids, converters;
 	struct strbuf sql;
-	int64_t longest = q->lookback_us;
 	char longest_s[24];
 	bool ok = false;
 
 	pgarray_init(&ids);
 	pgarray_init(&converters);
 	strbuf_init(&sql);
-	for (int ch = 0; ch < CHANNEL_COUNT_; ch++) {
-		longest = q->channel_lookback_us[ch] > longest ?
-		    q->channel_lookback_us[ch] : longest;
-	}
 	snprintf(longest_s, sizeof(longest_s), "%lld",
-	    (long long)(longest / TIMEUTIL_US_PER_SEC));
+	    (long long)(longest_lookback(q) / TIMEUTIL_US_PER_SEC));
 	if (!api_snapshot_begin(pg, err)) {
 		goto done;
 	}
@@ -890,20 +791,65 @@ done:
 	return ok;
 }
 
+/* The data from the index r holds, if it can answer q; false with why
+ * set when it cannot, with err set when it failed. */
+static bool
+read_index(const struct attribution_query *q,
+    const struct query_index_read *r, struct reading *out, struct error *err)
+{
+	struct qattr_spec spec = { q->conversion, q->from_us, q->to_us,
+		longest_lookback(q), (enum qattr_dim)q->dim,
+		(q->models & (1u << ATTR_DATA_DRIVEN)) != 0 };
+
+	if (!qattr_gather(r->ix, &spec, &out->d)) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
 static bool
 attribution_run(PGconn *pg, struct api_call *call, struct error *err)
 {
 	struct attribution_query *q = call->data;
+	struct query_index *qi = call->app->index;
+	struct query_index_read ir = { NULL, 0, "engine=sql was asked for" };
 	struct reading r = { 0 };
 	struct attr_facts facts;
 	int64_t as_of = timeutil_now_us();
-	bool ok = false;
+	bool ok = false, from_index = false, read;
 
-	if (!read_data(pg, q, call->site_id, &r, err)) {
+	attr_data_init(&r.d);
+	if (q->engine != API_ENGINE_SQL) {
+		query_index_acquire(qi, pg, call->site_id, &ir);
+		if (ir.ix != NULL && !qattr_supported(ir.ix, q->conversion,
+		    q->first)) {
+			query_index_release(qi, &ir);
+			ir.why_not = q->first ? "the query index does not hold "
+			    "the first times that conversions=first reads" :
+			    "the query index does not hold the properties of "
+			    "events other than macro conversions";
+		}
+	}
+	if (ir.ix == NULL && !api_engine_fallback(q->engine, ir.why_not, err)) {
 		goto done;
 	}
-	if (!read_visits(&r) ||
-	    (r.attr = attr_new(r.n_values, r.none)) == NULL ||
+	from_index = ir.ix != NULL;
+	if (from_index) {
+		as_of = ir.as_of;
+		read = read_index(q, &ir, &r, err);
+	} else {
+		read = read_data(pg, q, call->site_id, &r, err) && read_visits(&r);
+		if (!read && err->code == ERR_NONE) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+		}
+	}
+	if (!read) {
+		goto done;
+	}
+	attr_data_sort(&r.d);
+	if (!attr_data_value(&r.d, QATTR_NO_TOUCH, &r.none) ||
+	    (r.attr = attr_new(r.d.n_values, r.none)) == NULL ||
 	    !add_conversions(q, &r) || !add_transitions(&r) ||
 	    !attr_compute(r.attr, &(struct attr_params){
 		.half_life_us = q->half_life_us,
@@ -914,17 +860,20 @@ attribution_run(PGconn *pg, struct api_call *call, struct error *err)
 		goto done;
 	}
 	attr_facts(r.attr, &facts);
-	call->answer = json_pack("{s:s, s:o, s:I, s:o, s:o, s:o, s:o}",
+	call->answer = json_pack("{s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:s}",
 	    "site", call->site_id, "query", query_json(q),
 	    "conversions", (json_int_t)facts.conversions,
 	    "revenue", revenue_json(&r, facts.revenue),
 	    "values", values_json(q, &r), "paths", paths_json(&r),
-	    "as_of", api_time_json(as_of));
+	    "as_of", api_time_json(as_of), "engine",
+	    from_index ? "index" : "sql");
 	ok = call->answer != NULL;
 	if (!ok) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 	}
 done:
+	query_index_release(qi, &ir);
+	query_index_count_answer(qi, from_index);
 	reading_finish(&r);
 	return ok;
 }

@@ -11,4 +11,13 @@ struct request;
 
 void api_attribution(struct request *req, struct app *app);
 
+/* A conversion's revenue from its properties (the SQL expression props):
+ * revenue, else value, when a JSON number; NULL otherwise. The query
+ * index reads it with the same expression. */
+#define ATTRIBUTION_REVENUE_SQL(props)                                       \
+	"CASE WHEN jsonb_typeof(" props "->'revenue') = 'number'"            \
+	" THEN (" props "->>'revenue')::float8"                              \
+	" WHEN jsonb_typeof(" props "->'value') = 'number'"                  \
+	" THEN (" props "->>'value')::float8 END"
+
 #endif

@@ -764,7 +764,7 @@ funnel_run(PGconn *pg, struct api_call *call, struct error *err)
 		if (qfunnel_supported(&spec)) {
 			query_index_acquire(qi, pg, call->site_id, &r);
 		} else {
-			r.why_not = "the query index holds no event properties";
+			r.why_not = "the query index does not hold event properties";
 		}
 	}
 	if (r.ix == NULL && !api_engine_fallback(q->engine, r.why_not, err)) {

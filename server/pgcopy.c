@@ -175,6 +175,16 @@ pgcopy_time(const struct pgcopy_field *f)
 	return pgcopy_int8(f) + US_2000;
 }
 
+double
+pgcopy_float8(const struct pgcopy_field *f)
+{
+	uint64_t bits = (uint64_t)pgcopy_int8(f);
+	double d;
+
+	memcpy(&d, &bits, sizeof(d));
+	return d;
+}
+
 bool
 pgcopy_bool(const struct pgcopy_field *f)
 {

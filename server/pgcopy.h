@@ -49,6 +49,7 @@ int64_t pgcopy_int8(const struct pgcopy_field *f);
 /* A timestamptz as microseconds since the Unix epoch. */
 int64_t pgcopy_time(const struct pgcopy_field *f);
 bool pgcopy_bool(const struct pgcopy_field *f);
+double pgcopy_float8(const struct pgcopy_field *f);
 /* Whether the non-NULL field f has len bytes. */
 bool pgcopy_fixed(const struct pgcopy_field *f, size_t len);
 

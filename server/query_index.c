@@ -19,12 +19,18 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "server/api_attribution.h"
 #include "server/db.h"
 #include "server/pgcopy.h"
 #include "server/ticker.h"
 
+/* A macro conversion's id, revenue and currency: what attribution reads
+ * of its properties (api_attribution.c). */
 #define EVENT_COLUMNS "site_id, person_id, ts, name, kind, session_id, " \
-	"device, browser"
+	"device, browser, CASE WHEN kind = 'macro' THEN event_id END, "    \
+	"CASE WHEN kind = 'macro' THEN " ATTRIBUTION_REVENUE_SQL("props")    \
+	" END, CASE WHEN kind = 'macro' THEN props->>'currency' END"
+#define EVENT_FIELDS 11
 #define VISIT_COLUMNS "site_id, session_id, person_id, started_at, last_at, " \
 	"bot, channel, utm_source, utm_medium, utm_campaign, referrer_host, " \
 	"landing_path"
@@ -225,7 +231,7 @@ static enum qindex_status
 apply_event(struct query_index *qi, const struct pgcopy_field *f,
     const struct staging *st)
 {
-	static const int texts[] = { 3, 4, 5, 6, 7 };
+	static const int texts[] = { 3, 4, 5, 6, 7, 10 };
 	struct row_text text;
 	struct qindex_event_row row;
 	struct qindex *ix;
@@ -241,7 +247,7 @@ apply_event(struct query_index *qi, const struct pgcopy_field *f,
 	if (in_region(st, &f[0], row.person_id, row.ts)) {
 		return QINDEX_OK;
 	}
-	if ((at = row_text(&text, f, texts, 5)) == NULL ||
+	if ((at = row_text(&text, f, texts, 6)) == NULL ||
 	    (ix = site_index(qi, &f[0])) == NULL) {
 		free(text.heap);
 		return QINDEX_FULL;
@@ -251,6 +257,11 @@ apply_event(struct query_index *qi, const struct pgcopy_field *f,
 	row.session_id = field_text(&f[5], &at);
 	row.device = field_text(&f[6], &at);
 	row.browser = field_text(&f[7], &at);
+	row.event_id = pgcopy_fixed(&f[8], 16) ? (const uint8_t *)f[8].data :
+	    NULL;
+	row.has_revenue = pgcopy_fixed(&f[9], 8);
+	row.revenue = row.has_revenue ? pgcopy_float8(&f[9]) : 0;
+	row.currency = field_text(&f[10], &at);
 	status = qindex_add_event(ix, &row);
 	free(text.heap);
 	return status;
@@ -309,7 +320,8 @@ static enum qindex_status
 apply_row(struct query_index *qi, enum stream s, const struct pgcopy_field *f,
     int n, const struct staging *st)
 {
-	static const int fields[] = { [S_EVENT] = 8, [S_EVENT_AGAIN] = 8,
+	static const int fields[] = { [S_EVENT] = EVENT_FIELDS,
+		[S_EVENT_AGAIN] = EVENT_FIELDS,
 		[S_VISIT] = 12, [S_MERGE] = 3 };
 
 	if (n != fields[s]) {

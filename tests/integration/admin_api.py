@@ -38,7 +38,8 @@ def key_entry(name, scope, key, sites=None):
 
 # The endpoints that take engine=: with MILEPOST_TEST_ENGINE set (sql or
 # index, tests/integration/meson.build), every call of them asks for it.
-ENGINE_PATHS = ("/api/v1/funnel", "/api/v1/milestones", "/api/v1/signals")
+ENGINE_PATHS = ("/api/v1/funnel", "/api/v1/milestones", "/api/v1/signals",
+                "/api/v1/attribution")
 ENGINE = os.environ.get("MILEPOST_TEST_ENGINE", "")
 INDEX_LOAD_TIMEOUT_S = 30
 
@@ -48,8 +49,9 @@ def api_call(daemon, method, path, key=None, params=None, authorization=None, bo
     KEY`; authorization: the raw header value instead; params: a dict or a
     list of pairs for the query string."""
     pairs = list(params.items()) if isinstance(params, dict) else list(params or [])
-    engine = ENGINE if path in ENGINE_PATHS and method == "GET" else ""
-    if engine and not any(k == "engine" for k, _ in pairs):
+    engine = ENGINE if path in ENGINE_PATHS and method == "GET" and \
+        not any(k == "engine" for k, _ in pairs) else ""
+    if engine:
         pairs.append(("engine", engine))
     query = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
     url = daemon.url(path + ("?" + query if query else ""))
@@ -66,9 +68,9 @@ def api_call(daemon, method, path, key=None, params=None, authorization=None, bo
         if "loading" in why and time.monotonic() < deadline:
             time.sleep(0.05)
             continue
-        # A query on properties, which the index does not hold: PostgreSQL
-        # answers it, as with engine=auto.
-        if "no event properties" in why:
+        # A query on what the index does not hold (properties, for
+        # instance): PostgreSQL answers it, as with engine=auto.
+        if "does not hold" in why:
             return api_call(daemon, method, path, key, [(k, v) for k, v in pairs
                             if k != "engine"] + [("engine", "sql")], authorization, body)
         return resp

@@ -1,0 +1,439 @@
+/* qattribution.c - attribution's data (qattribution.h): the shared form,
+ * and gathering it from the query index as server/api_attribution.c's
+ * statements select it:
+ *   - conversions: events of the conversion in [from, to), as their person
+ *     resolves through merges;
+ *   - visits: those, not bots', of the converting people that started in
+ *     [from - the longest lookback, to];
+ *   - transitions: per other person, their visits (not bots') started in
+ *     [from, to) in order of start, then value. */
+#include "common/qattribution.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/attribution.h"
+#include "common/channel.h"
+#include "common/strbuf.h"
+
+/* Appends one element of size elem to *arr (n, cap). */
+static bool
+append(void *arr, size_t *n, size_t *cap, size_t elem, const void *x)
+{
+	void **p = arr;
+
+	if (*n == *cap) {
+		size_t grown = *cap == 0 ? 64 : 2 * *cap;
+		void *q = realloc(*p, grown * elem);
+		if (q == NULL) {
+			return false;
+		}
+		*p = q;
+		*cap = grown;
+	}
+	memcpy((char *)*p + *n * elem, x, elem);
+	(*n)++;
+	return true;
+}
+
+void
+attr_data_init(struct attr_data *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->values = json_object();
+	d->currencies = json_object();
+}
+
+void
+attr_data_finish(struct attr_data *d)
+{
+	free(d->convs);
+	free(d->visits);
+	free(d->steps);
+	free(d->names);
+	json_decref(d->values);
+	json_decref(d->currencies);
+	memset(d, 0, sizeof(*d));
+}
+
+bool
+attr_data_value(struct attr_data *d, const char *value, uint32_t *out)
+{
+	json_t *id = json_object_get(d->values, value);
+	void *iter;
+
+	if (id != NULL) {
+		*out = (uint32_t)json_integer_value(id);
+		return true;
+	}
+	if (d->n_values == d->names_cap) {
+		uint32_t cap = d->names_cap == 0 ? 64 : 2 * d->names_cap;
+		const char **names = realloc(d->names, cap * sizeof(*names));
+		if (names == NULL) {
+			return false;
+		}
+		d->names = names;
+		d->names_cap = cap;
+	}
+	if (d->values == NULL || json_object_set_new(d->values, value,
+	    json_integer(d->n_values)) != 0 ||
+	    (iter = json_object_iter_at(d->values, value)) == NULL) {
+		return false;
+	}
+	/* The object's own copy of the key: stable while it is there. */
+	d->names[d->n_values] = json_object_iter_key(iter);
+	*out = d->n_values++;
+	return true;
+}
+
+bool
+attr_data_currency(struct attr_data *d, const char *currency)
+{
+	return d->currencies != NULL && (json_object_get(d->currencies,
+	    currency) != NULL || json_object_set_new(d->currencies, currency,
+	    json_true()) == 0);
+}
+
+bool
+attr_data_add_conv(struct attr_data *d, const struct attr_conv *c)
+{
+	return append(&d->convs, &d->n_convs, &d->convs_cap, sizeof(*c), c);
+}
+
+bool
+attr_data_add_visit(struct attr_data *d, const struct attr_visit *v)
+{
+	return append(&d->visits, &d->n_visits, &d->visits_cap, sizeof(*v), v);
+}
+
+bool
+attr_data_add_step(struct attr_data *d, const struct attr_step *s)
+{
+	return append(&d->steps, &d->n_steps, &d->steps_cap, sizeof(*s), s);
+}
+
+static int
+compare_visits(const void *pa, const void *pb)
+{
+	const struct attr_visit *a = pa, *b = pb;
+
+	if (a->person != b->person) {
+		return a->person < b->person ? -1 : 1;
+	}
+	if (a->ts_us != b->ts_us) {
+		return a->ts_us < b->ts_us ? -1 : 1;
+	}
+	return strcmp(a->session, b->session);
+}
+
+static int
+compare_convs(const void *pa, const void *pb)
+{
+	const struct attr_conv *a = pa, *b = pb;
+
+	if (a->person != b->person) {
+		return a->person < b->person ? -1 : 1;
+	}
+	if (a->ts_us != b->ts_us) {
+		return a->ts_us < b->ts_us ? -1 : 1;
+	}
+	return strcmp(a->event_id, b->event_id);
+}
+
+void
+attr_data_sort(struct attr_data *d)
+{
+	qsort(d->convs, d->n_convs, sizeof(*d->convs), compare_convs);
+	qsort(d->visits, d->n_visits, sizeof(*d->visits), compare_visits);
+}
+
+static int
+compare_text(const void *pa, const void *pb)
+{
+	return strcmp(*(const char *const *)pa, *(const char *const *)pb);
+}
+
+size_t
+attr_data_currencies(const struct attr_data *d,
+    const char *out[QATTR_CURRENCIES_MAX], bool *more)
+{
+	size_t n = json_object_size(d->currencies), k = 0;
+	const char **all = malloc((n + 1) * sizeof(*all));
+	const char *key;
+	json_t *v;
+
+	*more = n > QATTR_CURRENCIES_MAX;
+	if (all == NULL) {
+		return 0;
+	}
+	json_object_foreach((json_t *)d->currencies, key, v) {
+		all[k++] = key;
+	}
+	qsort(all, k, sizeof(*all), compare_text);
+	k = k < QATTR_CURRENCIES_MAX ? k : QATTR_CURRENCIES_MAX;
+	memcpy(out, all, k * sizeof(*out));
+	free(all);
+	return k;
+}
+
+/* ------------------------------------------------------ from the index */
+
+bool
+qattr_supported(const struct qindex *ix, const char *conversion, bool first)
+{
+	if (first) {
+		return false;
+	}
+	for (size_t id = 0; id < qindex_name_count(ix); id++) {
+		if (strcmp(qindex_name_text(ix, (uint16_t)id), conversion) == 0 &&
+		    !qindex_name_macro(ix, (uint16_t)id)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A visit's value for dim, as the statements' COALESCE spell it: the
+ * index's string, or for source / medium built in sb. */
+static const char *
+visit_value(const struct qindex *ix, const struct qindex_visit_info *v,
+    enum qattr_dim dim, struct strbuf *sb)
+{
+	static const enum qindex_dim plain[] = {
+		[QATTR_DIM_CHANNEL] = QINDEX_DIM_CHANNEL,
+		[QATTR_DIM_UTM_SOURCE] = QINDEX_DIM_UTM_SOURCE,
+		[QATTR_DIM_UTM_MEDIUM] = QINDEX_DIM_UTM_MEDIUM,
+		[QATTR_DIM_UTM_CAMPAIGN] = QINDEX_DIM_UTM_CAMPAIGN,
+		[QATTR_DIM_LANDING_PATH] = QINDEX_DIM_LANDING_PATH,
+	};
+	const char *source, *medium, *channel, *referrer;
+
+	if (dim != QATTR_DIM_SOURCE_MEDIUM) {
+		const char *s = qindex_string(ix, v->dims[plain[dim]]);
+		return s != NULL ? s : "(none)";
+	}
+	source = qindex_string(ix, v->dims[QINDEX_DIM_UTM_SOURCE]);
+	medium = qindex_string(ix, v->dims[QINDEX_DIM_UTM_MEDIUM]);
+	channel = qindex_string(ix, v->dims[QINDEX_DIM_CHANNEL]);
+	referrer = qindex_string(ix, v->dims[QINDEX_DIM_REFERRER_HOST]);
+	if (medium == NULL) {
+		medium = channel != NULL && strcmp(channel, "Organic Search") == 0 ?
+		    "organic" : referrer != NULL ? "referral" : "(none)";
+	}
+	strbuf_reset(sb);
+	strbuf_appendf(sb, "%s / %s", source != NULL ? source :
+	    referrer != NULL ? referrer : "(direct)", medium);
+	return strbuf_failed(sb) ? NULL : sb->data;
+}
+
+static void
+uuid_text(const uint8_t id[16], char out[QATTR_EVENT_ID_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t k = 0;
+
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10) {
+			out[k++] = '-';
+		}
+		out[k++] = hex[id[i] >> 4];
+		out[k++] = hex[id[i] & 15];
+	}
+	out[k] = '\0';
+}
+
+/* A transition's sort key: person, start, then the value's rank in byte
+ * order (the statement's window order). */
+struct hop {
+	uint32_t root, rank, value;
+	int64_t ts;
+};
+
+static int
+compare_hops(const void *pa, const void *pb)
+{
+	const struct hop *a = pa, *b = pb;
+
+	if (a->root != b->root) {
+		return a->root < b->root ? -1 : 1;
+	}
+	if (a->ts != b->ts) {
+		return a->ts < b->ts ? -1 : 1;
+	}
+	return (a->rank > b->rank) - (a->rank < b->rank);
+}
+
+struct ranked {
+	const char *name;
+	uint32_t value;
+};
+
+static int
+compare_ranked(const void *pa, const void *pb)
+{
+	return strcmp(((const struct ranked *)pa)->name,
+	    ((const struct ranked *)pb)->name);
+}
+
+static int
+compare_u64(const void *pa, const void *pb)
+{
+	uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+
+	return (a > b) - (a < b);
+}
+
+/* The transitions of hops[0..n) (sorted), counted, into d. */
+static bool
+add_hops(struct attr_data *d, const struct hop *hops, size_t n)
+{
+	uint64_t *keys = malloc((n + 1) * sizeof(*keys));
+	bool ok = keys != NULL;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		bool first = i == 0 || hops[i - 1].root != hops[i].root;
+		bool last = i + 1 == n || hops[i + 1].root != hops[i].root;
+		uint32_t from = first ? ATTR_START : hops[i - 1].value;
+		keys[i] = (uint64_t)from << 32 | (uint64_t)hops[i].value << 1 | last;
+	}
+	if (ok) {
+		qsort(keys, n, sizeof(*keys), compare_u64);
+	}
+	for (size_t i = 0, j; ok && i < n; i = j) {
+		for (j = i; j < n && keys[j] == keys[i]; j++) {
+		}
+		ok = attr_data_add_step(d, &(struct attr_step){
+			(uint32_t)(keys[i] >> 32), (uint32_t)(keys[i] >> 1) &
+			0x7fffffff, (keys[i] & 1) != 0, (double)(j - i) });
+	}
+	free(keys);
+	return ok;
+}
+
+/* The transitions of everyone not marked a converter. */
+static bool
+gather_transitions(const struct qindex *ix, const struct qattr_spec *spec,
+    const bool *converted, struct attr_data *d)
+{
+	struct qindex_stats st;
+	struct hop *hops = NULL;
+	struct ranked *rank = NULL;
+	uint32_t *rank_of = NULL;
+	size_t n = 0, cap = 0;
+	struct strbuf sb;
+	bool ok = true;
+
+	strbuf_init(&sb);
+	qindex_stats(ix, &st);
+	for (uint32_t v = 0; ok && v < st.visits; v++) {
+		struct qindex_visit_info vi;
+		struct hop h;
+		const char *value;
+		qindex_visit(ix, v, &vi);
+		if (!vi.stored || vi.bot || vi.started_at < spec->from_us ||
+		    vi.started_at >= spec->to_us) {
+			continue;
+		}
+		h.root = qindex_person_root(ix, vi.person);
+		if (converted[h.root]) {
+			continue;
+		}
+		h.ts = vi.started_at;
+		value = visit_value(ix, &vi, spec->dim, &sb);
+		ok = value != NULL && attr_data_value(d, value, &h.value) &&
+		    append(&hops, &n, &cap, sizeof(h), &h);
+	}
+	strbuf_finish(&sb);
+	rank = malloc((d->n_values + 1) * sizeof(*rank));
+	rank_of = malloc((d->n_values + 1) * sizeof(*rank_of));
+	ok = ok && rank != NULL && rank_of != NULL;
+	for (uint32_t i = 0; ok && i < d->n_values; i++) {
+		rank[i] = (struct ranked){ d->names[i], i };
+	}
+	if (ok) {
+		qsort(rank, d->n_values, sizeof(*rank), compare_ranked);
+		for (uint32_t i = 0; i < d->n_values; i++) {
+			rank_of[rank[i].value] = i;
+		}
+		for (size_t i = 0; i < n; i++) {
+			hops[i].rank = rank_of[hops[i].value];
+		}
+		qsort(hops, n, sizeof(*hops), compare_hops);
+		ok = add_hops(d, hops, n);
+	}
+	free(rank);
+	free(rank_of);
+	free(hops);
+	return ok;
+}
+
+bool
+qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
+    struct attr_data *d)
+{
+	struct qindex_stats st;
+	size_t n_convs;
+	const struct qindex_conversion *c = qindex_conversions(ix, &n_convs);
+	size_t n_names = qindex_name_count(ix);
+	bool *wanted = calloc(n_names + 1, sizeof(bool)), *converted;
+	struct strbuf sb;
+	bool ok;
+
+	strbuf_init(&sb);
+	qindex_stats(ix, &st);
+	converted = calloc(st.people + 1, sizeof(bool));
+	ok = wanted != NULL && converted != NULL && d->values != NULL &&
+	    d->currencies != NULL;
+	for (size_t id = 0; ok && id < n_names; id++) {
+		wanted[id] = strcmp(qindex_name_text(ix, (uint16_t)id),
+		    spec->conversion) == 0;
+	}
+	for (size_t i = 0; ok && i < n_convs; i++) {
+		struct attr_conv conv;
+		uint32_t root;
+		if (!wanted[c[i].name] || c[i].ts < spec->from_us ||
+		    c[i].ts >= spec->to_us) {
+			continue;
+		}
+		root = qindex_person_root(ix, c[i].person);
+		converted[root] = true;
+		conv.person = qindex_person_id(ix, root);
+		conv.ts_us = c[i].ts;
+		conv.revenue = isfinite(c[i].revenue) ? c[i].revenue : 0;
+		uuid_text(c[i].event_id, conv.event_id);
+		ok = attr_data_add_conv(d, &conv) && (c[i].currency == 0 ||
+		    attr_data_currency(d, qindex_string(ix, c[i].currency)));
+	}
+	for (uint32_t v = 0; ok && v < st.visits; v++) {
+		struct qindex_visit_info vi;
+		struct attr_visit visit;
+		const char *value, *channel;
+		uint32_t root;
+		qindex_visit(ix, v, &vi);
+		if (!vi.stored || vi.bot ||
+		    vi.started_at < spec->from_us - spec->lookback_us ||
+		    vi.started_at > spec->to_us) {
+			continue;
+		}
+		root = qindex_person_root(ix, vi.person);
+		if (!converted[root]) {
+			continue;
+		}
+		channel = qindex_string(ix, vi.dims[QINDEX_DIM_CHANNEL]);
+		visit.person = qindex_person_id(ix, root);
+		visit.ts_us = vi.started_at;
+		visit.session = vi.session_id;
+		visit.channel = channel_from_name(channel != NULL ? channel : "");
+		value = visit_value(ix, &vi, spec->dim, &sb);
+		ok = value != NULL && attr_data_value(d, value, &visit.value) &&
+		    attr_data_add_visit(d, &visit);
+	}
+	strbuf_finish(&sb);
+	ok = ok && (!spec->transitions ||
+	    gather_transitions(ix, spec, converted, d));
+	free(wanted);
+	free(converted);
+	return ok;
+}
