@@ -288,11 +288,12 @@ store(PGconn *pg, const char *site, const char *id, int64_t now_us,
 }
 
 bool
-alert_judge(PGconn *pg, const struct app_state *state, const char *site,
-    const char *id, int64_t now_us, bool record, bool again,
+alert_judge(PGconn *pg, struct query_index *qi, const struct app_state *state,
+    const char *site, const char *id, int64_t now_us, bool record, bool again,
     struct alert_judgement *out, struct error *err)
 {
 	const char *params[] = { site, id };
+	struct query_index_read r;
 	struct error ignored;
 	json_t *doc = NULL;
 	int64_t judged, judged_at, updated = 0;
@@ -300,7 +301,11 @@ alert_judge(PGconn *pg, const struct app_state *state, const char *site,
 
 	memset(out, 0, sizeof(*out));
 	out->id = atoll(id);
+	/* Measured as the endpoints the alert links to count: through the
+	 * index when it can, caught up before the transaction begins. */
+	query_index_acquire(qi, pg, site, &r);
 	if (!api_snapshot_begin_writable(pg, err)) {
+		query_index_release(qi, &r);
 		return false;
 	}
 	if (!lock_rule(pg, params, &doc, &updated, out, err)) {
@@ -321,8 +326,8 @@ alert_judge(PGconn *pg, const struct app_state *state, const char *site,
 		ok = true;
 		goto done;
 	}
-	if (!alert_measure(pg, site, &out->rule, state->plan, now_us, &out->m,
-	    err)) {
+	if (!alert_measure(pg, &r, site, &out->rule, state->plan, now_us,
+	    &out->m, err)) {
 		goto done;
 	}
 	alert_decide(&out->rule, out->m.points, out->m.n, out->m.target,
@@ -340,6 +345,7 @@ done:
 		db_exec(pg, "ROLLBACK", 0, NULL, &ignored);
 	}
 	api_snapshot_end(pg);
+	query_index_release(qi, &r);
 	json_decref(doc);
 	return ok;
 }

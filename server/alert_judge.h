@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "server/alert_measure.h"
 #include "server/app.h"
+#include "server/query_index.h"
 
 enum alert_outcome {
 	ALERT_JUDGED,
@@ -37,8 +38,9 @@ struct alert_judgement {
  * again: judge even a period already judged. False with err set on a
  * database error, ERR_NOT_FOUND for no such rule, or the rule's error
  * when the plan in force no longer allows it. */
-bool alert_judge(PGconn *pg, const struct app_state *state, const char *site,
-    const char *id, int64_t now_us, bool record, bool again,
-    struct alert_judgement *out, struct error *err);
+bool alert_judge(PGconn *pg, struct query_index *qi,
+    const struct app_state *state, const char *site, const char *id,
+    int64_t now_us, bool record, bool again, struct alert_judgement *out,
+    struct error *err);
 
 #endif

@@ -70,12 +70,12 @@ spec_steps(const struct alert_rule *rule, const struct plan *plan,
 /* Each period through the funnel: a rate is the last step's entrants
  * over the first's, a count of people the first's. */
 static bool
-measure_funnel(PGconn *pg, const char *site, const struct alert_rule *rule,
+measure_funnel(PGconn *pg, const struct query_index_read *r, const char *site,
+    const struct alert_rule *rule,
     const struct plan *plan, struct alert_measurement *out,
     struct error *err)
 {
 	struct funnel_spec *spec = calloc(1, sizeof(*spec));
-	const struct query_index_read no_index = { 0 };
 	long entered[FUNNEL_STEPS_MAX];
 	bool ok = spec != NULL;
 
@@ -91,7 +91,7 @@ measure_funnel(PGconn *pg, const char *site, const struct alert_rule *rule,
 	for (size_t i = 0; ok && i < out->n; i++) {
 		spec->from_us = out->starts[i];
 		spec->to_us = out->starts[i] + out->period_us;
-		ok = funnel_count(pg, &no_index, site, spec, entered, err);
+		ok = funnel_count(pg, r, site, spec, entered, err);
 		if (ok) {
 			long first = entered[0], last = entered[spec->n_steps - 1];
 			out->points[i] = (struct alert_point){
@@ -106,14 +106,14 @@ measure_funnel(PGconn *pg, const char *site, const struct alert_rule *rule,
 /* A count of events, all periods in one statement; a period without any
  * counts 0. */
 static bool
-measure_events(PGconn *pg, const char *site, const struct alert_rule *rule,
+measure_events(PGconn *pg, const struct query_index_read *r, const char *site,
+    const struct alert_rule *rule,
     struct alert_measurement *out, struct error *err)
 {
 	struct milestones_period got[1 + ALERT_TRAILING_MAX];
-	const struct query_index_read no_index = { 0 };
 	size_t n_got;
 
-	if (!milestones_count(pg, &no_index, site, rule->events[0],
+	if (!milestones_count(pg, r, site, rule->events[0],
 	    alert_period_name(rule->period), out->starts[0],
 	    out->starts[out->n - 1] + out->period_us, got, out->n, &n_got,
 	    err)) {
@@ -132,13 +132,13 @@ measure_events(PGconn *pg, const char *site, const struct alert_rule *rule,
 }
 
 bool
-alert_measure(PGconn *pg, const char *site, const struct alert_rule *rule,
+alert_measure(PGconn *pg, const struct query_index_read *r, const char *site,
+    const struct alert_rule *rule,
     const struct plan *plan, int64_t now_us, struct alert_measurement *out,
     struct error *err)
 {
 	int64_t last = alert_last_period_start(rule, now_us);
 	const json_t *target;
-	const struct query_index_read no_index = { 0 };
 	const char *period;
 	double rate;
 	long people;
@@ -158,7 +158,7 @@ alert_measure(PGconn *pg, const char *site, const struct alert_rule *rule,
 		out->target = json_number_value(json_object_get(target,
 		    "target"));
 		period = json_string_value(json_object_get(target, "period"));
-		if (!milestones_target_rate(pg, &no_index, site, rule->events[0],
+		if (!milestones_target_rate(pg, r, site, rule->events[0],
 		    period != NULL ? period : alert_period_name(rule->period),
 		    now_us, &rate, &people, err)) {
 			return false;
@@ -167,7 +167,7 @@ alert_measure(PGconn *pg, const char *site, const struct alert_rule *rule,
 		return true;
 	}
 	if (rule->metric == ALERT_METRIC_COUNT && !rule->people) {
-		return measure_events(pg, site, rule, out, err);
+		return measure_events(pg, r, site, rule, out, err);
 	}
-	return measure_funnel(pg, site, rule, plan, out, err);
+	return measure_funnel(pg, r, site, rule, plan, out, err);
 }

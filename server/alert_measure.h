@@ -13,6 +13,7 @@
 #include "common/alert_rule.h"
 #include "common/error.h"
 #include "common/plan.h"
+#include "server/query_index.h"
 
 /* What was measured: n periods oldest first, the last one judged. */
 struct alert_measurement {
@@ -28,8 +29,10 @@ struct alert_measurement {
 int64_t alert_last_period_start(const struct alert_rule *rule, int64_t now_us);
 
 /* Measures rule's alert_points_needed periods of site, ending with the
- * last complete one, in the caller's transaction. */
-bool alert_measure(PGconn *pg, const char *site, const struct alert_rule *rule,
+ * last complete one: from the index r holds when it can answer, else in
+ * the caller's transaction. */
+bool alert_measure(PGconn *pg, const struct query_index_read *r,
+    const char *site, const struct alert_rule *rule,
     const struct plan *plan, int64_t now_us, struct alert_measurement *out,
     struct error *err);
 

@@ -41,7 +41,8 @@ sweep_run(PGconn *pg, struct query_job *job, struct error *err)
 		const char *site = PQgetvalue(res, r, 0), *id = PQgetvalue(res, r, 1);
 		struct error e = { 0 };
 
-		if (!alert_judge(pg, state, site, id, timeutil_now_us(), true,
+		if (!alert_judge(pg, a->app->index, state, site, id,
+		    timeutil_now_us(), true,
 		    false, j, &e)) {
 			log_warn("alert rule %s of site %s not judged: %s", id, site,
 			    e.message);

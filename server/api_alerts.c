@@ -288,7 +288,8 @@ evaluate_run(PGconn *pg, struct api_call *call, struct error *err)
 		error_set(err, ERR_INTERNAL, "out of memory");
 		return false;
 	}
-	if (!alert_judge(pg, call->state, call->site_id, rc->id, now,
+	if (!alert_judge(pg, call->app->index, call->state, call->site_id,
+	    rc->id, now,
 	    rc->notify, true, j, err)) {
 		goto done;
 	}

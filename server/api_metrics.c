@@ -10,6 +10,7 @@
 #include "server/http.h"
 #include "server/http_stats.h"
 #include "server/pipeline.h"
+#include "server/query_index.h"
 #include "server/spool.h"
 #include "server/spool_replay.h"
 #include "server/writer.h"
@@ -129,6 +130,7 @@ api_metrics(struct request *req, struct app *app)
 		}
 	}
 	append_writer(&out, app->writer);
+	query_index_metrics(app->index, &out);
 	http_stats_render(http_request_stats(req), &out);
 	strbuf_appendf(&out, "# HELP milepost_http_connections_cut_total "
 	    "Connections closed for taking longer than request_timeout_s to "
