@@ -20,7 +20,6 @@
 #define NONE UINT32_MAX
 #define NAMES_MAX UINT16_MAX
 #define AGENTS_MAX UINT16_MAX
-#define SECOND_US INT64_C(1000000)
 
 /* ------------------------------------------------------------ memory */
 
@@ -53,14 +52,15 @@ idtab_find(const struct idtab *t, uint64_t h,
 	return &t->slot[i];
 }
 
-/* Room for one more id: doubles (rehashing with hash) when half full. */
+/* Room for one more id: doubles (rehashing with hash) at three quarters
+ * full, where linear probing still finds a key in a few steps. */
 static bool
 idtab_reserve(struct qindex *ix, struct idtab *t, id_hash_fn hash)
 {
 	struct idtab bigger;
 	size_t allocated = 0;
 
-	if (t->cap != 0 && (t->used + 1) * 2 <= t->cap) {
+	if (t->cap != 0 && (t->used + 1) * 4 <= t->cap * 3) {
 		return true;
 	}
 	bigger.cap = t->cap == 0 ? 64 : 2 * t->cap;
@@ -103,13 +103,14 @@ struct person {
 	uint32_t pending;	/* head of the pending chain */
 };
 
+/* 16 bytes: the bot flag rides in the source's top bit. */
 struct visit {
 	int64_t started_at;
-	int64_t last_sec;	/* whole seconds, rounded down */
 	uint32_t person;	/* slot of the stored person_id */
 	uint32_t source;	/* 1-based into sources; 0: not stored */
-	bool bot;
 };
+#define VISIT_BOT (UINT32_C(1) << 31)
+#define VISIT_SOURCE(v) ((v)->source & ~VISIT_BOT)
 
 struct agent {
 	uint32_t device, browser;	/* string ids */
@@ -196,6 +197,22 @@ grow(struct qindex *ix, void *ptr, size_t *cap, size_t elem, size_t need)
 	*p = q;
 	*cap = want;
 	return true;
+}
+
+/* Gives back the room of *ptr beyond n elements (none if n is 0). */
+static void
+shrink(struct qindex *ix, void *ptr, size_t *cap, size_t elem, size_t n)
+{
+	void **p = ptr;
+	void *q;
+
+	if (n == 0 || n >= *cap || (q = realloc(*p, n * elem)) == NULL) {
+		return;
+	}
+	ix->bytes -= (*cap - n) * elem;
+	ix->budget->used -= (*cap - n) * elem;
+	*p = q;
+	*cap = n;
 }
 
 static uint64_t
@@ -475,12 +492,6 @@ visit_slot(struct qindex *ix, const char *session_id, enum qindex_status *st)
 	return id - 1;
 }
 
-static int64_t
-floor_div(int64_t a, int64_t b)
-{
-	return a / b - (a % b != 0 && (a < 0) != (b < 0));
-}
-
 enum qindex_status
 qindex_add_visit(struct qindex *ix, const struct qindex_visit_row *row)
 {
@@ -496,13 +507,13 @@ qindex_add_visit(struct qindex *ix, const struct qindex_visit_row *row)
 	}
 	source = record_id(ix, &ix->source_tab, source_hash, source_eq,
 	    &ix->sources, &ix->n_sources, &ix->sources_cap, sizeof(tuple),
-	    NONE - 1, tuple, &st);
+	    VISIT_BOT - 1, tuple, &st);
 	person = person_slot(ix, row->person_id);
 	if (st != QINDEX_OK || source == 0 || person == NONE) {
 		return st == QINDEX_OK ? QINDEX_FULL : st;
 	}
-	ix->visits[v] = (struct visit){ row->started_at,
-		floor_div(row->last_at, SECOND_US), person, source, row->bot };
+	ix->visits[v] = (struct visit){ row->started_at, person,
+		source | (row->bot ? VISIT_BOT : 0) };
 	return QINDEX_OK;
 }
 
@@ -700,10 +711,10 @@ qindex_forget_events_before(struct qindex *ix, int64_t ts)
 }
 
 void
-qindex_forget_visits_before(struct qindex *ix, int64_t second)
+qindex_forget_visits_started_before(struct qindex *ix, int64_t ts)
 {
 	for (size_t v = 0; v < ix->n_visits; v++) {
-		if (ix->visits[v].source != 0 && ix->visits[v].last_sec < second) {
+		if (ix->visits[v].started_at < ts) {
 			ix->visits[v].source = 0;
 		}
 	}
@@ -756,6 +767,20 @@ qindex_compact(struct qindex *ix)
 	ix->base = next;
 	ix->base_cap = cap;
 	ix->base_n = n;
+	/* What grew by half again gives its slack back. */
+	shrink(ix, &ix->visits, &ix->visits_cap, sizeof(*ix->visits),
+	    ix->n_visits);
+	shrink(ix, &ix->people, &ix->people_cap, sizeof(*ix->people),
+	    ix->n_people);
+	shrink(ix, &ix->convs, &ix->convs_cap, sizeof(*ix->convs), ix->n_convs);
+	shrink(ix, &ix->session_ids.text, &ix->session_ids.text_cap, 1,
+	    ix->session_ids.text_n);
+	shrink(ix, &ix->session_ids.off, &ix->session_ids.off_cap,
+	    sizeof(uint32_t), ix->session_ids.n);
+	shrink(ix, &ix->strings.text, &ix->strings.text_cap, 1,
+	    ix->strings.text_n);
+	shrink(ix, &ix->strings.off, &ix->strings.off_cap, sizeof(uint32_t),
+	    ix->strings.n);
 	return QINDEX_OK;
 }
 
@@ -873,10 +898,10 @@ qindex_visit(const struct qindex *ix, uint32_t v,
 		return;
 	}
 	out->stored = true;
-	out->bot = vi->bot;
+	out->bot = (vi->source & VISIT_BOT) != 0;
 	out->started_at = vi->started_at;
 	out->person = vi->person;
-	memcpy(out->dims, ix->sources[vi->source - 1], sizeof(out->dims));
+	memcpy(out->dims, ix->sources[VISIT_SOURCE(vi) - 1], sizeof(out->dims));
 }
 
 const struct qindex_conversion *
@@ -902,7 +927,7 @@ qindex_event_dim(const struct qindex *ix, const struct qindex_event *ev,
 		return 0;
 	}
 	v = &ix->visits[ev->visit - 1];
-	return v->source == 0 ? 0 : ix->sources[v->source - 1][dim];
+	return v->source == 0 ? 0 : ix->sources[VISIT_SOURCE(v) - 1][dim];
 }
 
 const char *

@@ -130,10 +130,11 @@ void qindex_forget_people(struct qindex *ix, const int64_t *people,
     size_t n);
 /* Forgets the events before ts (microseconds). */
 void qindex_forget_events_before(struct qindex *ix, int64_t ts);
-/* Forgets the visits whose last event is before second (seconds since
- * the epoch, a whole second so that the caller can read the same region
- * back exactly: last_at < that second). */
-void qindex_forget_visits_before(struct qindex *ix, int64_t second);
+/* Forgets the visits that started before ts. Retention deletes the
+ * visits whose last event is before its cutoff, which the index does not
+ * hold: every such visit started before it too, so the caller forgets
+ * this larger region and reads it back (started_at < ts) whole. */
+void qindex_forget_visits_started_before(struct qindex *ix, int64_t ts);
 
 /* Folds the new events in (sorts them into their people's runs) and
  * drops what was forgotten. Worth it when qindex_pending is large. */

@@ -79,9 +79,11 @@ static const char region_people_visits_sql[] =
 static const char region_events_before_sql[] =
     COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE " AND "
     COUNTED " AND ts < current_setting('milepost.ix_before')::timestamptz");
+/* Visits whose last event is before a cutoff: the index reads back all
+ * that started before it (qindex_forget_visits_started_before). */
 static const char region_visits_before_sql[] =
     COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions WHERE " IN_SITE
-    " AND last_at < current_setting('milepost.ix_before')::timestamptz");
+    " AND started_at < current_setting('milepost.ix_before')::timestamptz");
 
 enum stream { S_EVENT, S_EVENT_AGAIN, S_VISIT, S_MERGE };
 enum state { STATE_LOADING, STATE_READY, STATE_OFF };
@@ -92,7 +94,7 @@ struct region {
 	int64_t *people;
 	size_t n_people;
 	int64_t events_before;		/* INT64_MIN: none */
-	int64_t visits_before_s;	/* whole seconds; INT64_MIN: none */
+	int64_t visits_before;		/* INT64_MIN: none */
 };
 
 struct staged {
@@ -492,7 +494,7 @@ read_changes(PGconn *pg, struct staging *st, struct error *err)
 			r = &grown[st->n_regions++];
 			memset(r, 0, sizeof(*r));
 			r->events_before = INT64_MIN;
-			r->visits_before_s = INT64_MIN;
+			r->visits_before = INT64_MIN;
 			if (c.field[1].data != NULL && (r->site = strndup(
 			    c.field[1].data, c.field[1].len)) == NULL) {
 				goto nomem;
@@ -501,10 +503,7 @@ read_changes(PGconn *pg, struct staging *st, struct error *err)
 				r->events_before = pgcopy_time(&c.field[3]);
 			}
 			if (pgcopy_fixed(&c.field[4], 8)) {
-				/* Up to the next whole second (see qindex.h). */
-				int64_t us = pgcopy_time(&c.field[4]);
-				r->visits_before_s = us / TIMEUTIL_US_PER_SEC +
-				    (us % TIMEUTIL_US_PER_SEC > 0);
+				r->visits_before = pgcopy_time(&c.field[4]);
 			}
 			last = pgcopy_int8(&c.field[0]);
 		}
@@ -548,9 +547,8 @@ read_regions(struct query_index *qi, PGconn *pg, struct staging *st,
 		strbuf_append_char(&people, '}');
 		if (r->events_before != INT64_MIN) {
 			timeutil_format_rfc3339(r->events_before, before);
-		} else if (r->visits_before_s != INT64_MIN) {
-			timeutil_format_rfc3339(r->visits_before_s *
-			    TIMEUTIL_US_PER_SEC, before);
+		} else if (r->visits_before != INT64_MIN) {
+			timeutil_format_rfc3339(r->visits_before, before);
 		}
 		const char *params[] = { r->site != NULL ? r->site : "",
 			people.data, before };
@@ -565,7 +563,7 @@ read_regions(struct query_index *qi, PGconn *pg, struct staging *st,
 		    &ignored, err))) ||
 		    (r->events_before != INT64_MIN && !copy_rows(qi, pg,
 		    region_events_before_sql, S_EVENT_AGAIN, st, &ignored, err)) ||
-		    (r->visits_before_s != INT64_MIN && !copy_rows(qi, pg,
+		    (r->visits_before != INT64_MIN && !copy_rows(qi, pg,
 		    region_visits_before_sql, S_VISIT, st, &ignored, err))) {
 			return false;
 		}
@@ -588,8 +586,9 @@ apply_staging(struct query_index *qi, const struct staging *st)
 			if (r->events_before != INT64_MIN) {
 				qindex_forget_events_before(ix, r->events_before);
 			}
-			if (r->visits_before_s != INT64_MIN) {
-				qindex_forget_visits_before(ix, r->visits_before_s);
+			if (r->visits_before != INT64_MIN) {
+				qindex_forget_visits_started_before(ix,
+				    r->visits_before);
 			}
 		}
 	}

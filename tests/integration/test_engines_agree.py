@@ -23,7 +23,7 @@ import sys
 from datetime import timedelta
 
 import harness
-from admin_api import api_call, erase, key_entry, new_api_key
+from admin_api import api_call, erase, key_entry, new_api_key, wait_for_maintenance
 from harness import rfc3339, utcnow
 
 PLAN = harness.read_example_plan()
@@ -428,6 +428,26 @@ class EnginesAgreeCase(harness.DaemonTestCase):
         bad = self.compare("/api/v1/funnel", queries)
         if bad:
             self.fail("seed %d, after changes:\n%s" % (SEED, "\n".join(bad[:5])))
+
+    def test_3_retention_by_another_daemon(self):
+        """Another daemon on the same database deletes what is older than
+        five days: this one's index forgets it before its next answer."""
+        shop, rng = self.shop, self.rng
+        other = harness.Daemon(self.db, plan=self.daemon_config["plan"],
+                               consent_mode="anonymous", retention_days=5,
+                               pii_hash_key=self.daemon_config["pii_hash_key"])
+        try:
+            counts = wait_for_maintenance(other)
+        finally:
+            self.assertEqual(other.stop(), 0)
+        self.assertGreater(counts["deleted_events"], 0, "the test must delete events")
+        bad = self.compare("/api/v1/funnel", [random_funnel(rng, shop) for _ in range(30)])
+        bad += self.compare("/api/v1/milestones",
+                            [random_milestones(rng, shop) for _ in range(10)])
+        bad += self.compare("/api/v1/attribution",
+                            [random_attribution(rng, shop) for _ in range(10)], tolerance=1e-9)
+        if bad:
+            self.fail("seed %d, after retention:\n%s" % (SEED, "\n".join(bad[:5])))
 
 
 if __name__ == "__main__":
