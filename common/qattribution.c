@@ -16,6 +16,7 @@
 
 #include "common/attribution.h"
 #include "common/channel.h"
+#include "common/counttab.h"
 #include "common/strbuf.h"
 
 /* Appends one element of size elem to *arr (n, cap). */
@@ -277,38 +278,30 @@ compare_ranked(const void *pa, const void *pb)
 	    ((const struct ranked *)pb)->name);
 }
 
-static int
-compare_u64(const void *pa, const void *pb)
-{
-	uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
-
-	return (a > b) - (a < b);
-}
-
 /* The transitions of hops[0..n) (sorted), counted, into d. */
 static bool
 add_hops(struct attr_data *d, const struct hop *hops, size_t n)
 {
-	uint64_t *keys = malloc((n + 1) * sizeof(*keys));
-	bool ok = keys != NULL;
+	struct counttab counts = { 0 };
+	bool ok = true;
 
 	for (size_t i = 0; ok && i < n; i++) {
 		bool first = i == 0 || hops[i - 1].root != hops[i].root;
 		bool last = i + 1 == n || hops[i + 1].root != hops[i].root;
 		uint32_t from = first ? ATTR_START : hops[i - 1].value;
-		keys[i] = (uint64_t)from << 32 | (uint64_t)hops[i].value << 1 | last;
+		ok = counttab_add(&counts, (int64_t)((uint64_t)from << 32 |
+		    (uint64_t)hops[i].value << 1 | last), 1);
 	}
-	if (ok) {
-		qsort(keys, n, sizeof(*keys), compare_u64);
-	}
-	for (size_t i = 0, j; ok && i < n; i = j) {
-		for (j = i; j < n && keys[j] == keys[i]; j++) {
+	for (size_t i = 0; ok && i < counts.cap; i++) {
+		const struct counttab_entry *e = &counts.slot[i];
+		uint64_t key = (uint64_t)e->key;
+		if (e->used) {
+			ok = attr_data_add_step(d, &(struct attr_step){
+				(uint32_t)(key >> 32), (uint32_t)(key >> 1) &
+				0x7fffffff, (key & 1) != 0, (double)e->count });
 		}
-		ok = attr_data_add_step(d, &(struct attr_step){
-			(uint32_t)(keys[i] >> 32), (uint32_t)(keys[i] >> 1) &
-			0x7fffffff, (keys[i] & 1) != 0, (double)(j - i) });
 	}
-	free(keys);
+	counttab_finish(&counts);
 	return ok;
 }
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/counttab.h"
 #include "common/qmilestones.h"
 #include "common/stats.h"
 #include "common/timeutil.h"
@@ -120,22 +121,34 @@ prep_finish(struct prep *p)
 	free(p->planned);
 }
 
-/* Ordered and strict: when step k (from 0) is reached after step k - 1
- * was at prev; -1 if it is not. */
-static int64_t
-next_step(const struct prep *p, const struct qindex_event *ev, size_t n,
-    size_t k, int64_t prev, int64_t until, bool strict)
+/* The first index of the events at the time of ev[i] (ties come in no
+ * set order: a step may be any of them). */
+static size_t
+tie_start(const struct qindex_event *ev, size_t i)
 {
-	bool blocked = false;
-	int64_t block_ts = 0;
+	while (i > 0 && ev[i - 1].ts == ev[i].ts) {
+		i--;
+	}
+	return i;
+}
 
-	for (size_t i = qindex_first_at(ev, n, prev); i < n && ev[i].ts <= until;
-	    i++) {
+/* Ordered and strict: the index of the event at which step k (from 0) is
+ * reached after step k - 1 was at ev[*at]'s time, into *at; false if it
+ * is not. */
+static bool
+next_step(const struct prep *p, const struct qindex_event *ev, size_t n,
+    size_t k, size_t *at, int64_t until, bool strict)
+{
+	int64_t prev = ev[*at].ts, block_ts = 0;
+	bool blocked = false;
+
+	for (size_t i = tie_start(ev, *at); i < n && ev[i].ts <= until; i++) {
 		if (blocked && block_ts < ev[i].ts) {
-			return -1;
+			return false;
 		}
 		if (p->steps[ev[i].name] & (1u << k)) {
-			return ev[i].ts;
+			*at = i;
+			return true;
 		}
 		if (strict && !blocked && p->planned[ev[i].name] &&
 		    ev[i].ts > prev) {
@@ -143,7 +156,7 @@ next_step(const struct prep *p, const struct qindex_event *ev, size_t n,
 			block_ts = ev[i].ts;
 		}
 	}
-	return -1;
+	return false;
 }
 
 struct step_time {
@@ -172,8 +185,8 @@ any_steps(const struct prep *p, const struct qindex_event *ev, size_t n,
 	uint16_t seen = 0, all = (uint16_t)((1u << n_steps) - 1);
 	size_t reached = 0;
 
-	for (size_t i = qindex_first_at(ev, n, ev[entry].ts); i < n &&
-	    ev[i].ts <= until && seen != all; i++) {
+	for (size_t i = tie_start(ev, entry); i < n && ev[i].ts <= until &&
+	    seen != all; i++) {
 		uint16_t fresh = p->steps[ev[i].name] & (uint16_t)~seen;
 		for (size_t k = 0; fresh != 0 && k < n_steps; k++) {
 			if (fresh & (1u << k)) {
@@ -259,13 +272,12 @@ count_unit(const struct qindex *ix, const struct qfunnel_spec *spec,
 	if (spec->order == QFUNNEL_ANY) {
 		reached = any_steps(p, ev, n, entry, until, spec->n_steps, t);
 	} else {
+		size_t at = entry;
 		t[0] = ev[entry].ts;
-		for (reached = 1; reached < spec->n_steps; reached++) {
-			t[reached] = next_step(p, ev, n, reached, t[reached - 1],
-			    until, spec->order == QFUNNEL_STRICT);
-			if (t[reached] < 0) {
-				break;
-			}
+		for (reached = 1; reached < spec->n_steps && next_step(p, ev, n,
+		    reached, &at, until, spec->order == QFUNNEL_STRICT);
+		    reached++) {
+			t[reached] = ev[at].ts;
 		}
 	}
 	for (size_t i = entry + 1; i < n && ev[i].ts < t[reached - 1]; i++) {
@@ -277,66 +289,6 @@ count_unit(const struct qindex *ix, const struct qfunnel_spec *spec,
 }
 
 /* ---------------------------------------------------------- grouping */
-
-/* Keys and how many units have each: a small open-addressing table. */
-struct key_count {
-	int64_t key;
-	long count;
-	size_t group;		/* index into the answer's groups */
-	bool used;
-};
-
-struct key_table {
-	struct key_count *slot;
-	size_t cap, n;
-};
-
-static size_t
-key_hash(int64_t key, size_t cap)
-{
-	uint64_t x = (uint64_t)key * UINT64_C(0x9e3779b97f4a7c15);
-	return (size_t)(x >> 20) & (cap - 1);
-}
-
-static struct key_count *
-key_find(struct key_table *t, int64_t key)
-{
-	size_t i = key_hash(key, t->cap);
-
-	while (t->slot[i].used && t->slot[i].key != key) {
-		i = (i + 1) & (t->cap - 1);
-	}
-	return &t->slot[i];
-}
-
-static bool
-key_count(struct key_table *t, int64_t key)
-{
-	struct key_count *k;
-
-	if ((t->n + 1) * 2 > t->cap) {
-		struct key_table bigger = { calloc(t->cap == 0 ? 64 : 2 * t->cap,
-		    sizeof(struct key_count)), t->cap == 0 ? 64 : 2 * t->cap,
-		    t->n };
-		if (bigger.slot == NULL) {
-			return false;
-		}
-		for (size_t i = 0; i < t->cap; i++) {
-			if (t->slot[i].used) {
-				*key_find(&bigger, t->slot[i].key) = t->slot[i];
-			}
-		}
-		free(t->slot);
-		*t = bigger;
-	}
-	k = key_find(t, key);
-	if (!k->used) {
-		*k = (struct key_count){ key, 0, 0, true };
-		t->n++;
-	}
-	k->count++;
-	return true;
-}
 
 /* The text of a group key. */
 static char *
@@ -360,7 +312,7 @@ key_text(const struct qindex *ix, const struct qfunnel_spec *spec,
 }
 
 struct ranked {
-	const struct key_count *k;
+	const struct counttab_entry *k;
 	const char *text;
 };
 
@@ -383,10 +335,10 @@ compare_groups(const void *pa, const void *pb)
 }
 
 /* The groups' keys: the top values (cohorts: all) keep their own group,
- * the others share (other); key_count.group says which. */
+ * the others share (other); the entry's tag says which. */
 static bool
 make_groups(const struct qindex *ix, const struct qfunnel_spec *spec,
-    struct key_table *keys, struct funnel_counts *out)
+    struct counttab *keys, struct funnel_counts *out)
 {
 	struct ranked *rank = calloc(keys->n + 1, sizeof(*rank));
 	size_t n = 0, kept = 0;
@@ -397,7 +349,7 @@ make_groups(const struct qindex *ix, const struct qfunnel_spec *spec,
 		goto done;
 	}
 	for (size_t i = 0; i < keys->cap; i++) {
-		const struct key_count *k = &keys->slot[i];
+		const struct counttab_entry *k = &keys->slot[i];
 		if (k->used && k->key != KEY_NONE) {
 			rank[n].k = k;
 			if ((rank[n].text = key_text(ix, spec, k->key)) == NULL) {
@@ -412,25 +364,25 @@ make_groups(const struct qindex *ix, const struct qfunnel_spec *spec,
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct key_count *k = key_find(keys, rank[i].k->key);
+		struct counttab_entry *k = counttab_find(keys, rank[i].k->key);
 		if (spec->cohort != QFUNNEL_NO_COHORT || i < (size_t)spec->top) {
-			k->group = kept;
+			k->tag = kept;
 			group_key[kept++] = k->key;
 		} else {
 			other = true;
-			k->group = SIZE_MAX;	/* (other), numbered below */
+			k->tag = SIZE_MAX;	/* (other), numbered below */
 		}
 	}
 	if (other) {
 		group_key[kept++] = KEY_OTHER;
 	}
-	if (key_find(keys, KEY_NONE)->used) {
-		key_find(keys, KEY_NONE)->group = kept;
+	if (counttab_find(keys, KEY_NONE)->used) {
+		counttab_find(keys, KEY_NONE)->tag = kept;
 		group_key[kept++] = KEY_NONE;
 	}
 	for (size_t i = 0; i < keys->cap; i++) {
-		if (keys->slot[i].used && keys->slot[i].group == SIZE_MAX) {
-			keys->slot[i].group = kept - 1 - (size_t)(group_key[kept
+		if (keys->slot[i].used && keys->slot[i].tag == SIZE_MAX) {
+			keys->slot[i].tag = kept - 1 - (size_t)(group_key[kept
 			    - 1] == KEY_NONE);
 		}
 	}
@@ -453,85 +405,110 @@ done:
 
 /* ----------------------------------------------------------- figures */
 
-static int
-compare_i64(const void *pa, const void *pb)
-{
-	int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-
-	return (a > b) - (a < b);
-}
-
-/* The step columns of g from the units in rows whose group is g (every
- * unit for the overall group: want NULL). */
+/* The step columns of every group (groups[0..n_groups), each unit in
+ * group_of[i]; NULL: none) and of everyone (all), in two passes over the
+ * units: one counts, one gathers each step's durations for the
+ * percentiles. Slot n_groups is everyone's. */
 static bool
-fill_group(const struct qfunnel_spec *spec, const struct units *u,
-    const size_t *group_of, size_t want, struct funnel_group *g)
+fill_groups(const struct qfunnel_spec *spec, const struct units *u,
+    const size_t *group_of, struct funnel_group *groups, size_t n_groups,
+    struct funnel_group *all)
 {
-	int64_t *d = malloc((u->n + 1) * 2 * sizeof(*d));
+	size_t steps = spec->n_steps, slots = (n_groups + 1) * steps, total = 0;
+	/* Per slot (group, step), where its next duration from the previous
+	 * step goes, and from the first. */
+	size_t *at = calloc(2 * slots + 1, sizeof(*at));
+	int64_t *d = NULL;
+	bool ok = at != NULL;
 
-	if (d == NULL) {
-		return false;
+	for (size_t g = 0; g <= n_groups; g++) {
+		struct funnel_group *fg = g < n_groups ? &groups[g] : all;
+		memset(fg->entered, 0, sizeof(fg->entered));
+		for (size_t k = 0; k < steps; k++) {
+			for (int c = 0; c < QFUNNEL_SECONDS; c++) {
+				fg->seconds[k][c] = NAN;
+			}
+		}
 	}
-	for (size_t k = 0; k < spec->n_steps; k++) {
-		size_t m = 0;
-		for (size_t i = 0; i < u->n; i++) {
-			const int64_t *row = u->rows + i * u->stride;
-			if ((group_of != NULL && group_of[i] != want) ||
-			    (size_t)row[1] <= k) {
+	for (size_t i = 0; ok && i < u->n; i++) {
+		size_t reached = (size_t)u->rows[i * u->stride + 1];
+		for (size_t k = 0; k < reached; k++) {
+			all->entered[k]++;
+			if (group_of != NULL) {
+				groups[group_of[i]].entered[k]++;
+			}
+		}
+	}
+	for (size_t g = 0; ok && g <= n_groups; g++) {
+		const struct funnel_group *fg = g < n_groups ? &groups[g] : all;
+		for (size_t k = 0; k < steps; k++) {
+			size_t slot = g * steps + k, m = (size_t)fg->entered[k];
+			at[2 * slot] = total;
+			at[2 * slot + 1] = total + m;
+			total += 2 * m;
+		}
+	}
+	ok = ok && (d = malloc((total + 1) * sizeof(*d))) != NULL;
+	for (size_t i = 0; ok && i < u->n; i++) {
+		const int64_t *row = u->rows + i * u->stride;
+		size_t reached = (size_t)row[1];
+		for (size_t k = 1; k < reached; k++) {
+			size_t slot[2] = { n_groups * steps + k, group_of != NULL ?
+			    group_of[i] * steps + k : SIZE_MAX };
+			for (int j = 0; j < 2 && slot[j] != SIZE_MAX; j++) {
+				d[at[2 * slot[j]]++] = row[2 + k] - row[2 + k - 1];
+				d[at[2 * slot[j] + 1]++] = row[2 + k] - row[2];
+			}
+		}
+	}
+	for (size_t g = 0; ok && g <= n_groups; g++) {
+		struct funnel_group *fg = g < n_groups ? &groups[g] : all;
+		for (size_t k = 1; k < steps; k++) {
+			size_t slot = g * steps + k, m = (size_t)fg->entered[k];
+			/* The cursors stopped at their regions' ends. */
+			int64_t *prev = d + at[2 * slot] - m;
+			int64_t *first = d + at[2 * slot + 1] - m;
+			if (m == 0) {
 				continue;
 			}
-			if (k > 0) {
-				d[m] = row[2 + k] - row[2 + k - 1];
-				d[u->n + 1 + m] = row[2 + k] - row[2];
-			}
-			m++;
+			fg->seconds[k][QFUNNEL_MEDIAN_PREV] =
+			    stats_percentile_cont_us(prev, m, 0.5);
+			fg->seconds[k][QFUNNEL_P90_PREV] =
+			    stats_percentile_cont_us(prev, m, 0.9);
+			fg->seconds[k][QFUNNEL_MEDIAN_FIRST] =
+			    stats_percentile_cont_us(first, m, 0.5);
+			fg->seconds[k][QFUNNEL_P90_FIRST] =
+			    stats_percentile_cont_us(first, m, 0.9);
 		}
-		g->entered[k] = (long)m;
-		for (int c = 0; c < QFUNNEL_SECONDS; c++) {
-			g->seconds[k][c] = NAN;
-		}
-		if (k == 0 || m == 0) {
-			continue;
-		}
-		qsort(d, m, sizeof(*d), compare_i64);
-		qsort(d + u->n + 1, m, sizeof(*d), compare_i64);
-		g->seconds[k][QFUNNEL_MEDIAN_PREV] = stats_percentile_cont_us(d,
-		    m, 0.5);
-		g->seconds[k][QFUNNEL_P90_PREV] = stats_percentile_cont_us(d, m,
-		    0.9);
-		g->seconds[k][QFUNNEL_MEDIAN_FIRST] = stats_percentile_cont_us(
-		    d + u->n + 1, m, 0.5);
-		g->seconds[k][QFUNNEL_P90_FIRST] = stats_percentile_cont_us(
-		    d + u->n + 1, m, 0.9);
 	}
 	free(d);
-	return true;
+	free(at);
+	return ok;
 }
 
 static bool
 group_units(const struct qindex *ix, const struct qfunnel_spec *spec,
     const struct units *u, struct funnel_counts *out)
 {
-	struct key_table keys = { 0 };
+	struct counttab keys = { 0 };
 	size_t *group_of = malloc((u->n + 1) * sizeof(*group_of));
 	bool ok = group_of != NULL;
 
 	for (size_t i = 0; ok && i < u->n; i++) {
-		ok = key_count(&keys, u->rows[i * u->stride]);
+		ok = counttab_add(&keys, u->rows[i * u->stride], 1);
 	}
 	ok = ok && (u->n == 0 || make_groups(ix, spec, &keys, out));
 	for (size_t i = 0; ok && i < u->n; i++) {
-		group_of[i] = key_find(&keys, u->rows[i * u->stride])->group;
+		group_of[i] = counttab_find(&keys, u->rows[i * u->stride])->tag;
 	}
-	for (size_t g = 0; ok && g < out->n_groups; g++) {
-		ok = fill_group(spec, u, group_of, g, &out->groups[g]);
-	}
+	ok = ok && fill_groups(spec, u, group_of, out->groups, out->n_groups,
+	    &out->overall);
 	if (ok) {
 		qsort(out->groups, out->n_groups, sizeof(*out->groups),
 		    compare_groups);
 	}
 	free(group_of);
-	free(keys.slot);
+	counttab_finish(&keys);
 	return ok;
 }
 
@@ -565,10 +542,9 @@ qfunnel_run(const struct qindex *ix, const struct qfunnel_spec *spec,
 			goto done;
 		}
 	}
-	if (!fill_group(spec, &u, NULL, 0, &out->overall) ||
-	    ((spec->breakdown.dim != FUNNEL_DIM_NONE ||
-	    spec->cohort != QFUNNEL_NO_COHORT) &&
-	    !group_units(ix, spec, &u, out))) {
+	if (spec->breakdown.dim != FUNNEL_DIM_NONE ||
+	    spec->cohort != QFUNNEL_NO_COHORT ? !group_units(ix, spec, &u, out) :
+	    !fill_groups(spec, &u, NULL, NULL, 0, &out->overall)) {
 		goto done;
 	}
 	ok = true;

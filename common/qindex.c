@@ -1002,8 +1002,12 @@ gather(struct qindex_scan *s, uint32_t r, int64_t lo, int64_t hi,
 	for (uint32_t m = r; m != NONE; m = ix->people[m].next_member) {
 		const struct person *pm = &ix->people[m];
 		const struct qindex_event *run = ix->base + pm->base_off;
-		size_t a = qindex_first_at(run, pm->base_len, lo);
-		size_t b = qindex_first_at(run, pm->base_len, hi);
+		size_t len = pm->base_len;
+		/* Most runs lie inside the range whole. */
+		size_t a = len == 0 || run[0].ts >= lo ? 0 :
+		    qindex_first_at(run, len, lo);
+		size_t b = len == 0 || run[len - 1].ts < hi ? len :
+		    qindex_first_at(run, len, hi);
 		if (slice) {
 			*ev = run + a;
 			*n = b - a;

@@ -27,14 +27,6 @@ converted_at(const int64_t *conv, size_t n, int64_t t, int64_t w)
 	return lo < n && conv[lo] <= t + w ? conv[lo] : -1;
 }
 
-static int
-compare_i64(const void *pa, const void *pb)
-{
-	int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-
-	return (a > b) - (a < b);
-}
-
 /* Durations to conversion per action, for the medians. */
 struct lags {
 	int64_t *us;
@@ -135,7 +127,6 @@ qsignals_run(const struct qindex *ix, const char *const *actions,
 	for (size_t a = 0; ok && a < n_actions; a++) {
 		out->actions[a].median_seconds = NAN;
 		if (lags[a].n > 0) {
-			qsort(lags[a].us, lags[a].n, sizeof(int64_t), compare_i64);
 			out->actions[a].median_seconds = stats_percentile_cont_us(
 			    lags[a].us, lags[a].n, 0.5);
 		}

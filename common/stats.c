@@ -44,17 +44,69 @@ stats_two_proportions(long x1, long n1, long x2, long n2, double *z,
 	return true;
 }
 
+/* Moves the k-th smallest of v[0..n) to v[k], the smaller ones before it
+ * and the others after (Hoare's selection, the median of three as the
+ * pivot). */
+static void
+select_kth(int64_t *v, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n - 1;
+
+	while (hi > lo) {
+		size_t mid = lo + (hi - lo) / 2, i = lo, j = hi;
+		int64_t a = v[lo], b = v[mid], c = v[hi], pivot, t;
+		pivot = a < b ? (b < c ? b : a < c ? c : a) :
+		    (a < c ? a : b < c ? c : b);
+		while (i <= j) {
+			while (v[i] < pivot) {
+				i++;
+			}
+			while (v[j] > pivot) {
+				j--;
+			}
+			if (i <= j) {
+				t = v[i];
+				v[i] = v[j];
+				v[j] = t;
+				i++;
+				if (j == 0) {
+					break;
+				}
+				j--;
+			}
+		}
+		if (k <= j) {
+			hi = j;
+		} else if (k >= i) {
+			lo = i;
+		} else {
+			return;
+		}
+	}
+}
+
 /* As orderedsetaggs.c: the rows at floor and ceil of p * (n - 1),
  * interpolated as lo + pct * (hi - lo). A duration is seconds as
  * extract(epoch ...) gives it, a numeric whose cast to float8 is the
  * nearest double: microseconds / 1e6, one correctly rounded division. */
 double
-stats_percentile_cont_us(const int64_t *sorted_us, size_t n, double p)
+stats_percentile_cont_us(int64_t *us, size_t n, double p)
 {
 	double row = p * (double)(n - 1);
-	double first = floor(row), second = ceil(row);
-	double lo = (double)sorted_us[(size_t)first] / 1e6;
-	double hi = (double)sorted_us[(size_t)second] / 1e6;
+	size_t first = (size_t)floor(row), second = (size_t)ceil(row);
+	int64_t above;
+	double lo, hi;
 
-	return second > first ? lo + (row - first) * (hi - lo) : lo;
+	select_kth(us, n, first);
+	lo = (double)us[first] / 1e6;
+	if (second == first) {
+		return lo;
+	}
+	/* The next row up is the least of those after the first. */
+	above = us[first + 1];
+	for (size_t i = first + 2; i < n; i++) {
+		above = us[i] < above ? us[i] : above;
+	}
+	hi = (double)above / 1e6;
+	return lo + (row - (double)first) * (hi - lo);
 }

@@ -25,9 +25,9 @@ bool stats_two_proportions(long x1, long n1, long x2, long n2, double *z,
     double *p);
 
 /* PostgreSQL's percentile_cont(p) WITHIN GROUP (ORDER BY seconds) over n
- * durations in microseconds, sorted ascending (n > 0): the same double,
- * so that the query index answers what the statement does. */
-double stats_percentile_cont_us(const int64_t *sorted_us, size_t n,
-    double p);
+ * durations in microseconds (n > 0): the same double, so that the query
+ * index answers what the statement does. Reorders us (a selection, not a
+ * sort: linear on average). */
+double stats_percentile_cont_us(int64_t *us, size_t n, double p);
 
 #endif

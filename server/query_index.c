@@ -37,14 +37,14 @@
 /* The events the query API counts. */
 #define COUNTED "NOT bot AND person_id IS NOT NULL"
 /* Rows written by a transaction visible in this catch-up's snapshot and
- * not in the previous one's, whose xmin bounds every such xid from
- * below (the index range). */
+ * not in the previous one's ($1), whose xmin ($2) bounds every such xid
+ * from below (the index range). */
 #define NEW_ROWS(xid)                                                        \
-	" " xid " >= current_setting('milepost.ix_xmin')::bigint"            \
-	" AND NOT pg_visible_in_snapshot(" xid "::text::xid8,"               \
-	" current_setting('milepost.ix_snapshot')::pg_snapshot)"
+	" " xid " >= $2::bigint AND NOT pg_visible_in_snapshot(" xid          \
+	"::text::xid8, $1::pg_snapshot)"
 #define COPY_OUT(select) "COPY (" select ") TO STDOUT (FORMAT binary)"
 
+/* The load: everything, streamed. */
 static const char load_visits_sql[] =
     COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions");
 static const char load_merges_sql[] =
@@ -52,38 +52,43 @@ static const char load_merges_sql[] =
 static const char load_events_sql[] =
     COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " COUNTED);
 
-static const char new_changes_sql[] =
-    COPY_OUT("SELECT c.id, c.site_id, p.person, c.events_before,"
-    " c.sessions_before FROM index_changes c"
-    " LEFT JOIN LATERAL unnest(c.people) AS p(person) ON true"
-    " WHERE" NEW_ROWS("c.xid") " ORDER BY c.id");
-static const char new_visits_sql[] =
-    COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions WHERE" NEW_ROWS("xid"));
-static const char new_merges_sql[] =
-    COPY_OUT("SELECT site_id, from_person, into_person FROM person_merges"
-    " WHERE" NEW_ROWS("xid"));
-static const char new_events_sql[] =
-    COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " COUNTED " AND"
-    NEW_ROWS("xid"));
+/* A catch-up: prepared statements with binary results, so that one that
+ * finds nothing new costs a few index probes, not plans. */
+struct statement {
+	const char *name, *sql;
+	int n_params;
+};
 
-/* A region's rows again ('milepost.ix_site' empty: every site). */
-#define IN_SITE "(current_setting('milepost.ix_site') = ''" \
-	" OR site_id = current_setting('milepost.ix_site'))"
-static const char region_people_events_sql[] =
-    COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE
-    " AND person_id = ANY (current_setting('milepost.ix_people')::bigint[])"
-    " AND NOT bot");
-static const char region_people_visits_sql[] =
-    COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions WHERE " IN_SITE
-    " AND person_id = ANY (current_setting('milepost.ix_people')::bigint[])");
-static const char region_events_before_sql[] =
-    COPY_OUT("SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE " AND "
-    COUNTED " AND ts < current_setting('milepost.ix_before')::timestamptz");
+static const struct statement new_changes = { "mp_ix_changes",
+    "SELECT c.id, c.site_id, p.person, c.events_before, c.sessions_before"
+    " FROM index_changes c LEFT JOIN LATERAL unnest(c.people) AS p(person)"
+    " ON true WHERE" NEW_ROWS("c.xid") " ORDER BY c.id", 2 };
+static const struct statement new_visits = { "mp_ix_visits",
+    "SELECT " VISIT_COLUMNS " FROM sessions WHERE" NEW_ROWS("xid"), 2 };
+static const struct statement new_merges = { "mp_ix_merges",
+    "SELECT site_id, from_person, into_person FROM person_merges"
+    " WHERE" NEW_ROWS("xid"), 2 };
+static const struct statement new_events = { "mp_ix_events",
+    "SELECT " EVENT_COLUMNS " FROM events WHERE " COUNTED " AND"
+    NEW_ROWS("xid"), 2 };
+
+/* A region's rows again: $1 its site ('': every site), $2 its people or
+ * its time. */
+#define IN_SITE "($1 = '' OR site_id = $1)"
+static const struct statement region_people_events = { "mp_ix_rpe",
+    "SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE
+    " AND person_id = ANY ($2::bigint[]) AND NOT bot", 2 };
+static const struct statement region_people_visits = { "mp_ix_rpv",
+    "SELECT " VISIT_COLUMNS " FROM sessions WHERE " IN_SITE
+    " AND person_id = ANY ($2::bigint[])", 2 };
+static const struct statement region_events_before = { "mp_ix_reb",
+    "SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE " AND " COUNTED
+    " AND ts < $2::timestamptz", 2 };
 /* Visits whose last event is before a cutoff: the index reads back all
  * that started before it (qindex_forget_visits_started_before). */
-static const char region_visits_before_sql[] =
-    COPY_OUT("SELECT " VISIT_COLUMNS " FROM sessions WHERE " IN_SITE
-    " AND started_at < current_setting('milepost.ix_before')::timestamptz");
+static const struct statement region_visits_before = { "mp_ix_rvb",
+    "SELECT " VISIT_COLUMNS " FROM sessions WHERE " IN_SITE
+    " AND started_at < $2::timestamptz", 2 };
 
 enum stream { S_EVENT, S_EVENT_AGAIN, S_VISIT, S_MERGE };
 enum state { STATE_LOADING, STATE_READY, STATE_OFF };
@@ -97,19 +102,18 @@ struct region {
 	int64_t visits_before;		/* INT64_MIN: none */
 };
 
+/* A result of a catch-up's statement, applied as stream s. */
 struct staged {
+	PGresult *res;
 	enum stream stream;
-	size_t n_fields;
-	struct pgcopy_field field[PGCOPY_FIELDS_MAX];
-	char data[];			/* the fields point here */
 };
 
 struct staging {
-	struct staged **rows;
-	size_t n, cap;
+	struct staged *results;
+	size_t n;
+	size_t rows;
 	struct region *regions;
 	size_t n_regions;
-	int64_t last_change;		/* index_changes.id of the last row */
 };
 
 struct site_index {
@@ -402,12 +406,10 @@ settle(struct query_index *qi, bool all)
 
 /* ---------------------------------------------------------- reading */
 
-/* Runs one COPY, applying each row (st NULL: at once, as the load does)
- * or staging it as stream s. */
+/* Runs one COPY of the load, applying each row as stream s. */
 static bool
 copy_rows(struct query_index *qi, PGconn *pg, const char *sql,
-    enum stream s, struct staging *st, enum qindex_status *status,
-    struct error *err)
+    enum stream s, enum qindex_status *status, struct error *err)
 {
 	struct pgcopy c;
 
@@ -415,52 +417,108 @@ copy_rows(struct query_index *qi, PGconn *pg, const char *sql,
 		return false;
 	}
 	while (pgcopy_next(&c, err)) {
-		if (st == NULL) {
-			*status = apply_row(qi, s, c.field, c.n_fields, NULL);
-			if (*status != QINDEX_OK) {
-				pgcopy_end(&c);
-				return false;
-			}
-			continue;
-		}
-		size_t bytes = 0;
-		for (int i = 0; i < c.n_fields; i++) {
-			bytes += c.field[i].len;
-		}
-		struct staged *row = malloc(sizeof(*row) + bytes + 1);
-		if (row == NULL || (st->n == st->cap && !(st->cap = st->cap ?
-		    2 * st->cap : 256, st->rows = realloc(st->rows,
-		    st->cap * sizeof(*st->rows))))) {
-			free(row);
-			error_set(err, ERR_INTERNAL, "out of memory");
+		*status = apply_row(qi, s, c.field, c.n_fields, NULL);
+		if (*status != QINDEX_OK) {
 			pgcopy_end(&c);
 			return false;
 		}
-		row->stream = s;
-		row->n_fields = (size_t)c.n_fields;
-		bytes = 0;
-		for (int i = 0; i < c.n_fields; i++) {
-			row->field[i].len = c.field[i].len;
-			row->field[i].data = c.field[i].data == NULL ? NULL :
-			    row->data + bytes;
-			if (c.field[i].data != NULL) {
-				memcpy(row->data + bytes, c.field[i].data,
-				    c.field[i].len);
-			}
-			bytes += c.field[i].len;
-		}
-		st->rows[st->n++] = row;
 	}
 	return err->code == ERR_NONE;
+}
+
+static const struct statement *const statements[] = {
+	&new_changes, &new_visits, &new_merges, &new_events,
+	&region_people_events, &region_people_visits, &region_events_before,
+	&region_visits_before,
+};
+
+/* Prepares the catch-up's statements on a connection that does not have
+ * them yet (a new one, or one reset since), outside any transaction. */
+static bool
+prepare(PGconn *pg, struct error *err)
+{
+	size_t n = sizeof(statements) / sizeof(statements[0]);
+	PGresult *res = PQdescribePrepared(pg, statements[n - 1]->name);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	for (size_t i = 0; !ok && i < n; i++) {
+		res = PQprepare(pg, statements[i]->name, statements[i]->sql,
+		    statements[i]->n_params, NULL);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* 42P05: prepared before the one described last. */
+		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		    (state == NULL || strcmp(state, "42P05") != 0)) {
+			db_error_from_conn(pg, res, err);
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);
+	}
+	return true;
+}
+
+/* Runs st (prepared) with binary results; NULL with err set. */
+static PGresult *
+run(PGconn *pg, const struct statement *st, const char *const *params,
+    struct error *err)
+{
+	PGresult *res = PQexecPrepared(pg, st->name, st->n_params, params, NULL,
+	    NULL, 1);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		return res;
+	}
+	db_error_from_conn(pg, res, err);
+	PQclear(res);
+	return NULL;
+}
+
+/* Runs st and keeps its rows in out as stream s. */
+static bool
+stage(PGconn *pg, const struct statement *st, const char *const *params,
+    enum stream s, struct staging *out, struct error *err)
+{
+	PGresult *res = run(pg, st, params, err);
+	struct staged *grown;
+
+	if (res == NULL) {
+		return false;
+	}
+	grown = realloc(out->results, (out->n + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		PQclear(res);
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	out->results = grown;
+	out->results[out->n++] = (struct staged){ res, s };
+	out->rows += (size_t)PQntuples(res);
+	return true;
+}
+
+/* Row r of a binary result as fields. */
+static int
+result_fields(const PGresult *res, int r, struct pgcopy_field *f)
+{
+	int n = PQnfields(res) < PGCOPY_FIELDS_MAX ? PQnfields(res) :
+	    PGCOPY_FIELDS_MAX;
+
+	for (int i = 0; i < n; i++) {
+		f[i] = PQgetisnull(res, r, i) ? (struct pgcopy_field){ NULL, 0 } :
+		    (struct pgcopy_field){ PQgetvalue(res, r, i),
+		    (size_t)PQgetlength(res, r, i) };
+	}
+	return n;
 }
 
 static void
 staging_finish(struct staging *st)
 {
 	for (size_t i = 0; i < st->n; i++) {
-		free(st->rows[i]);
+		PQclear(st->results[i].res);
 	}
-	free(st->rows);
+	free(st->results);
 	for (size_t i = 0; i < st->n_regions; i++) {
 		free(st->regions[i].site);
 		free(st->regions[i].people);
@@ -471,20 +529,19 @@ staging_finish(struct staging *st)
 
 /* The changes since the last catch-up, one row per (change, person). */
 static bool
-read_changes(PGconn *pg, struct staging *st, struct error *err)
+read_changes(PGconn *pg, const char *const *params, struct staging *st,
+    struct error *err)
 {
-	struct pgcopy c;
+	PGresult *res = run(pg, &new_changes, params, err);
+	struct pgcopy_field f[PGCOPY_FIELDS_MAX];
 	int64_t last = INT64_MIN;
 
-	if (!pgcopy_begin(&c, pg, new_changes_sql, err)) {
-		return false;
-	}
-	while (pgcopy_next(&c, err)) {
+	for (int row = 0; res != NULL && row < PQntuples(res); row++) {
 		struct region *r;
-		if (c.n_fields != 5 || !pgcopy_fixed(&c.field[0], 8)) {
+		if (result_fields(res, row, f) != 5 || !pgcopy_fixed(&f[0], 8)) {
 			continue;
 		}
-		if (pgcopy_int8(&c.field[0]) != last) {
+		if (pgcopy_int8(&f[0]) != last) {
 			struct region *grown = realloc(st->regions,
 			    (st->n_regions + 1) * sizeof(*grown));
 			if (grown == NULL) {
@@ -495,43 +552,44 @@ read_changes(PGconn *pg, struct staging *st, struct error *err)
 			memset(r, 0, sizeof(*r));
 			r->events_before = INT64_MIN;
 			r->visits_before = INT64_MIN;
-			if (c.field[1].data != NULL && (r->site = strndup(
-			    c.field[1].data, c.field[1].len)) == NULL) {
+			if (f[1].data != NULL &&
+			    (r->site = strndup(f[1].data, f[1].len)) == NULL) {
 				goto nomem;
 			}
-			if (pgcopy_fixed(&c.field[3], 8)) {
-				r->events_before = pgcopy_time(&c.field[3]);
+			if (pgcopy_fixed(&f[3], 8)) {
+				r->events_before = pgcopy_time(&f[3]);
 			}
-			if (pgcopy_fixed(&c.field[4], 8)) {
-				r->visits_before = pgcopy_time(&c.field[4]);
+			if (pgcopy_fixed(&f[4], 8)) {
+				r->visits_before = pgcopy_time(&f[4]);
 			}
-			last = pgcopy_int8(&c.field[0]);
+			last = pgcopy_int8(&f[0]);
 		}
 		r = &st->regions[st->n_regions - 1];
-		if (pgcopy_fixed(&c.field[2], 8)) {
+		if (pgcopy_fixed(&f[2], 8)) {
 			int64_t *grown = realloc(r->people, (r->n_people + 1) *
 			    sizeof(*grown));
 			if (grown == NULL) {
 				goto nomem;
 			}
 			r->people = grown;
-			r->people[r->n_people++] = pgcopy_int8(&c.field[2]);
+			r->people[r->n_people++] = pgcopy_int8(&f[2]);
 		}
 	}
-	return err->code == ERR_NONE;
+	if (res == NULL) {
+		return false;
+	}
+	PQclear(res);
+	return true;
 nomem:
+	PQclear(res);
 	error_set(err, ERR_INTERNAL, "out of memory");
-	pgcopy_end(&c);
 	return false;
 }
 
 /* Reads each region's rows again, as they are in this snapshot. */
 static bool
-read_regions(struct query_index *qi, PGconn *pg, struct staging *st,
-    struct error *err)
+read_regions(PGconn *pg, struct staging *st, struct error *err)
 {
-	enum qindex_status ignored;
-
 	for (size_t i = 0; i < st->n_regions; i++) {
 		const struct region *r = &st->regions[i];
 		struct strbuf people;
@@ -550,21 +608,19 @@ read_regions(struct query_index *qi, PGconn *pg, struct staging *st,
 		} else if (r->visits_before != INT64_MIN) {
 			timeutil_format_rfc3339(r->visits_before, before);
 		}
-		const char *params[] = { r->site != NULL ? r->site : "",
-			people.data, before };
-		ok = !strbuf_failed(&people) && db_exec(pg, "SELECT"
-		    " set_config('milepost.ix_site', $1, true),"
-		    " set_config('milepost.ix_people', $2, true),"
-		    " set_config('milepost.ix_before', $3, true)", 3, params, err);
+		const char *who[] = { r->site != NULL ? r->site : "",
+			people.data };
+		const char *when[] = { who[0], before };
+		ok = !strbuf_failed(&people) &&
+		    (r->n_people == 0 || (stage(pg, &region_people_events, who,
+		    S_EVENT_AGAIN, st, err) && stage(pg, &region_people_visits,
+		    who, S_VISIT, st, err))) &&
+		    (r->events_before == INT64_MIN || stage(pg,
+		    &region_events_before, when, S_EVENT_AGAIN, st, err)) &&
+		    (r->visits_before == INT64_MIN || stage(pg,
+		    &region_visits_before, when, S_VISIT, st, err));
 		strbuf_finish(&people);
-		if (!ok || (r->n_people > 0 && (!copy_rows(qi, pg,
-		    region_people_events_sql, S_EVENT_AGAIN, st, &ignored, err) ||
-		    !copy_rows(qi, pg, region_people_visits_sql, S_VISIT, st,
-		    &ignored, err))) ||
-		    (r->events_before != INT64_MIN && !copy_rows(qi, pg,
-		    region_events_before_sql, S_EVENT_AGAIN, st, &ignored, err)) ||
-		    (r->visits_before != INT64_MIN && !copy_rows(qi, pg,
-		    region_visits_before_sql, S_VISIT, st, &ignored, err))) {
+		if (!ok) {
 			return false;
 		}
 	}
@@ -596,13 +652,18 @@ apply_staging(struct query_index *qi, const struct staging *st)
 	 * result, only to how often an event finds its visit at once. */
 	for (int s = S_MERGE; s >= S_EVENT; s--) {
 		for (size_t i = 0; i < st->n; i++) {
-			if (st->rows[i]->stream != (enum stream)s) {
+			const PGresult *res = st->results[i].res;
+			struct pgcopy_field f[PGCOPY_FIELDS_MAX];
+			if (st->results[i].stream != (enum stream)s) {
 				continue;
 			}
-			enum qindex_status status = apply_row(qi, st->rows[i]->stream,
-			    st->rows[i]->field, (int)st->rows[i]->n_fields, st);
-			if (status != QINDEX_OK) {
-				return status;
+			for (int row = 0; row < PQntuples(res); row++) {
+				int n = result_fields(res, row, f);
+				enum qindex_status status = apply_row(qi,
+				    (enum stream)s, f, n, st);
+				if (status != QINDEX_OK) {
+					return status;
+				}
 			}
 		}
 	}
@@ -610,29 +671,22 @@ apply_staging(struct query_index *qi, const struct staging *st)
 }
 
 /* Begins a read-only snapshot transaction and answers its snapshot
- * (owned) after setting the previous one (NULL: none, the load). */
+ * (owned). */
 static char *
-begin_snapshot(PGconn *pg, const char *prev, struct error *err)
+begin_snapshot(PGconn *pg, struct error *err)
 {
-	char xmin[24] = "0";
 	PGresult *res;
 	char *snap;
 
-	if (prev != NULL) {
-		snprintf(xmin, sizeof(xmin), "%.*s", (int)strcspn(prev, ":"), prev);
-	}
-	const char *params[] = { prev != NULL ? prev : "0:0:", xmin };
 	if (!db_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
 	    NULL, err)) {
 		return NULL;
 	}
-	res = db_query(pg, "SELECT pg_current_snapshot()::text,"
-	    " set_config('milepost.ix_snapshot', $1, true),"
-	    " set_config('milepost.ix_xmin', $2, true)", 2, params, err);
+	res = db_query(pg, "SELECT pg_current_snapshot()::text", 0, NULL, err);
 	snap = res != NULL ? strdup(PQgetvalue(res, 0, 0)) : NULL;
 	PQclear(res);
-	if (snap == NULL) {
-		error_set(err, ERR_INTERNAL, "no snapshot");
+	if (snap == NULL && err->code == ERR_NONE) {
+		error_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return snap;
 }
@@ -643,13 +697,20 @@ catch_up(struct query_index *qi, PGconn *pg, struct error *err)
 {
 	int64_t began = timeutil_monotonic_ns(), as_of = timeutil_now_us();
 	struct staging st = { 0 };
-	enum qindex_status status = QINDEX_OK, ignored;
-	char *snap = begin_snapshot(pg, qi->snapshot, err);
-	bool ok = snap != NULL && read_changes(pg, &st, err) &&
-	    read_regions(qi, pg, &st, err) &&
-	    copy_rows(qi, pg, new_merges_sql, S_MERGE, &st, &ignored, err) &&
-	    copy_rows(qi, pg, new_visits_sql, S_VISIT, &st, &ignored, err) &&
-	    copy_rows(qi, pg, new_events_sql, S_EVENT, &st, &ignored, err) &&
+	enum qindex_status status = QINDEX_OK;
+	char xmin[24];
+	char *snap = prepare(pg, err) ? begin_snapshot(pg, err) : NULL;
+	const char *prev[] = { qi->snapshot, xmin };
+	bool ok;
+
+	/* The previous snapshot's xmin: its text up to the first colon. */
+	snprintf(xmin, sizeof(xmin), "%.*s", (int)strcspn(qi->snapshot, ":"),
+	    qi->snapshot);
+	ok = snap != NULL && read_changes(pg, prev, &st, err) &&
+	    read_regions(pg, &st, err) &&
+	    stage(pg, &new_merges, prev, S_MERGE, &st, err) &&
+	    stage(pg, &new_visits, prev, S_VISIT, &st, err) &&
+	    stage(pg, &new_events, prev, S_EVENT, &st, err) &&
 	    db_exec(pg, "COMMIT", 0, NULL, err);
 
 	if (!ok) {
@@ -672,7 +733,7 @@ catch_up(struct query_index *qi, PGconn *pg, struct error *err)
 	qi->synced_mono_ns = began;
 	atomic_store(&qi->as_of_us, as_of);
 	atomic_fetch_add(&qi->catchups, 1);
-	atomic_fetch_add(&qi->catchup_rows, st.n);
+	atomic_fetch_add(&qi->catchup_rows, st.rows);
 	atomic_fetch_add(&qi->catchup_us, (unsigned long long)
 	    ((timeutil_monotonic_ns() - began) / 1000));
 	staging_finish(&st);
@@ -685,11 +746,11 @@ load(struct query_index *qi, PGconn *pg, struct error *err)
 {
 	int64_t began = timeutil_monotonic_ns(), as_of = timeutil_now_us();
 	enum qindex_status status = QINDEX_OK;
-	char *snap = begin_snapshot(pg, NULL, err);
+	char *snap = begin_snapshot(pg, err);
 	bool ok = snap != NULL &&
-	    copy_rows(qi, pg, load_visits_sql, S_VISIT, NULL, &status, err) &&
-	    copy_rows(qi, pg, load_merges_sql, S_MERGE, NULL, &status, err) &&
-	    copy_rows(qi, pg, load_events_sql, S_EVENT, NULL, &status, err) &&
+	    copy_rows(qi, pg, load_visits_sql, S_VISIT, &status, err) &&
+	    copy_rows(qi, pg, load_merges_sql, S_MERGE, &status, err) &&
+	    copy_rows(qi, pg, load_events_sql, S_EVENT, &status, err) &&
 	    db_exec(pg, "COMMIT", 0, NULL, err);
 
 	if (ok) {

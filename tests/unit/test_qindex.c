@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -267,16 +268,48 @@ test_budget(void **state)
 	assert_int_equal(small.used, 0);
 }
 
+static int
+compare_i64(const void *pa, const void *pb)
+{
+	int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+
+	return (a > b) - (a < b);
+}
+
 static void
 test_percentile(void **state)
 {
-	const int64_t v[] = { 1 * S, 2 * S, 4 * S, 8 * S };
+	int64_t v[] = { 8 * S, 1 * S, 4 * S, 2 * S }, one[] = { 5 * S };
+	int64_t a[64], sorted[64];
+	unsigned seed = 7;
 
 	(void)state;
 	/* p·(n−1) = 1.5: halfway from 2 to 4; 2.7: 4 + 0.7 · 4. */
 	assert_true(stats_percentile_cont_us(v, 4, 0.5) == 3.0);
 	assert_true(fabs(stats_percentile_cont_us(v, 4, 0.9) - 6.8) < 1e-12);
-	assert_true(stats_percentile_cont_us(v, 1, 0.9) == 1.0);
+	assert_true(stats_percentile_cont_us(one, 1, 0.9) == 5.0);
+	/* The selection against a sort, on arrays with many equal values. */
+	for (int trial = 0; trial < 500; trial++) {
+		size_t n = 1 + (size_t)trial % 64;
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245 + 12345;
+			a[i] = (int64_t)(seed >> 16) % 9 * S + (trial % 3 ? 0 : (int64_t)i);
+			sorted[i] = a[i];
+		}
+		qsort(sorted, n, sizeof(*sorted), compare_i64);
+		for (int k = 0; k < 2; k++) {
+			double p = k == 0 ? 0.5 : 0.9, row = p * (double)(n - 1);
+			double lo = (double)sorted[(size_t)floor(row)] / 1e6;
+			double hi = (double)sorted[(size_t)ceil(row)] / 1e6;
+			double want = ceil(row) > floor(row) ?
+			    lo + (row - floor(row)) * (hi - lo) : lo;
+			double got = stats_percentile_cont_us(a, n, p);
+			if (got != want) {
+				fail_msg("trial %d, p %.1f: %.17g, want %.17g", trial, p,
+				    got, want);
+			}
+		}
+	}
 }
 
 static void
