@@ -650,12 +650,6 @@ qindex_forget_people(struct qindex *ix, const int64_t *people, size_t n)
 			}
 		}
 	}
-	for (size_t v = 0; v < ix->n_visits; v++) {
-		struct visit *vi = &ix->visits[v];
-		if (vi->source != 0 && slot_gone(ix, gone, vi->person, people, n)) {
-			vi->source = 0;
-		}
-	}
 	for (size_t i = 0; i < ix->n_convs; i++) {
 		if (!slot_gone(ix, gone, ix->convs[i].person, people, n)) {
 			ix->convs[k++] = ix->convs[i];
@@ -663,6 +657,19 @@ qindex_forget_people(struct qindex *ix, const int64_t *people, size_t n)
 	}
 	ix->n_convs = k;
 	free(gone);
+}
+
+void
+qindex_forget_visits(struct qindex *ix, const char *const *ids, size_t n)
+{
+	enum qindex_status st = QINDEX_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t id = sdict_id(ix, &ix->session_ids, ids[i], false, &st);
+		if (id != 0 && id <= ix->n_visits) {
+			ix->visits[id - 1].source = 0;
+		}
+	}
 }
 
 size_t
@@ -902,6 +909,22 @@ qindex_visit(const struct qindex *ix, uint32_t v,
 	out->started_at = vi->started_at;
 	out->person = vi->person;
 	memcpy(out->dims, ix->sources[VISIT_SOURCE(vi) - 1], sizeof(out->dims));
+}
+
+bool
+qindex_visit_started(const struct qindex *ix, const char *session_id,
+    int64_t *started_at)
+{
+	enum qindex_status st = QINDEX_OK;
+	/* Not added: the cast is safe. */
+	uint32_t id = sdict_id((struct qindex *)ix, (struct sdict *)
+	    &ix->session_ids, session_id, false, &st);
+
+	if (id == 0 || id > ix->n_visits || ix->visits[id - 1].source == 0) {
+		return false;
+	}
+	*started_at = ix->visits[id - 1].started_at;
+	return true;
 }
 
 const struct qindex_conversion *

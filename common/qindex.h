@@ -124,9 +124,12 @@ enum qindex_status qindex_add_event(struct qindex *ix,
 enum qindex_status qindex_merge(struct qindex *ix, int64_t from_person,
     int64_t into_person);
 
-/* Forgets the events of these person ids (as stored: not through merges)
- * and the visits whose person_id is one of them. */
+/* Forgets the events of these person ids (as stored: not through
+ * merges). */
 void qindex_forget_people(struct qindex *ix, const int64_t *people,
+    size_t n);
+/* Forgets the visits of these session ids. */
+void qindex_forget_visits(struct qindex *ix, const char *const *ids,
     size_t n);
 /* Forgets the events before ts (microseconds). */
 void qindex_forget_events_before(struct qindex *ix, int64_t ts);
@@ -167,6 +170,10 @@ uint32_t qindex_person_root(const struct qindex *ix, uint32_t slot);
 /* Visits by slot (0 .. qindex_stats' visits). */
 void qindex_visit(const struct qindex *ix, uint32_t v,
     struct qindex_visit_info *out);
+
+/* Whether the index holds a stored visit of session_id, and its start. */
+bool qindex_visit_started(const struct qindex *ix, const char *session_id,
+    int64_t *started_at);
 
 /* The macro conversions held, in no set order. */
 const struct qindex_conversion *qindex_conversions(const struct qindex *ix,

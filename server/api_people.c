@@ -56,8 +56,8 @@ struct erase_sql {
 	int n_params;	/* 2: site and people; 3: and the ids */
 };
 
-/* Tells the query index (migrations/0015) whose events or visits the
- * statement's gone rows were, in the same transaction as the delete. */
+/* Tells the query index (migrations/0015) whose events the statement's
+ * gone rows were, in the same transaction as the delete. */
 #define LOG_GONE_PEOPLE                                                      \
 	" logged AS (INSERT INTO index_changes (site_id, people)"            \
 	" SELECT $1, array_agg(DISTINCT person_id) FROM gone"               \
@@ -73,10 +73,13 @@ struct erase_sql {
 	" AND x.event_id = g.event_id AND x.fingerprint IS NOT NULL),"        \
 	LOG_GONE_PEOPLE " SELECT count(*) FROM gone"
 
-/* Deletes the visits that where picks. */
+/* Deletes the visits that where picks, and tells the query index which
+ * they were. */
 #define ERASE_SESSIONS(where)                                                \
 	"WITH gone AS (DELETE FROM sessions WHERE site_id = $1 AND " where   \
-	" RETURNING person_id)," LOG_GONE_PEOPLE " SELECT count(*) FROM gone"
+	" RETURNING session_id), logged AS (INSERT INTO index_changes"        \
+	" (site_id, sessions) SELECT $1, array_agg(session_id) FROM gone"     \
+	" HAVING count(*) > 0) SELECT count(*) FROM gone"
 
 /* What goes for a person ($2: its people, $3: its ids): its events, and
  * those that carry one of the ids without being theirs (a device's

@@ -21,6 +21,7 @@
 #include "common/timeutil.h"
 #include "server/api_attribution.h"
 #include "server/db.h"
+#include "server/pgarray.h"
 #include "server/pgcopy.h"
 #include "server/ticker.h"
 
@@ -59,12 +60,15 @@ struct statement {
 	int n_params;
 };
 
+/* One row per (change, person) and per (change, session), by change. */
 static const struct statement new_changes = { "mp_ix_changes",
-    "SELECT c.id, c.site_id, p.person, c.events_before, c.sessions_before"
-    " FROM index_changes c LEFT JOIN LATERAL unnest(c.people) AS p(person)"
-    " ON true WHERE" NEW_ROWS("c.xid") " ORDER BY c.id", 2 };
-static const struct statement new_visits = { "mp_ix_visits",
-    "SELECT " VISIT_COLUMNS " FROM sessions WHERE" NEW_ROWS("xid"), 2 };
+    "SELECT c.id, c.site_id, p.person, NULL::text, c.events_before,"
+    " c.sessions_before FROM index_changes c"
+    " LEFT JOIN LATERAL unnest(c.people) AS p(person) ON true"
+    " WHERE" NEW_ROWS("c.xid")
+    " UNION ALL SELECT c.id, c.site_id, NULL, v.session, NULL, NULL"
+    " FROM index_changes c CROSS JOIN LATERAL unnest(c.sessions) AS"
+    " v(session) WHERE" NEW_ROWS("c.xid") " ORDER BY 1", 2 };
 static const struct statement new_merges = { "mp_ix_merges",
     "SELECT site_id, from_person, into_person FROM person_merges"
     " WHERE" NEW_ROWS("xid"), 2 };
@@ -78,9 +82,9 @@ static const struct statement new_events = { "mp_ix_events",
 static const struct statement region_people_events = { "mp_ix_rpe",
     "SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE
     " AND person_id = ANY ($2::bigint[]) AND NOT bot", 2 };
-static const struct statement region_people_visits = { "mp_ix_rpv",
+static const struct statement region_visits = { "mp_ix_rv",
     "SELECT " VISIT_COLUMNS " FROM sessions WHERE " IN_SITE
-    " AND person_id = ANY ($2::bigint[])", 2 };
+    " AND session_id = ANY ($2::text[])", 2 };
 static const struct statement region_events_before = { "mp_ix_reb",
     "SELECT " EVENT_COLUMNS " FROM events WHERE " IN_SITE " AND " COUNTED
     " AND ts < $2::timestamptz", 2 };
@@ -98,6 +102,8 @@ struct region {
 	char *site;			/* NULL: every site */
 	int64_t *people;
 	size_t n_people;
+	char **sessions;
+	size_t n_sessions;
 	int64_t events_before;		/* INT64_MIN: none */
 	int64_t visits_before;		/* INT64_MIN: none */
 };
@@ -427,8 +433,8 @@ copy_rows(struct query_index *qi, PGconn *pg, const char *sql,
 }
 
 static const struct statement *const statements[] = {
-	&new_changes, &new_visits, &new_merges, &new_events,
-	&region_people_events, &region_people_visits, &region_events_before,
+	&new_changes, &new_merges, &new_events,
+	&region_people_events, &region_visits, &region_events_before,
 	&region_visits_before,
 };
 
@@ -522,6 +528,10 @@ staging_finish(struct staging *st)
 	for (size_t i = 0; i < st->n_regions; i++) {
 		free(st->regions[i].site);
 		free(st->regions[i].people);
+		for (size_t k = 0; k < st->regions[i].n_sessions; k++) {
+			free(st->regions[i].sessions[k]);
+		}
+		free(st->regions[i].sessions);
 	}
 	free(st->regions);
 	memset(st, 0, sizeof(*st));
@@ -538,7 +548,7 @@ read_changes(PGconn *pg, const char *const *params, struct staging *st,
 
 	for (int row = 0; res != NULL && row < PQntuples(res); row++) {
 		struct region *r;
-		if (result_fields(res, row, f) != 5 || !pgcopy_fixed(&f[0], 8)) {
+		if (result_fields(res, row, f) != 6 || !pgcopy_fixed(&f[0], 8)) {
 			continue;
 		}
 		if (pgcopy_int8(&f[0]) != last) {
@@ -556,11 +566,11 @@ read_changes(PGconn *pg, const char *const *params, struct staging *st,
 			    (r->site = strndup(f[1].data, f[1].len)) == NULL) {
 				goto nomem;
 			}
-			if (pgcopy_fixed(&f[3], 8)) {
-				r->events_before = pgcopy_time(&f[3]);
-			}
 			if (pgcopy_fixed(&f[4], 8)) {
-				r->visits_before = pgcopy_time(&f[4]);
+				r->events_before = pgcopy_time(&f[4]);
+			}
+			if (pgcopy_fixed(&f[5], 8)) {
+				r->visits_before = pgcopy_time(&f[5]);
 			}
 			last = pgcopy_int8(&f[0]);
 		}
@@ -573,6 +583,19 @@ read_changes(PGconn *pg, const char *const *params, struct staging *st,
 			}
 			r->people = grown;
 			r->people[r->n_people++] = pgcopy_int8(&f[2]);
+		}
+		if (f[3].data != NULL) {
+			char **grown = realloc(r->sessions, (r->n_sessions + 1) *
+			    sizeof(*grown));
+			if (grown == NULL) {
+				goto nomem;
+			}
+			r->sessions = grown;
+			if ((r->sessions[r->n_sessions] = strndup(f[3].data,
+			    f[3].len)) == NULL) {
+				goto nomem;
+			}
+			r->n_sessions++;
 		}
 	}
 	if (res == NULL) {
@@ -592,39 +615,152 @@ read_regions(PGconn *pg, struct staging *st, struct error *err)
 {
 	for (size_t i = 0; i < st->n_regions; i++) {
 		const struct region *r = &st->regions[i];
-		struct strbuf people;
+		struct pgarray people, sessions;
 		char before[TIMEUTIL_RFC3339_LEN] = "";
 		bool ok;
 
-		strbuf_init(&people);
-		strbuf_append_char(&people, '{');
+		pgarray_init(&people);
+		pgarray_init(&sessions);
 		for (size_t k = 0; k < r->n_people; k++) {
-			strbuf_appendf(&people, "%s%lld", k > 0 ? "," : "",
-			    (long long)r->people[k]);
+			pgarray_add_int(&people, r->people[k]);
 		}
-		strbuf_append_char(&people, '}');
+		for (size_t k = 0; k < r->n_sessions; k++) {
+			pgarray_add_text(&sessions, r->sessions[k]);
+		}
 		if (r->events_before != INT64_MIN) {
 			timeutil_format_rfc3339(r->events_before, before);
 		} else if (r->visits_before != INT64_MIN) {
 			timeutil_format_rfc3339(r->visits_before, before);
 		}
-		const char *who[] = { r->site != NULL ? r->site : "",
-			people.data };
-		const char *when[] = { who[0], before };
-		ok = !strbuf_failed(&people) &&
-		    (r->n_people == 0 || (stage(pg, &region_people_events, who,
-		    S_EVENT_AGAIN, st, err) && stage(pg, &region_people_visits,
-		    who, S_VISIT, st, err))) &&
+		const char *site = r->site != NULL ? r->site : "";
+		const char *who[] = { site, pgarray_value(&people) };
+		const char *which[] = { site, pgarray_value(&sessions) };
+		const char *when[] = { site, before };
+		ok = who[1] != NULL && which[1] != NULL &&
+		    (r->n_people == 0 || stage(pg, &region_people_events, who,
+		    S_EVENT_AGAIN, st, err)) &&
+		    (r->n_sessions == 0 || stage(pg, &region_visits, which,
+		    S_VISIT, st, err)) &&
 		    (r->events_before == INT64_MIN || stage(pg,
 		    &region_events_before, when, S_EVENT_AGAIN, st, err)) &&
 		    (r->visits_before == INT64_MIN || stage(pg,
 		    &region_visits_before, when, S_VISIT, st, err));
-		strbuf_finish(&people);
+		if (!ok && err->code == ERR_NONE) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+		}
+		pgarray_finish(&people);
+		pgarray_finish(&sessions);
 		if (!ok) {
 			return false;
 		}
 	}
 	return true;
+}
+
+/* Session ids of one site, to read again. */
+struct site_sessions {
+	char *site;
+	struct pgarray ids;
+	char *last;		/* the last added, to skip runs of it */
+};
+
+/* Adds session (of len bytes) of site to the lists. */
+static bool
+add_session(struct site_sessions **lists, size_t *n,
+    const struct pgcopy_field *site, const char *session)
+{
+	struct site_sessions *l = NULL, *grown;
+
+	for (size_t i = 0; i < *n && l == NULL; i++) {
+		if (strlen((*lists)[i].site) == site->len &&
+		    memcmp((*lists)[i].site, site->data, site->len) == 0) {
+			l = &(*lists)[i];
+		}
+	}
+	if (l == NULL) {
+		if ((grown = realloc(*lists, (*n + 1) * sizeof(*grown))) == NULL) {
+			return false;
+		}
+		*lists = grown;
+		l = &grown[(*n)++];
+		memset(l, 0, sizeof(*l));
+		pgarray_init(&l->ids);
+		if ((l->site = strndup(site->data, site->len)) == NULL) {
+			return false;
+		}
+	}
+	if (l->last != NULL && strcmp(l->last, session) == 0) {
+		return true;
+	}
+	free(l->last);
+	l->last = strdup(session);
+	pgarray_add_text(&l->ids, session);
+	return l->last != NULL;
+}
+
+/* The visits a catch-up reads again: those of its new events that the
+ * index does not hold, or that began after one of those events. A visit
+ * changes what the index reads of it (its start, its landing and source)
+ * only when an event earlier than its start arrives (migrations/0005,
+ * milepost_store_people), or when it is new; its person changes with a
+ * merge, which the index resolves itself. */
+static bool
+stage_visits(struct query_index *qi, PGconn *pg, struct staging *st,
+    struct error *err)
+{
+	struct site_sessions *lists = NULL;
+	size_t n_lists = 0;
+	bool ok = true;
+
+	pthread_rwlock_rdlock(&qi->lock);
+	for (size_t i = 0; ok && i < st->n; i++) {
+		const PGresult *res = st->results[i].res;
+		struct pgcopy_field f[PGCOPY_FIELDS_MAX];
+		if (st->results[i].stream != S_EVENT &&
+		    st->results[i].stream != S_EVENT_AGAIN) {
+			continue;
+		}
+		for (int row = 0; ok && row < PQntuples(res); row++) {
+			const struct qindex *ix = NULL;
+			int64_t started;
+			char *session;
+			if (result_fields(res, row, f) != EVENT_FIELDS ||
+			    f[0].data == NULL || f[5].data == NULL ||
+			    !pgcopy_fixed(&f[2], 8)) {
+				continue;
+			}
+			if ((session = strndup(f[5].data, f[5].len)) == NULL) {
+				ok = false;
+				break;
+			}
+			for (size_t k = 0; k < qi->n_sites && ix == NULL; k++) {
+				if (strlen(qi->sites[k].site) == f[0].len &&
+				    memcmp(qi->sites[k].site, f[0].data, f[0].len) == 0) {
+					ix = qi->sites[k].ix;
+				}
+			}
+			if (ix == NULL || !qindex_visit_started(ix, session, &started) ||
+			    pgcopy_time(&f[2]) < started) {
+				ok = add_session(&lists, &n_lists, &f[0], session);
+			}
+			free(session);
+		}
+	}
+	pthread_rwlock_unlock(&qi->lock);
+	for (size_t i = 0; i < n_lists; i++) {
+		const char *params[] = { lists[i].site,
+			pgarray_value(&lists[i].ids) };
+		ok = ok && params[1] != NULL && stage(pg, &region_visits, params,
+		    S_VISIT, st, err);
+		free(lists[i].site);
+		free(lists[i].last);
+		pgarray_finish(&lists[i].ids);
+	}
+	free(lists);
+	if (!ok && err->code == ERR_NONE) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+	}
+	return ok;
 }
 
 /* The regions forgotten, then every staged row, in one go. */
@@ -639,6 +775,8 @@ apply_staging(struct query_index *qi, const struct staging *st)
 				continue;
 			}
 			qindex_forget_people(ix, r->people, r->n_people);
+			qindex_forget_visits(ix, (const char *const *)r->sessions,
+			    r->n_sessions);
 			if (r->events_before != INT64_MIN) {
 				qindex_forget_events_before(ix, r->events_before);
 			}
@@ -709,8 +847,8 @@ catch_up(struct query_index *qi, PGconn *pg, struct error *err)
 	ok = snap != NULL && read_changes(pg, prev, &st, err) &&
 	    read_regions(pg, &st, err) &&
 	    stage(pg, &new_merges, prev, S_MERGE, &st, err) &&
-	    stage(pg, &new_visits, prev, S_VISIT, &st, err) &&
 	    stage(pg, &new_events, prev, S_EVENT, &st, err) &&
+	    stage_visits(qi, pg, &st, err) &&
 	    db_exec(pg, "COMMIT", 0, NULL, err);
 
 	if (!ok) {
