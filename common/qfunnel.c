@@ -219,6 +219,34 @@ group_key(const struct qindex *ix, const struct qfunnel_spec *spec,
 	return id == 0 ? KEY_NONE : id;
 }
 
+/* a before b in PostgreSQL's ascending order of text (bytes: COLLATE
+ * "C"), NULL last. */
+static int
+compare_text_nulls_last(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL) {
+		return (a == NULL) - (b == NULL);
+	}
+	return strcmp(a, b);
+}
+
+/* Of two candidate entries at the same time, whether a comes first: the
+ * statement orders them by visit, device and browser. */
+static bool
+entry_before(const struct qindex *ix, const struct qindex_event *a,
+    const struct qindex_event *b)
+{
+	int c = compare_text_nulls_last(qindex_event_session(ix, a),
+	    qindex_event_session(ix, b));
+
+	for (int d = QINDEX_DIM_DEVICE; c == 0 && d <= QINDEX_DIM_BROWSER; d++) {
+		c = compare_text_nulls_last(qindex_string(ix, qindex_event_dim(ix,
+		    a, (enum qindex_dim)d)), qindex_string(ix, qindex_event_dim(ix,
+		    b, (enum qindex_dim)d)));
+	}
+	return c < 0;
+}
+
 /* Per unit kept: its group key, how many steps it reached, their times. */
 struct units {
 	int64_t *rows;		/* stride n_steps + 2 */
@@ -261,6 +289,12 @@ count_unit(const struct qindex *ix, const struct qfunnel_spec *spec,
 	}
 	if (entry == n || ev[entry].ts >= spec->to_us) {
 		return true;
+	}
+	for (size_t j = entry + 1; j < n && ev[j].ts == ev[entry].ts; j++) {
+		if ((p->steps[ev[j].name] & entry_mask) != 0 &&
+		    entry_before(ix, &ev[j], &ev[entry])) {
+			entry = j;
+		}
 	}
 	for (size_t i = 0; i < spec->n_filters; i++) {
 		if (qindex_event_dim(ix, &ev[entry],

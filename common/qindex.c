@@ -954,6 +954,12 @@ qindex_event_dim(const struct qindex *ix, const struct qindex_event *ev,
 }
 
 const char *
+qindex_event_session(const struct qindex *ix, const struct qindex_event *ev)
+{
+	return ev->visit == 0 ? NULL : sdict_text(&ix->session_ids, ev->visit);
+}
+
+const char *
 qindex_string(const struct qindex *ix, uint32_t id)
 {
 	return sdict_text(&ix->strings, id);

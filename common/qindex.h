@@ -185,6 +185,9 @@ const struct qindex_conversion *qindex_conversions(const struct qindex *ix,
 uint32_t qindex_event_dim(const struct qindex *ix,
     const struct qindex_event *ev, enum qindex_dim dim);
 const char *qindex_string(const struct qindex *ix, uint32_t id);
+/* The session id of an event's visit; NULL when it has none. */
+const char *qindex_event_session(const struct qindex *ix,
+    const struct qindex_event *ev);
 /* The string id of text, 0 if the index holds no such string (no event
  * or visit has it, so a filter on it matches nothing). */
 uint32_t qindex_string_find(const struct qindex *ix, const char *text);

@@ -341,12 +341,15 @@ build_sql(struct funnel_query *q)
 	    " ON st.name = seen.name AND (st.key IS NULL"
 	    " OR seen.props->>st.key = st.val)),");
 	/* The entry: the first event of step 1 (any: of any step) before to;
-	 * what it is broken down and filtered by. */
+	 * what it is broken down and filtered by. Of events at the same
+	 * time, the one of the first visit, device and browser in byte order
+	 * (the query index chooses so too). */
 	strbuf_appendf(sb,
 	    " entry AS (SELECT DISTINCT ON (seen.person) seen.* FROM seen"
 	    " JOIN st ON st.name = seen.name AND (st.key IS NULL"
 	    " OR seen.props->>st.key = st.val)%s WHERE seen.ts < $6"
-	    " ORDER BY seen.person, seen.ts),"
+	    " ORDER BY seen.person, seen.ts, seen.session_id COLLATE \"C\","
+	    " seen.device COLLATE \"C\", seen.browser COLLATE \"C\"),"
 	    " e1 AS (SELECT x.person, x.ts AS t1, ",
 	    q->order == ORDER_ANY ? "" : " AND st.idx = 1");
 	if (q->cohort != NULL) {
