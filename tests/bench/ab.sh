@@ -17,6 +17,7 @@
 #   DURATION=10   seconds of each measured load
 #   WARMUP=2      seconds of unmeasured load before each
 #   NO_CHECKPOINT=1  no CHECKPOINT before each load (ingest.sh takes one)
+#   THIS_ENV="MILEPOST_X=y ..."  more configuration for this tree's daemon
 # The summary is printed and written to build/bench/ab.md. Exit status: 0 when
 # the run completed, 1 when it failed or a daemon answered with an error.
 set -euo pipefail
@@ -89,7 +90,10 @@ for side in this base; do
 	env "${env_of[@]}" "${BIN[$side]}" migrate >"$WORK/migrate-$side.log" 2>&1 ||
 		{ cat "$WORK/migrate-$side.log" >&2; die "milepost migrate ($side) failed"; }
 	PORT[$side]=$(mp_pg_free_port)
-	env "${env_of[@]}" MILEPOST_LISTEN="127.0.0.1:${PORT[$side]}" "${BIN[$side]}" serve \
+	# THIS_ENV: more configuration for this tree's daemon only, to take a
+	# change apart (THIS_ENV=MILEPOST_QUERY_INDEX=false).
+	[ "$side" = this ] && read -r -a more <<<"${THIS_ENV:-}" || more=()
+	env "${env_of[@]}" "${more[@]}" MILEPOST_LISTEN="127.0.0.1:${PORT[$side]}" "${BIN[$side]}" serve \
 		>"$WORK/daemon-$side.log" 2>&1 &
 	PIDS+=($!)
 	for i in $(seq 301); do
