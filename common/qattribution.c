@@ -146,8 +146,13 @@ compare_convs(const void *pa, const void *pb)
 void
 attr_data_sort(struct attr_data *d)
 {
-	qsort(d->convs, d->n_convs, sizeof(*d->convs), compare_convs);
-	qsort(d->visits, d->n_visits, sizeof(*d->visits), compare_visits);
+	if (d->n_convs > 1) {
+		qsort(d->convs, d->n_convs, sizeof(*d->convs), compare_convs);
+	}
+	if (d->n_visits > 1) {
+		qsort(d->visits, d->n_visits, sizeof(*d->visits),
+		    compare_visits);
+	}
 }
 
 static int
@@ -353,7 +358,9 @@ gather_transitions(const struct qindex *ix, const struct qattr_spec *spec,
 		for (size_t i = 0; i < n; i++) {
 			hops[i].rank = rank_of[hops[i].value];
 		}
-		qsort(hops, n, sizeof(*hops), compare_hops);
+		if (n > 1) {
+			qsort(hops, n, sizeof(*hops), compare_hops);
+		}
 		ok = add_hops(d, hops, n);
 	}
 	free(rank);

@@ -537,7 +537,7 @@ group_units(const struct qindex *ix, const struct qfunnel_spec *spec,
 	}
 	ok = ok && fill_groups(spec, u, group_of, out->groups, out->n_groups,
 	    &out->overall);
-	if (ok) {
+	if (ok && out->n_groups > 1) {
 		qsort(out->groups, out->n_groups, sizeof(*out->groups),
 		    compare_groups);
 	}

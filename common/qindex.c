@@ -1045,8 +1045,10 @@ gather(struct qindex_scan *s, uint32_t r, int64_t lo, int64_t hi,
 		if (!scan_reserve(&s->buf, &s->buf_cap, s->buf_n + (b - a))) {
 			return false;
 		}
-		memcpy(s->buf + s->buf_n, run + a, (b - a) * sizeof(*run));
-		s->buf_n += b - a;
+		if (b > a) {
+			memcpy(s->buf + s->buf_n, run + a, (b - a) * sizeof(*run));
+			s->buf_n += b - a;
+		}
 		for (uint32_t i = pm->pending; i != NONE; i = ix->pend_next[i]) {
 			if (ix->pend[i].ts >= lo && ix->pend[i].ts < hi) {
 				if (!scan_reserve(&s->buf, &s->buf_cap,
@@ -1057,7 +1059,9 @@ gather(struct qindex_scan *s, uint32_t r, int64_t lo, int64_t hi,
 			}
 		}
 	}
-	qsort(s->buf, s->buf_n, sizeof(*s->buf), compare_ts);
+	if (s->buf_n > 1) {
+		qsort(s->buf, s->buf_n, sizeof(*s->buf), compare_ts);
+	}
 	*ev = s->buf;
 	*n = s->buf_n;
 	return true;
@@ -1202,8 +1206,10 @@ scan_next_session(struct qindex_scan *s, const struct qindex_event **ev,
 				return false;
 			}
 			s->at_end = true;
-			qsort(s->later, s->later_n, sizeof(*s->later),
-			    compare_visit_ts);
+			if (s->later_n > 1) {
+				qsort(s->later, s->later_n, sizeof(*s->later),
+				    compare_visit_ts);
+			}
 			continue;
 		}
 		if (pev != s->buf) {

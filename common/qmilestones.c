@@ -156,23 +156,24 @@ qmilestones_run(const struct qindex *ix, const char *const *names,
 {
 	size_t np = out->n_periods, cells = out->n_names * np;
 	long *map = name_map(ix, names, out->n_names);
-	/* The last person counted in each cell and period, from 1. */
-	size_t *seen = calloc(cells + np + 1, sizeof(*seen)), person = 0;
+	/* The last person counted in each cell, from 1. */
+	size_t *seen = calloc(cells + 1, sizeof(*seen)), person = 0;
 	struct qindex_scan *scan = qindex_scan_new(ix, false, from_us, to_us);
 	const struct qindex_event *ev;
 	size_t n;
 	bool ok = map != NULL && seen != NULL && scan != NULL;
 
 	while (ok && qindex_scan_next(scan, &ev, &n)) {
-		size_t at = 0;
+		size_t at = 0, counted = SIZE_MAX;
 		person++;
 		for (size_t i = 0; i < n; i++) {
-			/* Events come in time order: the period only moves on. */
+			/* Events come in time order: the period only moves on,
+			 * and the person is active in it once. */
 			while (at + 1 < np && ev[i].ts >= out->start[at + 1]) {
 				at++;
 			}
-			if (seen[cells + at] != person) {
-				seen[cells + at] = person;
+			if (counted != at) {
+				counted = at;
 				out->active[at]++;
 			}
 			long k = map[ev[i].name];
