@@ -672,8 +672,10 @@ qindex_forget_visits(struct qindex *ix, const char *const *ids, size_t n)
 	}
 }
 
-size_t
-qindex_first_at(const struct qindex_event *ev, size_t n, int64_t ts)
+/* The first index of ev[0..n) (in time order) whose time is at least
+ * ts; n if none. */
+static size_t
+first_at(const struct qindex_event *ev, size_t n, int64_t ts)
 {
 	size_t lo = 0, hi = n;
 
@@ -701,7 +703,7 @@ qindex_forget_events_before(struct qindex *ix, int64_t ts)
 	ix->n_convs = k;
 	for (size_t s = 0; s < ix->n_people; s++) {
 		struct person *p = &ix->people[s];
-		size_t cut = qindex_first_at(ix->base + p->base_off, p->base_len, ts);
+		size_t cut = first_at(ix->base + p->base_off, p->base_len, ts);
 		uint32_t *link = &p->pending;
 		p->base_off += (uint32_t)cut;
 		p->base_len -= (uint32_t)cut;
@@ -1034,9 +1036,9 @@ gather(struct qindex_scan *s, uint32_t r, int64_t lo, int64_t hi,
 		size_t len = pm->base_len;
 		/* Most runs lie inside the range whole. */
 		size_t a = len == 0 || run[0].ts >= lo ? 0 :
-		    qindex_first_at(run, len, lo);
+		    first_at(run, len, lo);
 		size_t b = len == 0 || run[len - 1].ts < hi ? len :
-		    qindex_first_at(run, len, hi);
+		    first_at(run, len, hi);
 		if (slice) {
 			*ev = run + a;
 			*n = b - a;

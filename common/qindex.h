@@ -201,10 +201,6 @@ struct qindex_scan *qindex_scan_new(const struct qindex *ix, bool sessions,
     int64_t lo, int64_t hi);
 bool qindex_scan_next(struct qindex_scan *s, const struct qindex_event **ev,
     size_t *n);
-/* The first index of ev[0..n) (in time order) whose time is at least
- * ts; n if none. */
-size_t qindex_first_at(const struct qindex_event *ev, size_t n, int64_t ts);
-
 /* After qindex_scan_next answered false: whether it ran out of memory
  * rather than units. */
 bool qindex_scan_failed(const struct qindex_scan *s);

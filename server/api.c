@@ -1,5 +1,6 @@
 /* api.c - authorisation and plumbing of the query and admin API. */
 #include "server/api.h"
+#include "server/query_index.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -630,6 +631,18 @@ api_param_engine(struct request *req, enum api_engine *out,
 	}
 	*out = (enum api_engine)engine;
 	return true;
+}
+
+bool
+api_engine_read(struct api_call *call, PGconn *pg, enum api_engine engine,
+    const char *cannot, struct query_index_read *r, struct error *err)
+{
+	*r = (struct query_index_read){ NULL, 0, engine == API_ENGINE_SQL ?
+		"engine=sql was asked for" : cannot };
+	if (engine != API_ENGINE_SQL && cannot == NULL) {
+		query_index_acquire(call->app->index, pg, call->site_id, r);
+	}
+	return r->ix != NULL || api_engine_fallback(engine, r->why_not, err);
 }
 
 bool

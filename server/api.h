@@ -88,6 +88,18 @@ bool api_param_engine(struct request *req, enum api_engine *out,
 bool api_engine_fallback(enum api_engine asked, const char *why_not,
     struct error *err);
 
+struct query_index_read;
+
+/* The engine for a call that asked for engine: the query index (caught
+ * up, held for reading in *r until query_index_release) unless it cannot
+ * answer, or cannot (a sentence: the query needs what the index does not
+ * hold; NULL if it can) says so; then r->ix is NULL and PostgreSQL
+ * answers. False, with engine_unavailable, when engine=index was asked
+ * for and the index cannot answer. */
+bool api_engine_read(struct api_call *call, PGconn *pg,
+    enum api_engine engine, const char *cannot, struct query_index_read *r,
+    struct error *err);
+
 /* A date (YYYY-MM-DD: its start in UTC, or with end_of_day the start of
  * the next day, for an inclusive end) or an RFC 3339 date-time, into *out
  * (microseconds). */

@@ -813,26 +813,26 @@ attribution_run(PGconn *pg, struct api_call *call, struct error *err)
 {
 	struct attribution_query *q = call->data;
 	struct query_index *qi = call->app->index;
-	struct query_index_read ir = { NULL, 0, "engine=sql was asked for" };
+	struct query_index_read ir = { 0 };
 	struct reading r = { 0 };
 	struct attr_facts facts;
 	int64_t as_of = timeutil_now_us();
 	bool ok = false, from_index = false, read;
 
 	attr_data_init(&r.d);
-	if (q->engine != API_ENGINE_SQL) {
-		query_index_acquire(qi, pg, call->site_id, &ir);
-		if (ir.ix != NULL && !qattr_supported(ir.ix, q->conversion,
-		    q->first)) {
-			query_index_release(qi, &ir);
-			ir.why_not = q->first ? "the query index does not hold "
-			    "the first times that conversions=first reads" :
-			    "the query index does not hold the properties of "
-			    "events other than macro conversions";
-		}
-	}
-	if (ir.ix == NULL && !api_engine_fallback(q->engine, ir.why_not, err)) {
+	if (!api_engine_read(call, pg, q->engine, q->first ? "the query index "
+	    "does not hold the first times that conversions=first reads" : NULL,
+	    &ir, err)) {
 		goto done;
+	}
+	/* Which events are macro conversions is the index's to say. */
+	if (ir.ix != NULL && !qattr_supported(ir.ix, q->conversion, q->first)) {
+		query_index_release(qi, &ir);
+		if (!api_engine_fallback(q->engine, "the query index does not "
+		    "hold the properties of events other than macro conversions",
+		    err)) {
+			goto done;
+		}
 	}
 	from_index = ir.ix != NULL;
 	if (from_index) {

@@ -756,21 +756,15 @@ funnel_run(PGconn *pg, struct api_call *call, struct error *err)
 {
 	struct funnel_query *q = call->data;
 	struct query_index *qi = call->app->index;
-	struct query_index_read r = { NULL, 0, "engine=sql was asked for" };
+	struct query_index_read r;
 	struct funnel_counts counts = { 0 };
 	struct qfunnel_spec spec;
 	int64_t as_of = 0;
 	bool ok, from_index;
 
 	index_spec(q, &spec);
-	if (q->engine != API_ENGINE_SQL) {
-		if (qfunnel_supported(&spec)) {
-			query_index_acquire(qi, pg, call->site_id, &r);
-		} else {
-			r.why_not = "the query index does not hold event properties";
-		}
-	}
-	if (r.ix == NULL && !api_engine_fallback(q->engine, r.why_not, err)) {
+	if (!api_engine_read(call, pg, q->engine, qfunnel_supported(&spec) ?
+	    NULL : "the query index does not hold event properties", &r, err)) {
 		return false;
 	}
 	from_index = r.ix != NULL;

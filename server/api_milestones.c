@@ -493,7 +493,7 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 {
 	struct milestones_query *q = call->data;
 	struct query_index *qi = call->app->index;
-	struct query_index_read r = { NULL, 0, "engine=sql was asked for" };
+	struct query_index_read r;
 	struct milestones_answer a = { 0 };
 	json_t *list = json_array();
 	int64_t as_of = timeutil_now_us();
@@ -507,10 +507,7 @@ milestones_run(PGconn *pg, struct api_call *call, struct error *err)
 		}
 	}
 	wanted_targets(call->state, q, &a);
-	if (q->engine != API_ENGINE_SQL) {
-		query_index_acquire(qi, pg, call->site_id, &r);
-	}
-	if (r.ix == NULL && !api_engine_fallback(q->engine, r.why_not, err)) {
+	if (!api_engine_read(call, pg, q->engine, NULL, &r, err)) {
 		goto done;
 	}
 	if (r.ix != NULL) {

@@ -249,7 +249,7 @@ signals_run(PGconn *pg, struct api_call *call, struct error *err)
 {
 	struct signals_query *q = call->data;
 	struct query_index *qi = call->app->index;
-	struct query_index_read r = { NULL, 0, "engine=sql was asked for" };
+	struct query_index_read r;
 	struct signals_counts c = { 0 };
 	json_t **list = NULL, *signals = json_array();
 	int64_t as_of = timeutil_now_us();
@@ -260,23 +260,19 @@ signals_run(PGconn *pg, struct api_call *call, struct error *err)
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto done;
 	}
-	if (q->engine != API_ENGINE_SQL) {
-		query_index_acquire(qi, pg, call->site_id, &r);
-	}
-	if (r.ix == NULL && !api_engine_fallback(q->engine, r.why_not, err)) {
+	if (!api_engine_read(call, pg, q->engine, NULL, &r, err)) {
 		goto done;
 	}
 	if (r.ix != NULL) {
+		bool counted = qsignals_run(r.ix, q->names, q->n_names,
+		    q->conversion, q->from_us, q->to_us, q->window_us, &c);
 		from_index = true;
 		as_of = r.as_of;
-		ok = qsignals_run(r.ix, q->names, q->n_names, q->conversion,
-		    q->from_us, q->to_us, q->window_us, &c);
 		query_index_release(qi, &r);
-		if (!ok) {
+		if (!counted) {
 			error_set(err, ERR_INTERNAL, "out of memory");
 			goto done;
 		}
-		ok = false;
 	} else if (!count_sql(pg, call->site_id, q, &c, err)) {
 		goto done;
 	}

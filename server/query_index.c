@@ -721,18 +721,22 @@ stage_visits(struct query_index *qi, PGconn *pg, struct staging *st,
 			continue;
 		}
 		for (int row = 0; ok && row < PQntuples(res); row++) {
+			static const int texts[] = { 5 };
 			const struct qindex *ix = NULL;
+			struct row_text text;
+			const char *session;
 			int64_t started;
-			char *session;
+			char *at;
 			if (result_fields(res, row, f) != EVENT_FIELDS ||
 			    f[0].data == NULL || f[5].data == NULL ||
 			    !pgcopy_fixed(&f[2], 8)) {
 				continue;
 			}
-			if ((session = strndup(f[5].data, f[5].len)) == NULL) {
+			if ((at = row_text(&text, f, texts, 1)) == NULL) {
 				ok = false;
 				break;
 			}
+			session = field_text(&f[5], &at);
 			for (size_t k = 0; k < qi->n_sites && ix == NULL; k++) {
 				if (strlen(qi->sites[k].site) == f[0].len &&
 				    memcmp(qi->sites[k].site, f[0].data, f[0].len) == 0) {
@@ -743,7 +747,7 @@ stage_visits(struct query_index *qi, PGconn *pg, struct staging *st,
 			    pgcopy_time(&f[2]) < started) {
 				ok = add_session(&lists, &n_lists, &f[0], session);
 			}
-			free(session);
+			free(text.heap);
 		}
 	}
 	pthread_rwlock_unlock(&qi->lock);
