@@ -126,7 +126,7 @@ prep_finish(struct prep *p)
 static size_t
 tie_start(const struct qindex_event *ev, size_t i)
 {
-	while (i > 0 && ev[i - 1].ts == ev[i].ts) {
+	while (i > 0 && qindex_event_ts(&ev[i - 1]) == qindex_event_ts(&ev[i])) {
 		i--;
 	}
 	return i;
@@ -139,21 +139,21 @@ static bool
 next_step(const struct prep *p, const struct qindex_event *ev, size_t n,
     size_t k, size_t *at, int64_t until, bool strict)
 {
-	int64_t prev = ev[*at].ts, block_ts = 0;
+	int64_t prev = qindex_event_ts(&ev[*at]), block_ts = 0;
 	bool blocked = false;
 
-	for (size_t i = tie_start(ev, *at); i < n && ev[i].ts <= until; i++) {
-		if (blocked && block_ts < ev[i].ts) {
+	for (size_t i = tie_start(ev, *at); i < n && qindex_event_ts(&ev[i]) <= until; i++) {
+		if (blocked && block_ts < qindex_event_ts(&ev[i])) {
 			return false;
 		}
-		if (p->steps[ev[i].name] & (1u << k)) {
+		if (p->steps[qindex_event_name(&ev[i])] & (1u << k)) {
 			*at = i;
 			return true;
 		}
-		if (strict && !blocked && p->planned[ev[i].name] &&
-		    ev[i].ts > prev) {
+		if (strict && !blocked && p->planned[qindex_event_name(&ev[i])] &&
+		    qindex_event_ts(&ev[i]) > prev) {
 			blocked = true;
-			block_ts = ev[i].ts;
+			block_ts = qindex_event_ts(&ev[i]);
 		}
 	}
 	return false;
@@ -185,12 +185,12 @@ any_steps(const struct prep *p, const struct qindex_event *ev, size_t n,
 	uint16_t seen = 0, all = (uint16_t)((1u << n_steps) - 1);
 	size_t reached = 0;
 
-	for (size_t i = tie_start(ev, entry); i < n && ev[i].ts <= until &&
+	for (size_t i = tie_start(ev, entry); i < n && qindex_event_ts(&ev[i]) <= until &&
 	    seen != all; i++) {
-		uint16_t fresh = p->steps[ev[i].name] & (uint16_t)~seen;
+		uint16_t fresh = p->steps[qindex_event_name(&ev[i])] & (uint16_t)~seen;
 		for (size_t k = 0; fresh != 0 && k < n_steps; k++) {
 			if (fresh & (1u << k)) {
-				first[reached++] = (struct step_time){ ev[i].ts, k };
+				first[reached++] = (struct step_time){ qindex_event_ts(&ev[i]), k };
 			}
 		}
 		seen |= fresh;
@@ -210,7 +210,7 @@ group_key(const struct qindex *ix, const struct qfunnel_spec *spec,
 {
 	if (spec->cohort != QFUNNEL_NO_COHORT) {
 		return qperiod_start(spec->cohort == QFUNNEL_WEEK ? QPERIOD_WEEK :
-		    QPERIOD_MONTH, ev->ts) / DAY_US;
+		    QPERIOD_MONTH, qindex_event_ts(ev)) / DAY_US;
 	}
 	if (spec->breakdown.dim == FUNNEL_DIM_NONE) {
 		return 0;
@@ -283,15 +283,15 @@ count_unit(const struct qindex *ix, const struct qfunnel_spec *spec,
 	int64_t t[FUNNEL_STEPS_MAX], until;
 	size_t entry = 0, reached;
 
-	while (entry < n && ev[entry].ts < spec->to_us &&
-	    (p->steps[ev[entry].name] & entry_mask) == 0) {
+	while (entry < n && qindex_event_ts(&ev[entry]) < spec->to_us &&
+	    (p->steps[qindex_event_name(&ev[entry])] & entry_mask) == 0) {
 		entry++;
 	}
-	if (entry == n || ev[entry].ts >= spec->to_us) {
+	if (entry == n || qindex_event_ts(&ev[entry]) >= spec->to_us) {
 		return true;
 	}
-	for (size_t j = entry + 1; j < n && ev[j].ts == ev[entry].ts; j++) {
-		if ((p->steps[ev[j].name] & entry_mask) != 0 &&
+	for (size_t j = entry + 1; j < n && qindex_event_ts(&ev[j]) == qindex_event_ts(&ev[entry]); j++) {
+		if ((p->steps[qindex_event_name(&ev[j])] & entry_mask) != 0 &&
 		    entry_before(ix, &ev[j], &ev[entry])) {
 			entry = j;
 		}
@@ -302,20 +302,20 @@ count_unit(const struct qindex *ix, const struct qfunnel_spec *spec,
 			return true;
 		}
 	}
-	until = ev[entry].ts + spec->window_us;
+	until = qindex_event_ts(&ev[entry]) + spec->window_us;
 	if (spec->order == QFUNNEL_ANY) {
 		reached = any_steps(p, ev, n, entry, until, spec->n_steps, t);
 	} else {
 		size_t at = entry;
-		t[0] = ev[entry].ts;
+		t[0] = qindex_event_ts(&ev[entry]);
 		for (reached = 1; reached < spec->n_steps && next_step(p, ev, n,
 		    reached, &at, until, spec->order == QFUNNEL_STRICT);
 		    reached++) {
-			t[reached] = ev[at].ts;
+			t[reached] = qindex_event_ts(&ev[at]);
 		}
 	}
-	for (size_t i = entry + 1; i < n && ev[i].ts < t[reached - 1]; i++) {
-		if (p->excluded[ev[i].name] && ev[i].ts > t[0]) {
+	for (size_t i = entry + 1; i < n && qindex_event_ts(&ev[i]) < t[reached - 1]; i++) {
+		if (p->excluded[qindex_event_name(&ev[i])] && qindex_event_ts(&ev[i]) > t[0]) {
 			return true;
 		}
 	}

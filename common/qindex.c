@@ -8,9 +8,13 @@
  * it. A scan merges both; qindex_compact rewrites the base.
  *
  * Every string (names, devices, visits' sources) is interned once;
- * visits point at a source tuple, events at a (device, browser) pair, so
- * an event is 16 bytes. Hash tables are keyed with libsodium's SipHash
- * (crypto_shorthash): session ids come from clients. */
+ * visits point at a source tuple. An event is 12 bytes: its time and
+ * name in one word, and a link. The link is its visit's slot + 1 when the
+ * event has the (device, browser) pair its visit's first event had (a
+ * visit is one device's, so nearly always), else an alias: a (visit,
+ * pair) record shared by the events that have both. Hash tables are keyed
+ * with libsodium's SipHash (crypto_shorthash): session ids come from
+ * clients. */
 #include "common/qindex.h"
 
 #include <sodium.h>
@@ -18,8 +22,11 @@
 #include <string.h>
 
 #define NONE UINT32_MAX
-#define NAMES_MAX UINT16_MAX
-#define AGENTS_MAX UINT16_MAX
+#define NAMES_MAX QINDEX_NAMES_MAX
+#define AGENTS_MAX UINT16_MAX	/* ids below it: AGENT_UNSET is not one */
+#define AGENT_UNSET UINT16_MAX
+#define LINK_ALIAS (UINT32_C(1) << 31)
+#define TS_LIMIT (INT64_C(1) << (64 - QINDEX_NAME_BITS))
 
 /* ------------------------------------------------------------ memory */
 
@@ -44,45 +51,61 @@ idtab_find(const struct idtab *t, uint64_t h,
     bool (*eq)(const struct qindex *, uint32_t, const void *),
     const struct qindex *ix, const void *key)
 {
-	size_t i = (size_t)h & (t->cap - 1);
+	size_t i = (size_t)(h % t->cap);
 
 	while (t->slot[i] != 0 && !eq(ix, t->slot[i], key)) {
-		i = (i + 1) & (t->cap - 1);
+		i = i + 1 == t->cap ? 0 : i + 1;
 	}
 	return &t->slot[i];
 }
 
-/* Room for one more id: doubles (rehashing with hash) at three quarters
- * full, where linear probing still finds a key in a few steps. */
+/* Rehashes t into cap slots (at least used + 1). */
 static bool
-idtab_reserve(struct qindex *ix, struct idtab *t, id_hash_fn hash)
+idtab_rehash(struct qindex *ix, struct idtab *t, id_hash_fn hash, size_t cap)
 {
-	struct idtab bigger;
-	size_t allocated = 0;
+	struct idtab next = { NULL, 0, t->used };
 
-	if (t->cap != 0 && (t->used + 1) * 4 <= t->cap * 3) {
-		return true;
-	}
-	bigger.cap = t->cap == 0 ? 64 : 2 * t->cap;
-	bigger.used = t->used;
-	bigger.slot = NULL;
-	if (!grow(ix, &bigger.slot, &allocated, sizeof(uint32_t),
-	    bigger.cap)) {
+	if (!grow(ix, &next.slot, &next.cap, sizeof(uint32_t), cap)) {
 		return false;
 	}
-	memset(bigger.slot, 0, bigger.cap * sizeof(uint32_t));
+	memset(next.slot, 0, cap * sizeof(uint32_t));
 	for (size_t i = 0; i < t->cap; i++) {
 		if (t->slot[i] != 0) {
-			size_t j = (size_t)hash(ix, t->slot[i]) & (bigger.cap - 1);
-			while (bigger.slot[j] != 0) {
-				j = (j + 1) & (bigger.cap - 1);
+			size_t j = (size_t)(hash(ix, t->slot[i]) % cap);
+			while (next.slot[j] != 0) {
+				j = j + 1 == cap ? 0 : j + 1;
 			}
-			bigger.slot[j] = t->slot[i];
+			next.slot[j] = t->slot[i];
 		}
 	}
 	grow(ix, &t->slot, &t->cap, sizeof(uint32_t), 0);
-	*t = bigger;
+	*t = next;
 	return true;
+}
+
+/* Room for one more id: doubles at three quarters full, where linear
+ * probing still finds a key in a few steps. Capacities are not powers of
+ * two (slots by remainder), so that a table fitted to its ids
+ * (idtab_fit) is not up to twice the size it needs. */
+static bool
+idtab_reserve(struct qindex *ix, struct idtab *t, id_hash_fn hash)
+{
+	if (t->cap != 0 && (t->used + 1) * 4 <= t->cap * 3) {
+		return true;
+	}
+	return idtab_rehash(ix, t, hash, t->cap == 0 ? 64 : 2 * t->cap);
+}
+
+/* Shrinks t to three quarters full, once the bulk of its ids is in (the
+ * load, a compaction): the next id doubles it again. */
+static void
+idtab_fit(struct qindex *ix, struct idtab *t, id_hash_fn hash)
+{
+	size_t cap = t->used + t->used / 3 + 1;
+
+	if (cap >= 64 && cap < t->cap) {
+		idtab_rehash(ix, t, hash, cap);	/* as it was if it cannot */
+	}
 }
 
 /* Interned strings: id i (from 1) is text + off[i - 1]. */
@@ -95,8 +118,8 @@ struct sdict {
 	id_hash_fn hash;
 };
 
+/* A slot's stored person id is in person_ids, apart: no padding. */
 struct person {
-	int64_t id;
 	uint32_t root;		/* the slot whose events these are */
 	uint32_t next_member;	/* the root's members, root first */
 	uint32_t base_off, base_len;
@@ -114,6 +137,12 @@ struct visit {
 
 struct agent {
 	uint32_t device, browser;	/* string ids */
+};
+
+/* An event's visit and agent when they are not its visit's first. */
+struct alias {
+	uint32_t visit;		/* slot + 1; 0: no session_id */
+	uint32_t agent;
 };
 
 struct name {
@@ -144,9 +173,17 @@ struct qindex {
 
 	struct visit *visits;
 	size_t n_visits, visits_cap;
+	uint16_t *visit_agent;		/* its first event's; AGENT_UNSET */
+	size_t visit_agent_cap;
+
+	struct alias *aliases;
+	size_t n_aliases, aliases_cap;
+	struct idtab alias_tab;
 
 	struct person *people;
 	size_t n_people, people_cap;
+	int64_t *person_ids;
+	size_t person_ids_cap;
 	struct idtab person_tab;
 
 	struct qindex_event *base;
@@ -425,13 +462,13 @@ name_id(struct qindex *ix, const char *text, const char *kind,
 static bool
 person_eq(const struct qindex *ix, uint32_t id, const void *key)
 {
-	return ix->people[id - 1].id == *(const int64_t *)key;
+	return ix->person_ids[id - 1] == *(const int64_t *)key;
 }
 
 static uint64_t
 person_hash(const struct qindex *ix, uint32_t id)
 {
-	return hash_int((uint64_t)ix->people[id - 1].id);
+	return hash_int((uint64_t)ix->person_ids[id - 1]);
 }
 
 static uint32_t
@@ -457,11 +494,14 @@ person_slot(struct qindex *ix, int64_t id)
 	if (ix->n_people >= NONE - 1 ||
 	    !grow(ix, &ix->people, &ix->people_cap, sizeof(struct person),
 	    ix->n_people + 1) ||
+	    !grow(ix, &ix->person_ids, &ix->person_ids_cap, sizeof(int64_t),
+	    ix->n_people + 1) ||
 	    !idtab_reserve(ix, &ix->person_tab, person_hash)) {
 		return NONE;
 	}
 	slot = (uint32_t)ix->n_people++;
-	ix->people[slot] = (struct person){ id, slot, NONE, 0, 0, NONE };
+	ix->people[slot] = (struct person){ slot, NONE, 0, 0, NONE };
+	ix->person_ids[slot] = id;
 	*idtab_find(&ix->person_tab, hash_int((uint64_t)id), person_eq, ix,
 	    &id) = slot + 1;
 	ix->person_tab.used++;
@@ -480,13 +520,16 @@ visit_slot(struct qindex *ix, const char *session_id, enum qindex_status *st)
 		return NONE;
 	}
 	if (id > ix->n_visits) {
-		if (!grow(ix, &ix->visits, &ix->visits_cap, sizeof(struct visit),
-		    id)) {
+		if (id >= LINK_ALIAS || !grow(ix, &ix->visits, &ix->visits_cap,
+		    sizeof(struct visit), id) || !grow(ix, &ix->visit_agent,
+		    &ix->visit_agent_cap, sizeof(uint16_t), id)) {
 			*st = QINDEX_FULL;
 			return NONE;
 		}
 		memset(&ix->visits[ix->n_visits], 0, (id - ix->n_visits) *
 		    sizeof(struct visit));
+		memset(&ix->visit_agent[ix->n_visits], 0xff, (id - ix->n_visits) *
+		    sizeof(uint16_t));
 		ix->n_visits = id;
 	}
 	return id - 1;
@@ -534,18 +577,75 @@ agent_id(struct qindex *ix, const char *device, const char *browser,
 	    AGENTS_MAX, &key, st) - 1);
 }
 
+static uint64_t
+alias_hash(const struct qindex *ix, uint32_t id)
+{
+	const struct alias *a = &ix->aliases[id - 1];
+	return hash_int(((uint64_t)a->visit << 32) | a->agent);
+}
+
+static bool
+alias_eq(const struct qindex *ix, uint32_t id, const void *key)
+{
+	const struct alias *a = &ix->aliases[id - 1], *b = key;
+	return a->visit == b->visit && a->agent == b->agent;
+}
+
+/* The link of an event of visit (slot + 1; 0: none) and agent. */
+static uint32_t
+event_link(struct qindex *ix, uint32_t visit, uint16_t agent,
+    enum qindex_status *st)
+{
+	struct alias key = { visit, agent };
+	uint32_t id;
+
+	if (visit != 0) {
+		uint16_t *first = &ix->visit_agent[visit - 1];
+		if (*first == AGENT_UNSET) {
+			*first = agent;
+		}
+		if (*first == agent) {
+			return visit;
+		}
+	}
+	id = record_id(ix, &ix->alias_tab, alias_hash, alias_eq, &ix->aliases,
+	    &ix->n_aliases, &ix->aliases_cap, sizeof(key), LINK_ALIAS - 1, &key,
+	    st);
+	return LINK_ALIAS | (id - 1);
+}
+
+static uint32_t
+link_visit(const struct qindex *ix, uint32_t link)
+{
+	return link & LINK_ALIAS ? ix->aliases[link & ~LINK_ALIAS].visit : link;
+}
+
+static uint16_t
+link_agent(const struct qindex *ix, uint32_t link)
+{
+	return link & LINK_ALIAS ?
+	    (uint16_t)ix->aliases[link & ~LINK_ALIAS].agent :
+	    ix->visit_agent[link - 1];
+}
+
 enum qindex_status
 qindex_add_event(struct qindex *ix, const struct qindex_event_row *row)
 {
 	enum qindex_status st = QINDEX_OK;
-	struct qindex_event ev = { row->ts, 0, 0, 0 };
-	uint32_t person;
+	struct qindex_event ev;
+	uint32_t person, visit = 0;
+	uint16_t name, agent;
 
-	ev.name = name_id(ix, row->name, row->kind, &st);
-	ev.agent = agent_id(ix, row->device, row->browser, &st);
-	if (row->session_id != NULL) {
-		ev.visit = visit_slot(ix, row->session_id, &st) + 1;
+	if (row->ts < 0 || row->ts >= TS_LIMIT) {
+		return QINDEX_OUT_OF_RANGE;
 	}
+	name = name_id(ix, row->name, row->kind, &st);
+	agent = agent_id(ix, row->device, row->browser, &st);
+	if (row->session_id != NULL && st == QINDEX_OK) {
+		visit = visit_slot(ix, row->session_id, &st) + 1;
+	}
+	ev.key = (uint64_t)row->ts << QINDEX_NAME_BITS | name;
+	ev.link = st == QINDEX_OK ? event_link(ix, visit, agent, &st) : 0;
 	person = person_slot(ix, row->person_id);
 	if (st != QINDEX_OK || person == NONE ||
 	    !grow(ix, &ix->pend, &ix->pend_cap, sizeof(ev), ix->pend_n + 1) ||
@@ -553,11 +653,11 @@ qindex_add_event(struct qindex *ix, const struct qindex_event_row *row)
 	    ix->pend_n + 1)) {
 		return st == QINDEX_OK ? QINDEX_FULL : st;
 	}
-	if (ix->names[ev.name].macro) {
+	if (ix->names[name].macro) {
 		struct qindex_conversion c = { row->ts,
 			row->has_revenue ? row->revenue : 0, person,
 			sdict_id(ix, &ix->strings, row->currency, true, &st),
-			ev.name, { 0 } };
+			name, { 0 } };
 		if (st != QINDEX_OK || !grow(ix, &ix->convs, &ix->convs_cap,
 		    sizeof(c), ix->n_convs + 1)) {
 			return st == QINDEX_OK ? QINDEX_FULL : st;
@@ -624,7 +724,7 @@ slot_gone(const struct qindex *ix, const bool *gone, uint32_t slot,
 		return gone[slot];
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (ix->people[slot].id == people[i]) {
+		if (ix->person_ids[slot] == people[i]) {
 			return true;
 		}
 	}
@@ -681,7 +781,7 @@ first_at(const struct qindex_event *ev, size_t n, int64_t ts)
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (ev[mid].ts < ts) {
+		if (qindex_event_ts(&ev[mid]) < ts) {
 			lo = mid + 1;
 		} else {
 			hi = mid;
@@ -709,7 +809,7 @@ qindex_forget_events_before(struct qindex *ix, int64_t ts)
 		p->base_len -= (uint32_t)cut;
 		ix->held -= cut;
 		while (*link != NONE) {
-			if (ix->pend[*link].ts < ts) {
+			if (qindex_event_ts(&ix->pend[*link]) < ts) {
 				*link = ix->pend_next[*link];
 				ix->held--;
 			} else {
@@ -731,12 +831,13 @@ qindex_forget_visits_started_before(struct qindex *ix, int64_t ts)
 
 /* --------------------------------------------------------- compaction */
 
+/* By time (and name: a tie's order is none the algorithms rely on). */
 static int
 compare_ts(const void *pa, const void *pb)
 {
 	const struct qindex_event *a = pa, *b = pb;
 
-	return (a->ts > b->ts) - (a->ts < b->ts);
+	return (a->key > b->key) - (a->key < b->key);
 }
 
 enum qindex_status
@@ -779,8 +880,14 @@ qindex_compact(struct qindex *ix)
 	/* What grew by half again gives its slack back. */
 	shrink(ix, &ix->visits, &ix->visits_cap, sizeof(*ix->visits),
 	    ix->n_visits);
+	shrink(ix, &ix->visit_agent, &ix->visit_agent_cap, sizeof(uint16_t),
+	    ix->n_visits);
 	shrink(ix, &ix->people, &ix->people_cap, sizeof(*ix->people),
 	    ix->n_people);
+	shrink(ix, &ix->person_ids, &ix->person_ids_cap, sizeof(int64_t),
+	    ix->n_people);
+	idtab_fit(ix, &ix->person_tab, person_hash);
+	idtab_fit(ix, &ix->session_ids.tab, session_ids_hash);
 	shrink(ix, &ix->convs, &ix->convs_cap, sizeof(*ix->convs), ix->n_convs);
 	shrink(ix, &ix->session_ids.text, &ix->session_ids.text_cap, 1,
 	    ix->session_ids.text_n);
@@ -836,7 +943,11 @@ qindex_free(struct qindex *ix)
 	grow(ix, &ix->source_tab.slot, &ix->source_tab.cap, sizeof(uint32_t),
 	    0);
 	grow(ix, &ix->visits, &ix->visits_cap, sizeof(*ix->visits), 0);
+	grow(ix, &ix->visit_agent, &ix->visit_agent_cap, sizeof(uint16_t), 0);
+	grow(ix, &ix->aliases, &ix->aliases_cap, sizeof(*ix->aliases), 0);
+	grow(ix, &ix->alias_tab.slot, &ix->alias_tab.cap, sizeof(uint32_t), 0);
 	grow(ix, &ix->people, &ix->people_cap, sizeof(*ix->people), 0);
+	grow(ix, &ix->person_ids, &ix->person_ids_cap, sizeof(int64_t), 0);
 	grow(ix, &ix->person_tab.slot, &ix->person_tab.cap, sizeof(uint32_t),
 	    0);
 	grow(ix, &ix->base, &ix->base_cap, sizeof(*ix->base), 0);
@@ -886,7 +997,7 @@ qindex_name_macro(const struct qindex *ix, uint16_t id)
 int64_t
 qindex_person_id(const struct qindex *ix, uint32_t slot)
 {
-	return ix->people[slot].id;
+	return ix->person_ids[slot];
 }
 
 uint32_t
@@ -941,24 +1052,25 @@ qindex_event_dim(const struct qindex *ix, const struct qindex_event *ev,
     enum qindex_dim dim)
 {
 	const struct visit *v;
+	uint32_t visit;
 
 	if (dim == QINDEX_DIM_DEVICE) {
-		return ix->agents[ev->agent].device;
+		return ix->agents[link_agent(ix, ev->link)].device;
 	}
 	if (dim == QINDEX_DIM_BROWSER) {
-		return ix->agents[ev->agent].browser;
+		return ix->agents[link_agent(ix, ev->link)].browser;
 	}
-	if (ev->visit == 0) {
+	if ((visit = link_visit(ix, ev->link)) == 0) {
 		return 0;
 	}
-	v = &ix->visits[ev->visit - 1];
+	v = &ix->visits[visit - 1];
 	return v->source == 0 ? 0 : ix->sources[VISIT_SOURCE(v) - 1][dim];
 }
 
 const char *
 qindex_event_session(const struct qindex *ix, const struct qindex_event *ev)
 {
-	return ev->visit == 0 ? NULL : sdict_text(&ix->session_ids, ev->visit);
+	return sdict_text(&ix->session_ids, link_visit(ix, ev->link));
 }
 
 const char *
@@ -986,6 +1098,10 @@ struct qindex_scan {
 	size_t next_slot;
 	struct qindex_event *buf;	/* a person's events, when copied */
 	size_t buf_n, buf_cap;
+	struct qindex_event *spare;	/* sort_by_visit's */
+	size_t spare_cap;
+	struct by_visit *order;
+	size_t order_cap;
 	/* unit=sessions: events per visit in the range; the current
 	 * person's events by visit and the next group of them; the groups
 	 * of visits whose events are in more than one person, kept for
@@ -1035,10 +1151,10 @@ gather(struct qindex_scan *s, uint32_t r, int64_t lo, int64_t hi,
 		const struct qindex_event *run = ix->base + pm->base_off;
 		size_t len = pm->base_len;
 		/* Most runs lie inside the range whole. */
-		size_t a = len == 0 || run[0].ts >= lo ? 0 :
+		size_t a = len == 0 || qindex_event_ts(&run[0]) >= lo ? 0 :
 		    first_at(run, len, lo);
-		size_t b = len == 0 || run[len - 1].ts < hi ? len :
-		    first_at(run, len, hi);
+		size_t b = len == 0 || qindex_event_ts(&run[len - 1]) < hi ?
+		    len : first_at(run, len, hi);
 		if (slice) {
 			*ev = run + a;
 			*n = b - a;
@@ -1052,7 +1168,8 @@ gather(struct qindex_scan *s, uint32_t r, int64_t lo, int64_t hi,
 			s->buf_n += b - a;
 		}
 		for (uint32_t i = pm->pending; i != NONE; i = ix->pend_next[i]) {
-			if (ix->pend[i].ts >= lo && ix->pend[i].ts < hi) {
+			int64_t ts = qindex_event_ts(&ix->pend[i]);
+			if (ts >= lo && ts < hi) {
 				if (!scan_reserve(&s->buf, &s->buf_cap,
 				    s->buf_n + 1)) {
 					return false;
@@ -1069,15 +1186,55 @@ gather(struct qindex_scan *s, uint32_t r, int64_t lo, int64_t hi,
 	return true;
 }
 
+/* An event's place when sorting by visit: the link alone does not say
+ * the visit, and qsort passes no context to look it up. */
+struct by_visit {
+	uint64_t key;
+	uint32_t visit, at;
+};
+
 static int
 compare_visit_ts(const void *pa, const void *pb)
 {
-	const struct qindex_event *a = pa, *b = pb;
+	const struct by_visit *a = pa, *b = pb;
 
 	if (a->visit != b->visit) {
 		return a->visit < b->visit ? -1 : 1;
 	}
-	return compare_ts(pa, pb);
+	return (a->key > b->key) - (a->key < b->key);
+}
+
+/* Sorts ev[0..n) by (visit, time), in place, through the scan's order
+ * and spare buffers. */
+static bool
+sort_by_visit(struct qindex_scan *s, struct qindex_event *ev, size_t n)
+{
+	struct by_visit *o;
+
+	if (n < 2) {
+		return true;
+	}
+	if (n > s->order_cap) {
+		if ((o = realloc(s->order, n * sizeof(*o))) == NULL) {
+			return false;
+		}
+		s->order = o;
+		s->order_cap = n;
+	}
+	if (!scan_reserve(&s->spare, &s->spare_cap, n)) {
+		return false;
+	}
+	o = s->order;
+	for (size_t i = 0; i < n; i++) {
+		o[i] = (struct by_visit){ ev[i].key, link_visit(s->ix, ev[i].link),
+			(uint32_t)i };
+	}
+	qsort(o, n, sizeof(*o), compare_visit_ts);
+	for (size_t i = 0; i < n; i++) {
+		s->spare[i] = ev[o[i].at];
+	}
+	memcpy(ev, s->spare, n * sizeof(*ev));
+	return true;
 }
 
 /* The next root slot's events in the range; false past the last. */
@@ -1116,7 +1273,7 @@ count_in_range(struct qindex_scan *s)
 	}
 	while (next_person(s, &ev, &n, s->lo, s->hi)) {
 		for (size_t i = 0; i < n; i++) {
-			s->in_range[ev[i].visit]++;
+			s->in_range[link_visit(s->ix, ev[i].link)]++;
 		}
 	}
 	s->next_slot = 0;
@@ -1148,6 +1305,8 @@ qindex_scan_free(struct qindex_scan *s)
 {
 	if (s != NULL) {
 		free(s->buf);
+		free(s->spare);
+		free(s->order);
 		free(s->in_range);
 		free(s->later);
 		free(s);
@@ -1157,15 +1316,17 @@ qindex_scan_free(struct qindex_scan *s)
 /* The next group of events of one visit from grp (sorted by visit),
  * from *at on; false at its end. */
 static bool
-next_group(const struct qindex_event *grp, size_t grp_n, size_t *at,
-    const struct qindex_event **ev, size_t *n)
+next_group(const struct qindex *ix, const struct qindex_event *grp,
+    size_t grp_n, size_t *at, const struct qindex_event **ev, size_t *n,
+    uint32_t *visit)
 {
 	size_t i = *at, j = *at;
 
 	if (i >= grp_n) {
 		return false;
 	}
-	while (j < grp_n && grp[j].visit == grp[i].visit) {
+	*visit = link_visit(ix, grp[i].link);
+	while (j < grp_n && link_visit(ix, grp[j].link) == *visit) {
 		j++;
 	}
 	*ev = grp + i;
@@ -1182,15 +1343,19 @@ static bool
 scan_next_session(struct qindex_scan *s, const struct qindex_event **ev,
     size_t *n)
 {
+	uint32_t visit;
+
 	for (;;) {
 		if (s->at_end) {
-			return next_group(s->later, s->later_n, &s->later_at, ev, n);
+			return next_group(s->ix, s->later, s->later_n, &s->later_at,
+			    ev, n, &visit);
 		}
-		while (next_group(s->grp, s->grp_n, &s->grp_at, ev, n)) {
-			if ((*ev)->visit == 0) {
+		while (next_group(s->ix, s->grp, s->grp_n, &s->grp_at, ev, n,
+		    &visit)) {
+			if (visit == 0) {
 				continue;
 			}
-			if (s->in_range[(*ev)->visit] == *n) {
+			if (s->in_range[visit] == *n) {
 				return true;
 			}
 			if (!scan_reserve(&s->later, &s->later_cap,
@@ -1208,9 +1373,9 @@ scan_next_session(struct qindex_scan *s, const struct qindex_event **ev,
 				return false;
 			}
 			s->at_end = true;
-			if (s->later_n > 1) {
-				qsort(s->later, s->later_n, sizeof(*s->later),
-				    compare_visit_ts);
+			if (!sort_by_visit(s, s->later, s->later_n)) {
+				s->failed = true;
+				return false;
 			}
 			continue;
 		}
@@ -1221,7 +1386,10 @@ scan_next_session(struct qindex_scan *s, const struct qindex_event **ev,
 			}
 			memcpy(s->buf, pev, pn * sizeof(*pev));
 		}
-		qsort(s->buf, pn, sizeof(*s->buf), compare_visit_ts);
+		if (!sort_by_visit(s, s->buf, pn)) {
+			s->failed = true;
+			return false;
+		}
 		s->grp = s->buf;
 		s->grp_n = pn;
 		s->grp_at = 0;

@@ -24,13 +24,30 @@
 
 struct qindex;
 
-/* One event as the algorithms read it. */
-struct qindex_event {
-	int64_t ts;		/* microseconds since the Unix epoch */
-	uint32_t visit;		/* visit slot + 1; 0: no session_id */
-	uint16_t name;		/* qindex_name_* id (a name with its kind) */
-	uint16_t agent;		/* device and browser (qindex_event_dim) */
+/* One event as the algorithms read it, in 12 bytes: its time and its
+ * (name, kind) id in one word, whose order is the time's, and a link to
+ * its visit and its (device, browser) pair (read through qindex_event_dim
+ * and qindex_event_session). Times are microseconds since the Unix epoch,
+ * from 1970 to 2112 (52 bits; ingest keeps them after 2000). */
+#define QINDEX_NAME_BITS 12
+#define QINDEX_NAMES_MAX (1u << QINDEX_NAME_BITS)
+struct __attribute__((packed, aligned(4))) qindex_event {
+	uint64_t key;		/* time << QINDEX_NAME_BITS | name id */
+	uint32_t link;
 };
+
+static inline int64_t
+qindex_event_ts(const struct qindex_event *ev)
+{
+	return (int64_t)(ev->key >> QINDEX_NAME_BITS);
+}
+
+/* The qindex_name_* id. */
+static inline uint16_t
+qindex_event_name(const struct qindex_event *ev)
+{
+	return (uint16_t)(ev->key & (QINDEX_NAMES_MAX - 1));
+}
 
 /* What a visit or an event's device can be broken down by. */
 enum qindex_dim {
@@ -101,6 +118,7 @@ enum qindex_status {
 	QINDEX_OK,
 	QINDEX_FULL,		/* past the byte limit, or out of memory */
 	QINDEX_TOO_MANY,	/* a dictionary (names, devices) is full */
+	QINDEX_OUT_OF_RANGE,	/* an event's time is not in 1970 .. 2112 */
 };
 
 /* Memory that several indexes (one per site) share: none grows once

@@ -169,14 +169,14 @@ qmilestones_run(const struct qindex *ix, const char *const *names,
 		for (size_t i = 0; i < n; i++) {
 			/* Events come in time order: the period only moves on,
 			 * and the person is active in it once. */
-			while (at + 1 < np && ev[i].ts >= out->start[at + 1]) {
+			while (at + 1 < np && qindex_event_ts(&ev[i]) >= out->start[at + 1]) {
 				at++;
 			}
 			if (counted != at) {
 				counted = at;
 				out->active[at]++;
 			}
-			long k = map[ev[i].name];
+			long k = map[qindex_event_name(&ev[i])];
 			if (k < 0) {
 				continue;
 			}
@@ -222,7 +222,7 @@ qmilestones_target(const struct qindex *ix, const char *const *names,
 		out->active++;
 		memset(did, 0, n_names * sizeof(*did));
 		for (size_t i = 0; i < n; i++) {
-			long k = map[ev[i].name];
+			long k = map[qindex_event_name(&ev[i])];
 			if (k >= 0 && !did[k]) {
 				did[k] = true;
 				out->people[k]++;

@@ -83,7 +83,7 @@ qsignals_run(const struct qindex *ix, const char *const *actions,
 	while (ok && qindex_scan_next(scan, &ev, &n)) {
 		size_t n_conv = 0;
 		int64_t cf;
-		if (ev[0].ts >= to_us) {
+		if (qindex_event_ts(&ev[0]) >= to_us) {
 			continue;	/* not active in the range */
 		}
 		if (n > conv_cap) {
@@ -98,15 +98,15 @@ qsignals_run(const struct qindex *ix, const char *const *actions,
 			first[i] = -1;
 		}
 		for (size_t i = 0; i < n; i++) {
-			long a = action_of[ev[i].name];
-			if (is_conv[ev[i].name]) {
-				conv[n_conv++] = ev[i].ts;
+			long a = action_of[qindex_event_name(&ev[i])];
+			if (is_conv[qindex_event_name(&ev[i])]) {
+				conv[n_conv++] = qindex_event_ts(&ev[i]);
 			}
-			if (a >= 0 && first[a] < 0 && ev[i].ts < to_us) {
-				first[a] = ev[i].ts;
+			if (a >= 0 && first[a] < 0 && qindex_event_ts(&ev[i]) < to_us) {
+				first[a] = qindex_event_ts(&ev[i]);
 			}
 		}
-		cf = converted_at(conv, n_conv, ev[0].ts, window_us);
+		cf = converted_at(conv, n_conv, qindex_event_ts(&ev[0]), window_us);
 		out->people++;
 		out->converted += cf >= 0;
 		for (size_t a = 0; ok && a < n_actions; a++) {

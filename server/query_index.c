@@ -373,8 +373,9 @@ turn_off(struct query_index *qi, enum qindex_status why)
 {
 	log_error("query index turned off: %s; PostgreSQL answers every "
 	    "query from now on (docs/operations.md, \"Memory\")",
-	    why == QINDEX_TOO_MANY ? "a site has more than 65535 event names, "
-	    "or device and browser pairs" : qi->budget.max > 0 &&
+	    why == QINDEX_TOO_MANY ? "a site has more than 4096 event names, "
+	    "or 65535 device and browser pairs" : why == QINDEX_OUT_OF_RANGE ?
+	    "an event's time is outside 1970 .. 2112" : qi->budget.max > 0 &&
 	    qi->budget.used + (qi->budget.max >> 4) >= qi->budget.max ?
 	    "it would take more than query_index_max_bytes" :
 	    "memory ran out");

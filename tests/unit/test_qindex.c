@@ -246,6 +246,66 @@ test_sessions_across_people(void **state)
 	qindex_free(ix);
 }
 
+/* An event keeps its own device when its visit's first event had
+ * another (an alias), and when it has no visit; a visit's events stay
+ * one unit whichever device each had. */
+static void
+test_event_links(void **state)
+{
+	struct qindex *ix = qindex_new(&budget);
+	struct qindex_scan *scan;
+	const struct qindex_event *ev;
+	size_t n, units = 0;
+	struct qindex_event_row row = { 1, T0, "product_viewed", "milestone",
+		"s1", "desktop", "Chrome", NULL, false, 0, NULL };
+	static const char *const want[] = { "desktop", "mobile", "tablet",
+		"desktop" };
+
+	(void)state;
+	assert_int_equal(sizeof(struct qindex_event), 12);
+	visit(ix, "s1", 1, T0, "Email", NULL);
+	assert_int_equal(qindex_add_event(ix, &row), QINDEX_OK);
+	row.ts += S, row.device = "mobile";
+	assert_int_equal(qindex_add_event(ix, &row), QINDEX_OK);
+	row.ts += S, row.device = "tablet", row.session_id = NULL;
+	assert_int_equal(qindex_add_event(ix, &row), QINDEX_OK);
+	row.ts += S, row.device = "desktop", row.session_id = "s1";
+	assert_int_equal(qindex_add_event(ix, &row), QINDEX_OK);
+	row.ts = -1;
+	assert_int_equal(qindex_add_event(ix, &row), QINDEX_OUT_OF_RANGE);
+	for (int pass = 0; pass < 2; pass++) {
+		scan = qindex_scan_new(ix, false, T0, T0 + H);
+		assert_non_null(scan);
+		assert_true(qindex_scan_next(scan, &ev, &n));
+		assert_int_equal(n, 4);
+		for (size_t i = 0; i < n; i++) {
+			assert_int_equal(qindex_event_ts(&ev[i]), T0 + (int64_t)i * S);
+			assert_string_equal(qindex_string(ix, qindex_event_dim(ix,
+			    &ev[i], QINDEX_DIM_DEVICE)), want[i]);
+			if (i == 2) {
+				assert_null(qindex_event_session(ix, &ev[i]));
+			} else {
+				assert_string_equal(qindex_event_session(ix, &ev[i]),
+				    "s1");
+				assert_string_equal(qindex_string(ix, qindex_event_dim(
+				    ix, &ev[i], QINDEX_DIM_CHANNEL)), "Email");
+			}
+		}
+		assert_false(qindex_scan_next(scan, &ev, &n));
+		qindex_scan_free(scan);
+		assert_int_equal(qindex_compact(ix), QINDEX_OK);
+	}
+	scan = qindex_scan_new(ix, true, T0, T0 + H);
+	assert_non_null(scan);
+	while (qindex_scan_next(scan, &ev, &n)) {
+		assert_int_equal(n, 3);	/* the visit's, not the one without */
+		units++;
+	}
+	assert_int_equal(units, 1);
+	qindex_scan_free(scan);
+	qindex_free(ix);
+}
+
 static void
 test_budget(void **state)
 {
@@ -410,6 +470,7 @@ main(void)
 		cmocka_unit_test(test_funnel_groups),
 		cmocka_unit_test(test_changes),
 		cmocka_unit_test(test_sessions_across_people),
+		cmocka_unit_test(test_event_links),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_percentile),
 		cmocka_unit_test(test_milestones),
