@@ -69,6 +69,16 @@ static const struct statement new_changes = { "mp_ix_changes",
     " UNION ALL SELECT c.id, c.site_id, NULL, v.session, NULL, NULL"
     " FROM index_changes c CROSS JOIN LATERAL unnest(c.sessions) AS"
     " v(session) WHERE" NEW_ROWS("c.xid") " ORDER BY 1", 2 };
+/* Whether anything is new, in one statement: in autocommit it has one
+ * snapshot, which pg_current_snapshot() answers and the EXISTS read, so
+ * when nothing is new that snapshot is the next catch-up's previous one
+ * and the catch-up costs one round trip. Any new events row counts, even
+ * one the index leaves out: then the full catch-up finds nothing. */
+static const struct statement anything_new = { "mp_ix_any",
+    "SELECT pg_current_snapshot()::text,"
+    " EXISTS (SELECT FROM events WHERE" NEW_ROWS("xid") ")"
+    " OR EXISTS (SELECT FROM person_merges WHERE" NEW_ROWS("xid") ")"
+    " OR EXISTS (SELECT FROM index_changes WHERE" NEW_ROWS("xid") ")", 2 };
 static const struct statement new_merges = { "mp_ix_merges",
     "SELECT site_id, from_person, into_person FROM person_merges"
     " WHERE" NEW_ROWS("xid"), 2 };
@@ -434,7 +444,7 @@ copy_rows(struct query_index *qi, PGconn *pg, const char *sql,
 }
 
 static const struct statement *const statements[] = {
-	&new_changes, &new_merges, &new_events,
+	&anything_new, &new_changes, &new_merges, &new_events,
 	&region_people_events, &region_visits, &region_events_before,
 	&region_visits_before,
 };
@@ -834,6 +844,27 @@ begin_snapshot(PGconn *pg, struct error *err)
 	return snap;
 }
 
+/* Whether anything is new since prev (anything_new); when not, its
+ * snapshot into *snap (the caller frees it). False with err set. */
+static bool
+check_new(PGconn *pg, const char *const *prev, bool *any, char **snap,
+    struct error *err)
+{
+	PGresult *res = run(pg, &anything_new, prev, err);
+
+	if (res == NULL) {
+		return false;
+	}
+	*any = PQgetlength(res, 0, 1) != 1 || *PQgetvalue(res, 0, 1) != 0;
+	*snap = *any ? NULL : strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (!*any && *snap == NULL) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
 /* Catches up through pg; the caller holds sync and the index is ready. */
 static bool
 catch_up(struct query_index *qi, PGconn *pg, struct error *err)
@@ -842,13 +873,20 @@ catch_up(struct query_index *qi, PGconn *pg, struct error *err)
 	struct staging st = { 0 };
 	enum qindex_status status = QINDEX_OK;
 	char xmin[24];
-	char *snap = prepare(pg, err) ? begin_snapshot(pg, err) : NULL;
+	char *snap = NULL;
 	const char *prev[] = { qi->snapshot, xmin };
-	bool ok;
+	bool ok, any = true;
 
 	/* The previous snapshot's xmin: its text up to the first colon. */
 	snprintf(xmin, sizeof(xmin), "%.*s", (int)strcspn(qi->snapshot, ":"),
 	    qi->snapshot);
+	if (!prepare(pg, err) || !check_new(pg, prev, &any, &snap, err)) {
+		return false;
+	}
+	if (!any) {
+		goto published;
+	}
+	snap = begin_snapshot(pg, err);
 	ok = snap != NULL && read_changes(pg, prev, &st, err) &&
 	    read_regions(pg, &st, err) &&
 	    stage(pg, &new_merges, prev, S_MERGE, &st, err) &&
@@ -871,6 +909,7 @@ catch_up(struct query_index *qi, PGconn *pg, struct error *err)
 		}
 	}
 	pthread_rwlock_unlock(&qi->lock);
+published:
 	free(qi->snapshot);
 	qi->snapshot = snap;
 	qi->synced_mono_ns = began;
