@@ -1095,7 +1095,7 @@ struct qindex_scan {
 	const struct qindex *ix;
 	bool sessions;
 	int64_t lo, hi;
-	size_t next_slot;
+	size_t next_slot, end_slot;
 	struct qindex_event *buf;	/* a person's events, when copied */
 	size_t buf_n, buf_cap;
 	struct qindex_event *spare;	/* sort_by_visit's */
@@ -1244,7 +1244,9 @@ next_person(struct qindex_scan *s, const struct qindex_event **ev,
 {
 	const struct qindex *ix = s->ix;
 
-	while (s->next_slot < ix->n_people) {
+	size_t end = s->end_slot < ix->n_people ? s->end_slot : ix->n_people;
+
+	while (s->next_slot < end) {
 		uint32_t r = (uint32_t)s->next_slot++;
 		if (ix->people[r].root != r) {
 			continue;
@@ -1293,6 +1295,7 @@ qindex_scan_new(const struct qindex *ix, bool sessions, int64_t lo,
 	s->sessions = sessions;
 	s->lo = lo;
 	s->hi = hi;
+	s->end_slot = SIZE_MAX;
 	if (sessions && !count_in_range(s)) {
 		qindex_scan_free(s);
 		return NULL;
@@ -1402,6 +1405,13 @@ qindex_scan_next(struct qindex_scan *s, const struct qindex_event **ev,
 {
 	return s->sessions ? scan_next_session(s, ev, n) :
 	    next_person(s, ev, n, s->lo, s->hi);
+}
+
+void
+qindex_scan_slots(struct qindex_scan *s, size_t from, size_t to)
+{
+	s->next_slot = from;
+	s->end_slot = to;
 }
 
 bool

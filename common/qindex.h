@@ -219,6 +219,11 @@ struct qindex_scan *qindex_scan_new(const struct qindex *ix, bool sessions,
     int64_t lo, int64_t hi);
 bool qindex_scan_next(struct qindex_scan *s, const struct qindex_event **ev,
     size_t *n);
+/* Before the first qindex_scan_next of a people scan (not sessions):
+ * only the people whose root slot is in [from, to) (slots as
+ * qindex_person_root's). Scans of disjoint ranges may run in parallel
+ * threads while the caller holds the index still. */
+void qindex_scan_slots(struct qindex_scan *s, size_t from, size_t to);
 /* After qindex_scan_next answered false: whether it ran out of memory
  * rather than units. */
 bool qindex_scan_failed(const struct qindex_scan *s);

@@ -306,6 +306,48 @@ test_event_links(void **state)
 	qindex_free(ix);
 }
 
+/* Enough people for the funnel's two threads, each half different:
+ * person i views; a third of them (i % 3 == 0) add to cart i minutes
+ * later, so the medians come from both halves. */
+static void
+test_funnel_threads(void **state)
+{
+	struct qindex *ix = qindex_new(&budget);
+	struct funnel_counts c;
+	struct qfunnel_spec spec = { 0 };
+	const long people = 90000;
+	long carts = 0;
+	char sid[32];
+
+	(void)state;
+	for (long i = 0; i < people; i++) {
+		snprintf(sid, sizeof(sid), "s%ld", i);
+		visit(ix, sid, i, T0, i < people / 2 ? "Email" : "Direct", NULL);
+		event(ix, i, T0, "product_viewed", sid);
+		if (i % 3 == 0) {
+			event(ix, i, T0 + i * 60 * S, "cart_added", sid);
+			carts++;
+		}
+	}
+	assert_int_equal(qindex_compact(ix), QINDEX_OK);
+	spec.window_us = 400 * DAY;
+	funnel(ix, &spec, people, carts, 0, &c);
+	/* Minutes 0, 3, ..., 89997: the median is minute 44998.5, the mean
+	 * of minutes 44997 and 45000 at their 15000th and 15001st places. */
+	assert_true(c.overall.seconds[1][QFUNNEL_MEDIAN_PREV] ==
+	    (44997.0 + 45000.0) / 2 * 60);
+	funnel_counts_finish(&c);
+	spec = (struct qfunnel_spec){ .window_us = 400 * DAY,
+		.breakdown = { .dim = FUNNEL_DIM_CHANNEL } };
+	funnel(ix, &spec, people, carts, 0, &c);
+	assert_int_equal(c.n_groups, 2);
+	for (size_t g = 0; g < c.n_groups; g++) {
+		assert_int_equal(c.groups[g].entered[0], people / 2);
+	}
+	funnel_counts_finish(&c);
+	qindex_free(ix);
+}
+
 static void
 test_budget(void **state)
 {
@@ -471,6 +513,7 @@ main(void)
 		cmocka_unit_test(test_changes),
 		cmocka_unit_test(test_sessions_across_people),
 		cmocka_unit_test(test_event_links),
+		cmocka_unit_test(test_funnel_threads),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_percentile),
 		cmocka_unit_test(test_milestones),
