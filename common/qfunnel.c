@@ -14,13 +14,12 @@
  *     last step it reached is out.
  * A second pass over what the first kept groups it: the top breakdown
  * values by entrants keep their name, the rest is "(other)", no value
- * "(none)". Over people, the first pass runs in two threads, each over
- * half of the person slots (the order of the units kept changes nothing
- * that follows: counts, selections, ranks by count and text). */
+ * "(none)". Over people, the first pass runs in two threads when there
+ * are many (qindex_scan_people): the order of the units kept changes
+ * nothing that follows (counts, selections, ranks by count and text). */
 #include "common/qfunnel.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,8 +29,6 @@
 #include "common/timeutil.h"
 
 #define DAY_US (86400 * TIMEUTIL_US_PER_SEC)
-/* Below this many person slots, a second thread costs more than it saves. */
-#define PARALLEL_MIN_PEOPLE 65536
 
 static const enum qindex_dim dim_of[FUNNEL_DIM_COUNT] = {
 	[FUNNEL_DIM_CHANNEL] = QINDEX_DIM_CHANNEL,
@@ -581,68 +578,53 @@ group_units(const struct qindex *ix, const struct qfunnel_spec *spec,
 	return ok;
 }
 
-/* The first pass over the person slots [from, to) (all units: SIZE_MAX),
- * into u. */
+/* The first pass over a scan's units, into u. */
 struct part {
 	const struct qindex *ix;
 	const struct qfunnel_spec *spec;
 	const struct prep *p;
-	size_t from, to;
 	struct units u;
-	bool ok;
 };
 
-static void *
-run_part(void *arg)
+static bool
+run_part(void *ctx, struct qindex_scan *scan)
 {
-	struct part *pt = arg;
-	struct qindex_scan *scan = qindex_scan_new(pt->ix, pt->spec->sessions,
-	    pt->spec->from_us, pt->spec->to_us + pt->spec->window_us);
+	struct part *pt = ctx;
 	const struct qindex_event *ev;
 	size_t n;
 
-	pt->ok = scan != NULL;
-	if (pt->ok && pt->to != SIZE_MAX) {
-		qindex_scan_slots(scan, pt->from, pt->to);
+	while (qindex_scan_next(scan, &ev, &n)) {
+		if (!count_unit(pt->ix, pt->spec, pt->p, ev, n, &pt->u)) {
+			return false;
+		}
 	}
-	while (pt->ok && qindex_scan_next(scan, &ev, &n)) {
-		pt->ok = count_unit(pt->ix, pt->spec, pt->p, ev, n, &pt->u);
-	}
-	pt->ok = pt->ok && !qindex_scan_failed(scan);
-	qindex_scan_free(scan);
-	return NULL;
+	return true;
 }
 
-/* The first pass, in two threads when it is over many people; the units
- * into u. */
+/* The first pass (over people, in two halves when there are many); the
+ * units into u. */
 static bool
 first_pass(const struct qindex *ix, const struct qfunnel_spec *spec,
     const struct prep *p, struct units *u)
 {
-	struct qindex_stats st;
-	struct part half = { ix, spec, p, 0, SIZE_MAX, *u, false };
-	struct part other = half;
-	pthread_t thread;
-	bool threaded;
+	struct part one = { ix, spec, p, *u }, two = one;
+	int64_t hi = spec->to_us + spec->window_us;
+	bool ok, halves = false;
 
-	qindex_stats(ix, &st);
-	threaded = !spec->sessions && st.people >= PARALLEL_MIN_PEOPLE;
-	if (threaded) {
-		half.to = other.from = st.people / 2;
-		other.to = st.people;
-		threaded = pthread_create(&thread, NULL, run_part, &other) == 0;
-		if (!threaded) {
-			half.to = SIZE_MAX;	/* all on this thread */
-		}
+	if (spec->sessions) {
+		struct qindex_scan *scan = qindex_scan_new(ix, true, spec->from_us,
+		    hi);
+		ok = scan != NULL && run_part(&one, scan) &&
+		    !qindex_scan_failed(scan);
+		qindex_scan_free(scan);
+	} else {
+		ok = qindex_scan_people(ix, spec->from_us, hi, run_part,
+		    (void *const[2]){ &one, &two }, &halves);
+		ok = ok && (!halves || units_append(&one.u, &two.u));
+		free(two.u.rows);
 	}
-	run_part(&half);
-	if (threaded) {
-		pthread_join(thread, NULL);
-		half.ok = half.ok && other.ok && units_append(&half.u, &other.u);
-		free(other.u.rows);
-	}
-	*u = half.u;
-	return half.ok;
+	*u = one.u;
+	return ok;
 }
 
 bool

@@ -17,6 +17,7 @@
  * clients. */
 #include "common/qindex.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1407,11 +1408,54 @@ qindex_scan_next(struct qindex_scan *s, const struct qindex_event **ev,
 	    next_person(s, ev, n, s->lo, s->hi);
 }
 
-void
-qindex_scan_slots(struct qindex_scan *s, size_t from, size_t to)
+/* Below this many person slots, a second thread costs more than it
+ * saves. */
+#define HALVES_MIN_PEOPLE 65536
+
+struct half {
+	const struct qindex *ix;
+	int64_t lo, hi;
+	size_t from, to;
+	qindex_part_fn part;
+	void *ctx;
+	bool ok;
+};
+
+static void *
+run_half(void *arg)
 {
-	s->next_slot = from;
-	s->end_slot = to;
+	struct half *h = arg;
+	struct qindex_scan *s = qindex_scan_new(h->ix, false, h->lo, h->hi);
+
+	h->ok = s != NULL;
+	if (h->ok) {
+		s->next_slot = h->from;
+		s->end_slot = h->to;
+		h->ok = h->part(h->ctx, s) && !s->failed;
+	}
+	qindex_scan_free(s);
+	return NULL;
+}
+
+bool
+qindex_scan_people(const struct qindex *ix, int64_t lo, int64_t hi,
+    qindex_part_fn part, void *const ctx[2], bool *halves)
+{
+	struct half first = { ix, lo, hi, 0, SIZE_MAX, part, ctx[0], false };
+	struct half second = { ix, lo, hi, ix->n_people / 2, SIZE_MAX, part,
+		ctx[1], false };
+	pthread_t thread;
+
+	*halves = ix->n_people >= HALVES_MIN_PEOPLE &&
+	    pthread_create(&thread, NULL, run_half, &second) == 0;
+	if (*halves) {
+		first.to = second.from;
+	}
+	run_half(&first);
+	if (*halves) {
+		pthread_join(thread, NULL);
+	}
+	return first.ok && (!*halves || second.ok);
 }
 
 bool

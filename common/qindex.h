@@ -219,11 +219,15 @@ struct qindex_scan *qindex_scan_new(const struct qindex *ix, bool sessions,
     int64_t lo, int64_t hi);
 bool qindex_scan_next(struct qindex_scan *s, const struct qindex_event **ev,
     size_t *n);
-/* Before the first qindex_scan_next of a people scan (not sessions):
- * only the people whose root slot is in [from, to) (slots as
- * qindex_person_root's). Scans of disjoint ranges may run in parallel
- * threads while the caller holds the index still. */
-void qindex_scan_slots(struct qindex_scan *s, size_t from, size_t to);
+/* Runs part over the people with events in [lo, hi): once over all of
+ * them with ctx[0], or, when there are many, in two threads: ctx[0] over
+ * the first half of the person slots on this one, ctx[1] over the second
+ * on another (*halves true: the caller then adds the second's results to
+ * the first's). The caller holds the index still meanwhile. False when a
+ * part answered false or a scan ran out of memory. */
+typedef bool (*qindex_part_fn)(void *ctx, struct qindex_scan *scan);
+bool qindex_scan_people(const struct qindex *ix, int64_t lo, int64_t hi,
+    qindex_part_fn part, void *const ctx[2], bool *halves);
 /* After qindex_scan_next answered false: whether it ran out of memory
  * rather than units. */
 bool qindex_scan_failed(const struct qindex_scan *s);

@@ -150,47 +150,78 @@ name_map(const struct qindex *ix, const char *const *names, size_t n_names)
 	return map;
 }
 
+/* What one scan counts: into its own counts (the second half's are
+ * added to the first's). */
+struct tally {
+	const long *map;
+	const struct milestones_counts *layout;
+	long *active, *people, *events;
+	size_t *seen;		/* the last person counted in each cell, from 1 */
+};
+
+static bool
+count_people(void *ctx, struct qindex_scan *scan)
+{
+	struct tally *t = ctx;
+	size_t np = t->layout->n_periods, person = 0;
+	const int64_t *start = t->layout->start;
+	const struct qindex_event *ev;
+	size_t n;
+
+	while (qindex_scan_next(scan, &ev, &n)) {
+		size_t at = 0, counted = SIZE_MAX;
+		person++;
+		for (size_t i = 0; i < n; i++) {
+			/* Events come in time order: the period only moves on,
+			 * and the person is active in it once. */
+			while (at + 1 < np && qindex_event_ts(&ev[i]) >= start[at + 1]) {
+				at++;
+			}
+			if (counted != at) {
+				counted = at;
+				t->active[at]++;
+			}
+			long k = t->map[qindex_event_name(&ev[i])];
+			if (k < 0) {
+				continue;
+			}
+			size_t cell = (size_t)k * np + at;
+			t->events[cell]++;
+			if (t->seen[cell] != person) {
+				t->seen[cell] = person;
+				t->people[cell]++;
+			}
+		}
+	}
+	return true;
+}
+
 bool
 qmilestones_run(const struct qindex *ix, const char *const *names,
     int64_t from_us, int64_t to_us, struct milestones_counts *out)
 {
 	size_t np = out->n_periods, cells = out->n_names * np;
 	long *map = name_map(ix, names, out->n_names);
-	/* The last person counted in each cell, from 1. */
-	size_t *seen = calloc(cells + 1, sizeof(*seen)), person = 0;
-	struct qindex_scan *scan = qindex_scan_new(ix, false, from_us, to_us);
-	const struct qindex_event *ev;
-	size_t n;
-	bool ok = map != NULL && seen != NULL && scan != NULL;
+	/* The second half's counts and both halves' marks in one block. */
+	long *counts = calloc(np + 2 * cells + 1, sizeof(*counts));
+	size_t *seen = calloc(2 * cells + 1, sizeof(*seen));
+	struct tally one = { map, out, out->active, out->people, out->events,
+		seen };
+	struct tally two = { map, out, counts, counts + np, counts + np + cells,
+		seen + cells };
+	bool ok = map != NULL && counts != NULL && seen != NULL, halves = false;
 
-	while (ok && qindex_scan_next(scan, &ev, &n)) {
-		size_t at = 0, counted = SIZE_MAX;
-		person++;
-		for (size_t i = 0; i < n; i++) {
-			/* Events come in time order: the period only moves on,
-			 * and the person is active in it once. */
-			while (at + 1 < np && qindex_event_ts(&ev[i]) >= out->start[at + 1]) {
-				at++;
-			}
-			if (counted != at) {
-				counted = at;
-				out->active[at]++;
-			}
-			long k = map[qindex_event_name(&ev[i])];
-			if (k < 0) {
-				continue;
-			}
-			size_t cell = (size_t)k * np + at;
-			out->events[cell]++;
-			if (seen[cell] != person) {
-				seen[cell] = person;
-				out->people[cell]++;
-			}
-		}
+	ok = ok && qindex_scan_people(ix, from_us, to_us, count_people,
+	    (void *const[2]){ &one, &two }, &halves);
+	for (size_t i = 0; ok && halves && i < np; i++) {
+		out->active[i] += two.active[i];
 	}
-	ok = ok && !qindex_scan_failed(scan);
-	qindex_scan_free(scan);
+	for (size_t i = 0; ok && halves && i < cells; i++) {
+		out->people[i] += two.people[i];
+		out->events[i] += two.events[i];
+	}
 	free(seen);
+	free(counts);
 	free(map);
 	return ok;
 }

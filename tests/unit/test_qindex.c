@@ -306,7 +306,7 @@ test_event_links(void **state)
 	qindex_free(ix);
 }
 
-/* Enough people for the funnel's two threads, each half different:
+/* Enough people for two threads, each half different:
  * person i views; a third of them (i % 3 == 0) add to cart i minutes
  * later, so the medians come from both halves. */
 static void
@@ -315,6 +315,8 @@ test_funnel_threads(void **state)
 	struct qindex *ix = qindex_new(&budget);
 	struct funnel_counts c;
 	struct qfunnel_spec spec = { 0 };
+	struct milestones_counts m;
+	const char *names[] = { "cart_added", "product_viewed" };
 	const long people = 90000;
 	long carts = 0;
 	char sid[32];
@@ -345,6 +347,19 @@ test_funnel_threads(void **state)
 		assert_int_equal(c.groups[g].entered[0], people / 2);
 	}
 	funnel_counts_finish(&c);
+	/* By day over the first two: everyone viewed on day 1, and the carts
+	 * of minutes up to 1439 were on day 1 (480 of them: 0, 3, ..., 1437),
+	 * the next 480 on day 2. */
+	assert_true(milestones_counts_init(&m, QPERIOD_DAY, 2, T0, T0 + 2 * DAY,
+	    T0 + 10 * DAY));
+	assert_true(qmilestones_run(ix, names, T0, T0 + 2 * DAY, &m));
+	assert_int_equal(m.people[0], 480);
+	assert_int_equal(m.people[1], 480);
+	assert_int_equal(m.events[2], people);
+	assert_int_equal(m.people[3], 0);
+	assert_int_equal(m.active[0], people);
+	assert_int_equal(m.active[1], 480);
+	milestones_counts_finish(&m);
 	qindex_free(ix);
 }
 
