@@ -98,7 +98,7 @@ idtab_reserve(struct qindex *ix, struct idtab *t, id_hash_fn hash)
 }
 
 /* Shrinks t to three quarters full, once the bulk of its ids is in (the
- * load, a compaction): the next id doubles it again. */
+ * load): the next id doubles it again. */
 static void
 idtab_fit(struct qindex *ix, struct idtab *t, id_hash_fn hash)
 {
@@ -887,8 +887,6 @@ qindex_compact(struct qindex *ix)
 	    ix->n_people);
 	shrink(ix, &ix->person_ids, &ix->person_ids_cap, sizeof(int64_t),
 	    ix->n_people);
-	idtab_fit(ix, &ix->person_tab, person_hash);
-	idtab_fit(ix, &ix->session_ids.tab, session_ids_hash);
 	shrink(ix, &ix->convs, &ix->convs_cap, sizeof(*ix->convs), ix->n_convs);
 	shrink(ix, &ix->session_ids.text, &ix->session_ids.text_cap, 1,
 	    ix->session_ids.text_n);
@@ -899,6 +897,13 @@ qindex_compact(struct qindex *ix)
 	shrink(ix, &ix->strings.off, &ix->strings.off_cap, sizeof(uint32_t),
 	    ix->strings.n);
 	return QINDEX_OK;
+}
+
+void
+qindex_fit(struct qindex *ix)
+{
+	idtab_fit(ix, &ix->person_tab, person_hash);
+	idtab_fit(ix, &ix->session_ids.tab, session_ids_hash);
 }
 
 /* --------------------------------------------------------- lifecycle */

@@ -160,6 +160,10 @@ void qindex_forget_visits_started_before(struct qindex *ix, int64_t ts);
 /* Folds the new events in (sorts them into their people's runs) and
  * drops what was forgotten. Worth it when qindex_pending is large. */
 enum qindex_status qindex_compact(struct qindex *ix);
+/* Shrinks the tables of people and session ids to three quarters full.
+ * Once, after the load: under ingest the next new id doubles a fitted
+ * table again, so fitting at every compaction would rehash it twice. */
+void qindex_fit(struct qindex *ix);
 
 struct qindex_stats {
 	size_t events;		/* held (pending ones included) */

@@ -394,7 +394,8 @@ turn_off(struct query_index *qi, enum qindex_status why)
 	atomic_fetch_add(&qi->turned_off, 1);
 }
 
-/* Compacts what has many pending events; publishes the sizes. */
+/* Compacts what has many pending events (all: everything, and fits the
+ * tables, after the load); publishes the sizes. */
 static enum qindex_status
 settle(struct query_index *qi, bool all)
 {
@@ -408,6 +409,9 @@ settle(struct query_index *qi, bool all)
 			enum qindex_status st = qindex_compact(qi->sites[i].ix);
 			if (st != QINDEX_OK) {
 				return st;
+			}
+			if (all) {
+				qindex_fit(qi->sites[i].ix);
 			}
 		}
 		events += s.events;
