@@ -37,18 +37,11 @@ command -v npm >/dev/null 2>&1 || mp_install_packages nodejs npm
 	(cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund >/dev/null)
 PG_BINDIR=$(mp_pg_bindir)
 
-mkdir -p "$ROOT/build"
-exec 9>"$ROOT/build/.bench.lock"
-flock 9
-log "building release into build/bench"
-bench_build "$ROOT" "$BUILD"
-MILEPOST=$BUILD/server/milepost
-COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
-
-WORK=$(mktemp -d /tmp/mpd.XXXXXX)
-chmod 755 "$WORK"
-PGDATA=${KEEP_DATA:-$WORK/pg}
+bench_lock
+bench_release
+bench_workdir mpd
 DAEMON_PID='' PG_STARTED=''
+# shellcheck disable=SC2317 # (called by the trap)
 cleanup() {
 	set +e
 	if [ -n "$DAEMON_PID" ]; then kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; fi

@@ -48,22 +48,13 @@ mapfile -t PKGS < <(mp_build_packages)
 mp_install_packages "${PKGS[@]}" curl jq
 PG_BINDIR=$(mp_pg_bindir)
 
-mkdir -p "$ROOT/build"
-exec 9>"$ROOT/build/.bench.lock"
-flock 9
-
+bench_lock
 if [ -z "${MILEPOST:-}" ]; then
-	log "building release into build/bench"
-	bench_build "$ROOT" "$BUILD"
-	MILEPOST=$BUILD/server/milepost
-	COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+	bench_release
 else
 	COMMIT="$MILEPOST"
 fi
-
-WORK=$(mktemp -d /tmp/mpe.XXXXXX)   # config, logs; the cluster unless KEEP_DATA
-chmod 755 "$WORK"
-PGDATA=${KEEP_DATA:-$WORK/pg}
+bench_workdir mpe
 DAEMON_PID='' PG_STARTED=''
 
 cleanup() {

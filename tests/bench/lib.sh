@@ -11,6 +11,33 @@ bench_build() {
 	ninja -C "$2" >/dev/null
 }
 
+# bench_lock: one benchmark at a time on this machine (build/.bench.lock,
+# held on descriptor 9 until the script exits). Needs ROOT.
+bench_lock() {
+	mkdir -p "$ROOT/build"
+	exec 9>"$ROOT/build/.bench.lock"
+	flock 9
+}
+
+# bench_release: builds this tree into $BUILD (release); sets MILEPOST and
+# COMMIT (the short hash, marked when the tree has uncommitted changes).
+# Needs ROOT, BUILD.
+bench_release() {
+	printf '== building release into build/bench\n' >&2
+	bench_build "$ROOT" "$BUILD"
+	MILEPOST=$BUILD/server/milepost
+	COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
+}
+
+# bench_workdir PREFIX: WORK, a new directory /tmp/PREFIX.* for config and
+# logs that PostgreSQL's user can read, and PGDATA, the cluster: KEEP_DATA,
+# else under WORK.
+bench_workdir() {
+	WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+	chmod 755 "$WORK"
+	PGDATA=${KEEP_DATA:-$WORK/pg}
+}
+
 # bench_shop_start: the private cluster of queries.sh and erasure.sh in
 # $PGDATA (made when missing), started with its socket under $WORK, and in
 # it the database mp_queries filled with the synthetic shop of

@@ -92,18 +92,9 @@ if [ "$CONCURRENT" = 1 ]; then
 fi
 PG_BINDIR=$(mp_pg_bindir)
 
-mkdir -p "$ROOT/build"
-exec 9>"$ROOT/build/.bench.lock"
-flock 9
-
-log "building release into build/bench"
-bench_build "$ROOT" "$BUILD"
-MILEPOST=$BUILD/server/milepost
-COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
-
-WORK=$(mktemp -d /tmp/mpq.XXXXXX)   # config, logs; the cluster unless KEEP_DATA
-chmod 755 "$WORK"
-PGDATA=${KEEP_DATA:-$WORK/pg}
+bench_lock
+bench_release
+bench_workdir mpq
 DAEMON_PID='' PG_STARTED='' WRK_PID=''
 
 # shellcheck disable=SC2317 # (called by the trap)
