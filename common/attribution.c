@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/stats.h"
+
 static const char *const model_names[ATTR_MODEL_COUNT] = {
 	[ATTR_FIRST_TOUCH] = "first_touch",
 	[ATTR_LAST_TOUCH] = "last_touch",
@@ -562,25 +564,10 @@ attr_removal_effect(const struct attribution *a, uint32_t value)
 
 /* ------------------------------------------------------ paths */
 
-static int
-compare_doubles(const void *pa, const void *pb)
-{
-	double a = *(const double *)pa, b = *(const double *)pb;
-
-	return a < b ? -1 : a > b;
-}
-
-static double
-median_of(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), compare_doubles);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 void
 attr_facts(const struct attribution *a, struct attr_facts *out)
 {
-	double *v = malloc((a->n_convs > 0 ? a->n_convs : 1) * sizeof(*v));
+	int64_t *v = malloc((a->n_convs > 0 ? a->n_convs : 1) * sizeof(*v));
 	double sum = 0;
 	size_t k = 0;
 
@@ -594,22 +581,22 @@ attr_facts(const struct attribution *a, struct attr_facts *out)
 		return;
 	}
 	for (size_t i = 0; i < a->n_convs; i++) {
-		v[i] = (double)a->convs[i].n;
-		sum += v[i];
+		v[i] = (int64_t)a->convs[i].n;
+		sum += (double)v[i];
 	}
 	out->touches_mean = sum / (double)a->n_convs;
-	out->touches_median = median_of(v, a->n_convs);
+	out->touches_median = stats_median_scaled(v, a->n_convs, 1);
 	sum = 0;
 	for (size_t i = 0; i < a->n_convs; i++) {
 		const struct conversion *c = &a->convs[i];
 		if (c->n > 0) {
-			v[k] = (double)(c->ts_us - a->touches[c->first].ts_us) / 1e6;
-			sum += v[k++];
+			v[k] = c->ts_us - a->touches[c->first].ts_us;
+			sum += (double)v[k++] / 1e6;
 		}
 	}
 	if (k > 0) {
 		out->seconds_mean = sum / (double)k;
-		out->seconds_median = median_of(v, k);
+		out->seconds_median = stats_median_scaled(v, k, 1e6);
 	}
 	free(v);
 }

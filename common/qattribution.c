@@ -201,23 +201,24 @@ qattr_supported(const struct qindex *ix, const char *conversion, bool first)
 	return true;
 }
 
+static const enum qindex_dim plain_dim[] = {
+	[QATTR_DIM_CHANNEL] = QINDEX_DIM_CHANNEL,
+	[QATTR_DIM_UTM_SOURCE] = QINDEX_DIM_UTM_SOURCE,
+	[QATTR_DIM_UTM_MEDIUM] = QINDEX_DIM_UTM_MEDIUM,
+	[QATTR_DIM_UTM_CAMPAIGN] = QINDEX_DIM_UTM_CAMPAIGN,
+	[QATTR_DIM_LANDING_PATH] = QINDEX_DIM_LANDING_PATH,
+};
+
 /* A visit's value for dim, as the statements' COALESCE spell it: the
  * index's string, or for source / medium built in sb. */
 static const char *
 visit_value(const struct qindex *ix, const struct qindex_visit_info *v,
     enum qattr_dim dim, struct strbuf *sb)
 {
-	static const enum qindex_dim plain[] = {
-		[QATTR_DIM_CHANNEL] = QINDEX_DIM_CHANNEL,
-		[QATTR_DIM_UTM_SOURCE] = QINDEX_DIM_UTM_SOURCE,
-		[QATTR_DIM_UTM_MEDIUM] = QINDEX_DIM_UTM_MEDIUM,
-		[QATTR_DIM_UTM_CAMPAIGN] = QINDEX_DIM_UTM_CAMPAIGN,
-		[QATTR_DIM_LANDING_PATH] = QINDEX_DIM_LANDING_PATH,
-	};
 	const char *source, *medium, *channel, *referrer;
 
 	if (dim != QATTR_DIM_SOURCE_MEDIUM) {
-		const char *s = qindex_string(ix, v->dims[plain[dim]]);
+		const char *s = qindex_string(ix, v->dims[plain_dim[dim]]);
 		return s != NULL ? s : "(none)";
 	}
 	source = qindex_string(ix, v->dims[QINDEX_DIM_UTM_SOURCE]);
@@ -232,6 +233,77 @@ visit_value(const struct qindex *ix, const struct qindex_visit_info *v,
 	strbuf_appendf(sb, "%s / %s", source != NULL ? source :
 	    referrer != NULL ? referrer : "(direct)", medium);
 	return strbuf_failed(sb) ? NULL : sb->data;
+}
+
+/* Visits' values by the string ids they are made of, so that each text
+ * is spelt and looked up in attr_data once, not once a visit. */
+struct value_cache {
+	const struct qindex *ix;
+	enum qattr_dim dim;
+	uint32_t organic;		/* "Organic Search"'s string id */
+	struct counttab known;		/* key -> attr_data index + 1 (tag) */
+	struct strbuf sb;
+};
+
+static void
+value_cache_init(struct value_cache *c, const struct qindex *ix,
+    enum qattr_dim dim)
+{
+	memset(c, 0, sizeof(*c));
+	c->ix = ix;
+	c->dim = dim;
+	c->organic = qindex_string_find(ix, "Organic Search");
+	strbuf_init(&c->sb);
+}
+
+static void
+value_cache_finish(struct value_cache *c)
+{
+	counttab_finish(&c->known);
+	strbuf_finish(&c->sb);
+}
+
+/* What visit_value reads of v, in one key: for source / medium, the
+ * source's id (else the referrer's, else 0) and the medium's (else one of
+ * the three it defaults to: the ids are below them). */
+static int64_t
+value_key(const struct value_cache *c, const struct qindex_visit_info *v)
+{
+	uint32_t source, medium, referrer = v->dims[QINDEX_DIM_REFERRER_HOST];
+
+	if (c->dim != QATTR_DIM_SOURCE_MEDIUM) {
+		return v->dims[plain_dim[c->dim]];
+	}
+	source = v->dims[QINDEX_DIM_UTM_SOURCE] != 0 ?
+	    v->dims[QINDEX_DIM_UTM_SOURCE] : referrer;
+	medium = v->dims[QINDEX_DIM_UTM_MEDIUM];
+	if (medium == 0) {
+		medium = c->organic != 0 && v->dims[QINDEX_DIM_CHANNEL] ==
+		    c->organic ? UINT32_MAX : referrer != 0 ? UINT32_MAX - 1 :
+		    UINT32_MAX - 2;
+	}
+	return (int64_t)((uint64_t)source << 32 | medium);
+}
+
+/* v's value index in d, into *out. */
+static bool
+value_cache_get(struct value_cache *c, struct attr_data *d,
+    const struct qindex_visit_info *v, uint32_t *out)
+{
+	int64_t key = value_key(c, v);
+	struct counttab_entry *e;
+	const char *text;
+
+	if (c->known.n > 0 && (e = counttab_find(&c->known, key))->used) {
+		*out = (uint32_t)(e->tag - 1);
+		return true;
+	}
+	if ((text = visit_value(c->ix, v, c->dim, &c->sb)) == NULL ||
+	    !attr_data_value(d, text, out) || !counttab_add(&c->known, key, 1)) {
+		return false;
+	}
+	counttab_find(&c->known, key)->tag = (size_t)*out + 1;
+	return true;
 }
 
 static void
@@ -250,25 +322,58 @@ uuid_text(const uint8_t id[16], char out[QATTR_EVENT_ID_LEN])
 	out[k] = '\0';
 }
 
-/* A transition's sort key: person, start, then the value's rank in byte
- * order (the statement's window order). */
+/* A visit of a transition: its person, start, and value, with the
+ * value's rank in byte order (the statement's window order after the
+ * start). */
 struct hop {
 	uint32_t root, rank, value;
 	int64_t ts;
 };
 
-static int
-compare_hops(const void *pa, const void *pb)
+static bool
+hop_before(const struct hop *a, const struct hop *b)
 {
-	const struct hop *a = pa, *b = pb;
+	return a->ts != b->ts ? a->ts < b->ts : a->rank < b->rank;
+}
 
-	if (a->root != b->root) {
-		return a->root < b->root ? -1 : 1;
+/* hops[0..n) into *sorted (malloc'ed, the caller's), by person, start
+ * and rank. People are slots below n_roots: counted into buckets, then
+ * each person's few visits sorted by insertion, so that the cost grows
+ * with the visits, where a comparison sort of them all took most of the
+ * data-driven model's time. */
+static bool
+sort_hops(const struct hop *hops, size_t n, size_t n_roots,
+    struct hop **sorted)
+{
+	/* Visits are at most 2^31 (qindex.h): their counts fit. */
+	uint32_t *begin = calloc(n_roots + 1, sizeof(*begin));
+	uint32_t *filled = calloc(n_roots + 1, sizeof(*filled));
+	struct hop *out = malloc((n + 1) * sizeof(*out));
+	bool ok = begin != NULL && filled != NULL && out != NULL;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		begin[hops[i].root + 1]++;
 	}
-	if (a->ts != b->ts) {
-		return a->ts < b->ts ? -1 : 1;
+	for (size_t r = 1; ok && r <= n_roots; r++) {
+		begin[r] += begin[r - 1];
 	}
-	return (a->rank > b->rank) - (a->rank < b->rank);
+	for (size_t i = 0; ok && i < n; i++) {
+		uint32_t r = hops[i].root;
+		size_t j = begin[r] + filled[r]++;
+		while (j > begin[r] && hop_before(&hops[i], &out[j - 1])) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = hops[i];
+	}
+	free(begin);
+	free(filled);
+	if (!ok) {
+		free(out);
+		out = NULL;
+	}
+	*sorted = out;
+	return ok;
 }
 
 struct ranked {
@@ -310,43 +415,17 @@ add_hops(struct attr_data *d, const struct hop *hops, size_t n)
 	return ok;
 }
 
-/* The transitions of everyone not marked a converter. */
+/* The transitions of hops[0..n) (in visit order; n_people person
+ * slots), into d. */
 static bool
-gather_transitions(const struct qindex *ix, const struct qattr_spec *spec,
-    const bool *converted, struct attr_data *d)
+count_transitions(struct attr_data *d, struct hop *hops, size_t n,
+    size_t n_people)
 {
-	struct qindex_stats st;
-	struct hop *hops = NULL;
-	struct ranked *rank = NULL;
-	uint32_t *rank_of = NULL;
-	size_t n = 0, cap = 0;
-	struct strbuf sb;
-	bool ok = true;
+	struct ranked *rank = malloc((d->n_values + 1) * sizeof(*rank));
+	uint32_t *rank_of = malloc((d->n_values + 1) * sizeof(*rank_of));
+	struct hop *sorted = NULL;
+	bool ok = rank != NULL && rank_of != NULL;
 
-	strbuf_init(&sb);
-	qindex_stats(ix, &st);
-	for (uint32_t v = 0; ok && v < st.visits; v++) {
-		struct qindex_visit_info vi;
-		struct hop h;
-		const char *value;
-		qindex_visit(ix, v, &vi);
-		if (!vi.stored || vi.bot || vi.started_at < spec->from_us ||
-		    vi.started_at >= spec->to_us) {
-			continue;
-		}
-		h.root = qindex_person_root(ix, vi.person);
-		if (converted[h.root]) {
-			continue;
-		}
-		h.ts = vi.started_at;
-		value = visit_value(ix, &vi, spec->dim, &sb);
-		ok = value != NULL && attr_data_value(d, value, &h.value) &&
-		    append(&hops, &n, &cap, sizeof(h), &h);
-	}
-	strbuf_finish(&sb);
-	rank = malloc((d->n_values + 1) * sizeof(*rank));
-	rank_of = malloc((d->n_values + 1) * sizeof(*rank_of));
-	ok = ok && rank != NULL && rank_of != NULL;
 	for (uint32_t i = 0; ok && i < d->n_values; i++) {
 		rank[i] = (struct ranked){ d->names[i], i };
 	}
@@ -358,14 +437,60 @@ gather_transitions(const struct qindex *ix, const struct qattr_spec *spec,
 		for (size_t i = 0; i < n; i++) {
 			hops[i].rank = rank_of[hops[i].value];
 		}
-		if (n > 1) {
-			qsort(hops, n, sizeof(*hops), compare_hops);
-		}
-		ok = add_hops(d, hops, n);
+		ok = sort_hops(hops, n, n_people, &sorted) &&
+		    add_hops(d, sorted, n);
 	}
 	free(rank);
 	free(rank_of);
-	free(hops);
+	free(sorted);
+	return ok;
+}
+
+/* The visits attribution reads, in one pass: those of converters in
+ * their lookback into d, and with transitions, the others' in the
+ * range into hops. */
+static bool
+gather_visits(const struct qindex *ix, const struct qattr_spec *spec,
+    const uint32_t *root_of, const bool *converted,
+    struct value_cache *values, struct attr_data *d, struct hop **hops,
+    size_t *n_hops)
+{
+	struct qindex_stats st;
+	size_t cap = 0;
+	bool ok = true;
+
+	qindex_stats(ix, &st);
+	for (uint32_t v = 0; ok && v < st.visits; v++) {
+		struct qindex_visit_info vi;
+		const char *channel;
+		uint32_t root;
+		qindex_visit(ix, v, &vi);
+		if (!vi.stored || vi.bot) {
+			continue;
+		}
+		root = root_of[vi.person];
+		if (!converted[root]) {
+			struct hop h = { root, 0, 0, vi.started_at };
+			ok = !spec->transitions || vi.started_at < spec->from_us ||
+			    vi.started_at >= spec->to_us ||
+			    (value_cache_get(values, d, &vi, &h.value) &&
+			    append(hops, n_hops, &cap, sizeof(h), &h));
+			continue;
+		}
+		if (vi.started_at < spec->from_us - spec->lookback_us ||
+		    vi.started_at > spec->to_us) {
+			continue;
+		}
+		channel = qindex_string(ix, vi.dims[QINDEX_DIM_CHANNEL]);
+		struct attr_visit visit = {
+			.person = qindex_person_id(ix, root),
+			.ts_us = vi.started_at,
+			.session = vi.session_id,
+			.channel = channel_from_name(channel != NULL ? channel : ""),
+		};
+		ok = value_cache_get(values, d, &vi, &visit.value) &&
+		    attr_data_add_visit(d, &visit);
+	}
 	return ok;
 }
 
@@ -374,18 +499,26 @@ qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
     struct attr_data *d)
 {
 	struct qindex_stats st;
-	size_t n_convs;
+	size_t n_convs, n_hops = 0;
 	const struct qindex_conversion *c = qindex_conversions(ix, &n_convs);
 	size_t n_names = qindex_name_count(ix);
 	bool *wanted = calloc(n_names + 1, sizeof(bool)), *converted;
-	struct strbuf sb;
+	uint32_t *root_of;
+	struct hop *hops = NULL;
+	struct value_cache values;
 	bool ok;
 
-	strbuf_init(&sb);
+	value_cache_init(&values, ix, spec->dim);
 	qindex_stats(ix, &st);
 	converted = calloc(st.people + 1, sizeof(bool));
-	ok = wanted != NULL && converted != NULL && d->values != NULL &&
-	    d->currencies != NULL;
+	/* Every slot's root in one small array, read in order once, rather
+	 * than through the bigger person slots at each visit's. */
+	root_of = malloc((st.people + 1) * sizeof(*root_of));
+	ok = wanted != NULL && converted != NULL && root_of != NULL &&
+	    d->values != NULL && d->currencies != NULL;
+	for (uint32_t p = 0; ok && p < st.people; p++) {
+		root_of[p] = qindex_person_root(ix, p);
+	}
 	for (size_t id = 0; ok && id < n_names; id++) {
 		wanted[id] = strcmp(qindex_name_text(ix, (uint16_t)id),
 		    spec->conversion) == 0;
@@ -397,7 +530,7 @@ qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
 		    c[i].ts >= spec->to_us) {
 			continue;
 		}
-		root = qindex_person_root(ix, c[i].person);
+		root = root_of[c[i].person];
 		converted[root] = true;
 		conv.person = qindex_person_id(ix, root);
 		conv.ts_us = c[i].ts;
@@ -406,33 +539,13 @@ qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
 		ok = attr_data_add_conv(d, &conv) && (c[i].currency == 0 ||
 		    attr_data_currency(d, qindex_string(ix, c[i].currency)));
 	}
-	for (uint32_t v = 0; ok && v < st.visits; v++) {
-		struct qindex_visit_info vi;
-		struct attr_visit visit;
-		const char *value, *channel;
-		uint32_t root;
-		qindex_visit(ix, v, &vi);
-		if (!vi.stored || vi.bot ||
-		    vi.started_at < spec->from_us - spec->lookback_us ||
-		    vi.started_at > spec->to_us) {
-			continue;
-		}
-		root = qindex_person_root(ix, vi.person);
-		if (!converted[root]) {
-			continue;
-		}
-		channel = qindex_string(ix, vi.dims[QINDEX_DIM_CHANNEL]);
-		visit.person = qindex_person_id(ix, root);
-		visit.ts_us = vi.started_at;
-		visit.session = vi.session_id;
-		visit.channel = channel_from_name(channel != NULL ? channel : "");
-		value = visit_value(ix, &vi, spec->dim, &sb);
-		ok = value != NULL && attr_data_value(d, value, &visit.value) &&
-		    attr_data_add_visit(d, &visit);
-	}
-	strbuf_finish(&sb);
+	ok = ok && gather_visits(ix, spec, root_of, converted, &values, d,
+	    &hops, &n_hops);
 	ok = ok && (!spec->transitions ||
-	    gather_transitions(ix, spec, converted, d));
+	    count_transitions(d, hops, n_hops, st.people));
+	value_cache_finish(&values);
+	free(hops);
+	free(root_of);
 	free(wanted);
 	free(converted);
 	return ok;

@@ -110,3 +110,23 @@ stats_percentile_cont_us(int64_t *us, size_t n, double p)
 	hi = (double)above / 1e6;
 	return lo + (row - (double)first) * (hi - lo);
 }
+
+double
+stats_median_scaled(int64_t *v, size_t n, double scale)
+{
+	size_t mid = n / 2;
+	int64_t below;
+	double hi;
+
+	select_kth(v, n, mid);
+	hi = (double)v[mid] / scale;
+	if (n % 2 == 1) {
+		return hi;
+	}
+	/* The middle one below is the greatest of those before it. */
+	below = v[0];
+	for (size_t i = 1; i < mid; i++) {
+		below = v[i] > below ? v[i] : below;
+	}
+	return ((double)below / scale + hi) / 2;
+}

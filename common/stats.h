@@ -30,4 +30,9 @@ bool stats_two_proportions(long x1, long n1, long x2, long n2, double *z,
  * sort: linear on average). */
 double stats_percentile_cont_us(int64_t *us, size_t n, double p);
 
+/* The median of v[0..n) / scale (n > 0): the middle value, or the mean
+ * of the two middle ones, each divided by scale first. Reorders v (a
+ * selection, as above). */
+double stats_median_scaled(int64_t *v, size_t n, double scale);
+
 #endif

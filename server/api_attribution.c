@@ -636,16 +636,14 @@ fail:
 }
 
 static json_t *
-paths_json(const struct reading *r)
+paths_json(const struct reading *r, const struct attr_facts *f)
 {
 	struct attr_path top[TOP_PATHS];
-	struct attr_facts f;
 	struct strbuf text;
 	bool ok;
 	size_t n = attr_top_paths(r->attr, top, TOP_PATHS, &ok);
 	json_t *list = json_array();
 
-	attr_facts(r->attr, &f);
 	strbuf_init(&text);
 	for (size_t i = 0; ok && list != NULL && i < n; i++) {
 		strbuf_reset(&text);
@@ -665,10 +663,10 @@ paths_json(const struct reading *r)
 		return NULL;
 	}
 	return json_pack("{s:{s:o, s:o}, s:{s:o, s:o}, s:o}",
-	    "touches", "mean", api_number_json(f.touches_mean),
-	    "median", api_number_json(f.touches_median),
-	    "seconds_to_conversion", "mean", api_number_json(f.seconds_mean),
-	    "median", api_number_json(f.seconds_median),
+	    "touches", "mean", api_number_json(f->touches_mean),
+	    "median", api_number_json(f->touches_median),
+	    "seconds_to_conversion", "mean", api_number_json(f->seconds_mean),
+	    "median", api_number_json(f->seconds_median),
 	    "top", list);
 }
 
@@ -864,7 +862,7 @@ attribution_run(PGconn *pg, struct api_call *call, struct error *err)
 	    "site", call->site_id, "query", query_json(q),
 	    "conversions", (json_int_t)facts.conversions,
 	    "revenue", revenue_json(&r, facts.revenue),
-	    "values", values_json(q, &r), "paths", paths_json(&r),
+	    "values", values_json(q, &r), "paths", paths_json(&r, &facts),
 	    "as_of", api_time_json(as_of), "engine",
 	    from_index ? "index" : "sql");
 	ok = call->answer != NULL;

@@ -414,6 +414,17 @@ test_percentile(void **state)
 			sorted[i] = a[i];
 		}
 		qsort(sorted, n, sizeof(*sorted), compare_i64);
+		/* The median as attribution's facts had it: of the sorted
+		 * values divided, the middle one or the two's mean. */
+		int64_t copy[64];
+		memcpy(copy, a, n * sizeof(*a));
+		double mid = n % 2 ? (double)sorted[n / 2] / 1e6 :
+		    ((double)sorted[n / 2 - 1] / 1e6 +
+		    (double)sorted[n / 2] / 1e6) / 2;
+		if (stats_median_scaled(copy, n, 1e6) != mid) {
+			fail_msg("trial %d: median %.17g, want %.17g", trial,
+			    stats_median_scaled(copy, n, 1e6), mid);
+		}
 		for (int k = 0; k < 2; k++) {
 			double p = k == 0 ? 0.5 : 0.9, row = p * (double)(n - 1);
 			double lo = (double)sorted[(size_t)floor(row)] / 1e6;
