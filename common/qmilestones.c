@@ -237,32 +237,72 @@ milestones_target_window(enum qperiod p, int64_t to_us, int64_t now_us,
 }
 
 bool
+milestones_target_from_counts(const struct milestones_counts *c,
+    enum qperiod c_kind, enum qperiod p, struct milestones_target *out)
+{
+	long at = c_kind == p ? milestones_period_of(c, out->start) : -1;
+
+	if (at < 0 || !c->complete[at] || qperiod_next(p, out->start) !=
+	    out->end) {
+		return false;
+	}
+	out->active = c->active[at];
+	for (size_t k = 0; k < c->n_names; k++) {
+		out->people[k] = c->people[k * c->n_periods + (size_t)at];
+	}
+	return true;
+}
+
+/* What one scan of a target window counts (the second half's are added
+ * to the first's). */
+struct target_tally {
+	const long *map;
+	size_t n_names;
+	long active;
+	long *people;
+	bool *did;
+};
+
+static bool
+count_target(void *ctx, struct qindex_scan *scan)
+{
+	struct target_tally *t = ctx;
+	const struct qindex_event *ev;
+	size_t n;
+
+	while (qindex_scan_next(scan, &ev, &n)) {
+		t->active++;
+		memset(t->did, 0, t->n_names * sizeof(*t->did));
+		for (size_t i = 0; i < n; i++) {
+			long k = t->map[qindex_event_name(&ev[i])];
+			if (k >= 0 && !t->did[k]) {
+				t->did[k] = true;
+				t->people[k]++;
+			}
+		}
+	}
+	return true;
+}
+
+bool
 qmilestones_target(const struct qindex *ix, const char *const *names,
     size_t n_names, struct milestones_target *out)
 {
 	long *map = name_map(ix, names, n_names);
-	bool *did = calloc(n_names + 1, sizeof(*did));
-	struct qindex_scan *scan = qindex_scan_new(ix, false, out->start,
-	    out->end);
-	const struct qindex_event *ev;
-	size_t n;
-	bool ok = map != NULL && did != NULL && scan != NULL;
+	long *people = calloc(n_names + 1, sizeof(*people));
+	bool *did = calloc(2 * n_names + 1, sizeof(*did));
+	struct target_tally one = { map, n_names, 0, out->people, did };
+	struct target_tally two = { map, n_names, 0, people, did + n_names };
+	bool ok = map != NULL && people != NULL && did != NULL, halves = false;
 
-	out->active = 0;
-	while (ok && qindex_scan_next(scan, &ev, &n)) {
-		out->active++;
-		memset(did, 0, n_names * sizeof(*did));
-		for (size_t i = 0; i < n; i++) {
-			long k = map[qindex_event_name(&ev[i])];
-			if (k >= 0 && !did[k]) {
-				did[k] = true;
-				out->people[k]++;
-			}
-		}
+	ok = ok && qindex_scan_people(ix, out->start, out->end, count_target,
+	    (void *const[2]){ &one, &two }, &halves);
+	out->active = one.active + (halves ? two.active : 0);
+	for (size_t k = 0; ok && halves && k < n_names; k++) {
+		out->people[k] += people[k];
 	}
-	ok = ok && !qindex_scan_failed(scan);
-	qindex_scan_free(scan);
 	free(did);
+	free(people);
 	free(map);
 	return ok;
 }

@@ -61,6 +61,12 @@ struct milestones_target {
 void milestones_target_window(enum qperiod p, int64_t to_us, int64_t now_us,
     int64_t *start, int64_t *end);
 
+/* Fills out (start, end set) from c when its window is one of c's
+ * complete periods and c counts periods of kind p (c_kind): the same
+ * people, without a second pass. False when it is not. */
+bool milestones_target_from_counts(const struct milestones_counts *c,
+    enum qperiod c_kind, enum qperiod p, struct milestones_target *out);
+
 /* Counts the window of out (start, end set) over ix. */
 bool qmilestones_target(const struct qindex *ix, const char *const *names,
     size_t n_names, struct milestones_target *out);

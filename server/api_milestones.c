@@ -477,10 +477,13 @@ count_index(const struct qindex *ix, const struct milestones_query *q,
 	}
 	for (int k = 0; k < TARGET_PERIODS; k++) {
 		struct milestones_target *t = &a->targets[k];
+		enum qperiod p = (enum qperiod)(k + QPERIOD_DAY);
 		if (a->wanted[k]) {
-			milestones_target_window((enum qperiod)(k + QPERIOD_DAY),
-			    q->to_us, now_us, &t->start, &t->end);
-			if (!qmilestones_target(ix, q->names, q->n_names, t)) {
+			milestones_target_window(p, q->to_us, now_us, &t->start,
+			    &t->end);
+			if (!milestones_target_from_counts(&a->counts,
+			    (enum qperiod)(q->interval + QPERIOD_DAY), p, t) &&
+			    !qmilestones_target(ix, q->names, q->n_names, t)) {
 				return false;
 			}
 		}
