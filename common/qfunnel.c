@@ -249,13 +249,16 @@ entry_before(const struct qindex *ix, const struct qindex_event *a,
 	return c < 0;
 }
 
-/* Per unit kept: its group key, how many steps it reached, their times. */
+/* The units kept: how many entered per group key, and a row (group
+ * key, steps reached, their times) for each that reached a second step:
+ * only those have durations, and most units stop at the first. */
 struct units {
-	int64_t *rows;		/* stride n_steps + 2 */
+	struct counttab entered;	/* group key -> units */
+	int64_t *rows;			/* stride n_steps + 2 */
 	size_t n, cap, stride;
 };
 
-/* Room for need units in all. */
+/* Room for need rows in all. */
 static bool
 units_reserve(struct units *u, size_t need)
 {
@@ -279,6 +282,12 @@ units_reserve(struct units *u, size_t need)
 static bool
 units_add(struct units *u, int64_t key, size_t reached, const int64_t *t)
 {
+	if (!counttab_add(&u->entered, key, 1)) {
+		return false;
+	}
+	if (reached < 2) {
+		return true;
+	}
 	if (!units_reserve(u, u->n + 1)) {
 		return false;
 	}
@@ -289,10 +298,16 @@ units_add(struct units *u, int64_t key, size_t reached, const int64_t *t)
 	return true;
 }
 
-/* Appends b's units to a's. */
+/* Adds b's units to a's. */
 static bool
-units_append(struct units *a, const struct units *b)
+units_merge(struct units *a, const struct units *b)
 {
+	for (size_t i = 0; i < b->entered.cap; i++) {
+		const struct counttab_entry *e = &b->entered.slot[i];
+		if (e->used && !counttab_add(&a->entered, e->key, e->count)) {
+			return false;
+		}
+	}
 	if (b->n == 0) {
 		return true;
 	}
@@ -303,6 +318,13 @@ units_append(struct units *a, const struct units *b)
 	    sizeof(*b->rows));
 	a->n += b->n;
 	return true;
+}
+
+static void
+units_finish(struct units *u)
+{
+	counttab_finish(&u->entered);
+	free(u->rows);
 }
 
 /* One unit: its row in u if it entered and was not left out. */
@@ -471,10 +493,11 @@ done:
 
 /* ----------------------------------------------------------- figures */
 
-/* The step columns of every group (groups[0..n_groups), each unit in
- * group_of[i]; NULL: none) and of everyone (all), in two passes over the
- * units: one counts, one gathers each step's durations for the
- * percentiles. Slot n_groups is everyone's. */
+/* The step columns of every group (groups[0..n_groups), the entrants of
+ * each key in its entry's tag, the row i in group_of[i]; NULL: none) and
+ * of everyone (all): the entrants from the keys, then two passes over
+ * the rows: one counts the later steps, one gathers their durations for
+ * the percentiles. Slot n_groups is everyone's. */
 static bool
 fill_groups(const struct qfunnel_spec *spec, const struct units *u,
     const size_t *group_of, struct funnel_group *groups, size_t n_groups,
@@ -496,9 +519,18 @@ fill_groups(const struct qfunnel_spec *spec, const struct units *u,
 			}
 		}
 	}
+	for (size_t i = 0; i < u->entered.cap; i++) {
+		const struct counttab_entry *e = &u->entered.slot[i];
+		if (e->used) {
+			all->entered[0] += e->count;
+			if (group_of != NULL) {
+				groups[e->tag].entered[0] += e->count;
+			}
+		}
+	}
 	for (size_t i = 0; ok && i < u->n; i++) {
 		size_t reached = (size_t)u->rows[i * u->stride + 1];
-		for (size_t k = 0; k < reached; k++) {
+		for (size_t k = 1; k < reached; k++) {
 			all->entered[k]++;
 			if (group_of != NULL) {
 				groups[group_of[i]].entered[k]++;
@@ -507,7 +539,7 @@ fill_groups(const struct qfunnel_spec *spec, const struct units *u,
 	}
 	for (size_t g = 0; ok && g <= n_groups; g++) {
 		const struct funnel_group *fg = g < n_groups ? &groups[g] : all;
-		for (size_t k = 0; k < steps; k++) {
+		for (size_t k = 1; k < steps; k++) {
 			size_t slot = g * steps + k, m = (size_t)fg->entered[k];
 			at[2 * slot] = total;
 			at[2 * slot + 1] = total + m;
@@ -554,18 +586,17 @@ fill_groups(const struct qfunnel_spec *spec, const struct units *u,
 
 static bool
 group_units(const struct qindex *ix, const struct qfunnel_spec *spec,
-    const struct units *u, struct funnel_counts *out)
+    struct units *u, struct funnel_counts *out)
 {
-	struct counttab keys = { 0 };
 	size_t *group_of = malloc((u->n + 1) * sizeof(*group_of));
 	bool ok = group_of != NULL;
 
+	/* The entrants per key rank the groups and tag each key's. */
+	ok = ok && (u->entered.n == 0 || make_groups(ix, spec, &u->entered,
+	    out));
 	for (size_t i = 0; ok && i < u->n; i++) {
-		ok = counttab_add(&keys, u->rows[i * u->stride], 1);
-	}
-	ok = ok && (u->n == 0 || make_groups(ix, spec, &keys, out));
-	for (size_t i = 0; ok && i < u->n; i++) {
-		group_of[i] = counttab_find(&keys, u->rows[i * u->stride])->tag;
+		group_of[i] = counttab_find(&u->entered,
+		    u->rows[i * u->stride])->tag;
 	}
 	ok = ok && fill_groups(spec, u, group_of, out->groups, out->n_groups,
 	    &out->overall);
@@ -574,7 +605,6 @@ group_units(const struct qindex *ix, const struct qfunnel_spec *spec,
 		    compare_groups);
 	}
 	free(group_of);
-	counttab_finish(&keys);
 	return ok;
 }
 
@@ -620,8 +650,8 @@ first_pass(const struct qindex *ix, const struct qfunnel_spec *spec,
 	} else {
 		ok = qindex_scan_people(ix, spec->from_us, hi, run_part,
 		    (void *const[2]){ &one, &two }, &halves);
-		ok = ok && (!halves || units_append(&one.u, &two.u));
-		free(two.u.rows);
+		ok = ok && (!halves || units_merge(&one.u, &two.u));
+		units_finish(&two.u);
 	}
 	*u = one.u;
 	return ok;
@@ -632,7 +662,7 @@ qfunnel_run(const struct qindex *ix, const struct qfunnel_spec *spec,
     struct funnel_counts *out)
 {
 	struct prep p = { 0 };
-	struct units u = { NULL, 0, 0, spec->n_steps + 2 };
+	struct units u = { .stride = spec->n_steps + 2 };
 	bool ok = false;
 
 	memset(out, 0, sizeof(*out));
@@ -653,7 +683,7 @@ done:
 		funnel_counts_finish(out);
 	}
 	prep_finish(&p);
-	free(u.rows);
+	units_finish(&u);
 	return ok;
 }
 
