@@ -254,6 +254,10 @@ entry_before(const struct qindex *ix, const struct qindex_event *a,
  * only those have durations, and most units stop at the first. */
 struct units {
 	struct counttab entered;	/* group key -> units */
+	/* Units of run_key not yet in entered: a run of one key costs no
+	 * lookups (without a breakdown every unit has key 0). */
+	int64_t run_key;
+	long run_n;
 	int64_t *rows;			/* stride n_steps + 2 */
 	size_t n, cap, stride;
 };
@@ -279,12 +283,25 @@ units_reserve(struct units *u, size_t need)
 	return true;
 }
 
+/* Puts the run of keys counted into entered. */
+static bool
+units_flush(struct units *u)
+{
+	bool ok = u->run_n == 0 || counttab_add(&u->entered, u->run_key,
+	    u->run_n);
+
+	u->run_n = 0;
+	return ok;
+}
+
 static bool
 units_add(struct units *u, int64_t key, size_t reached, const int64_t *t)
 {
-	if (!counttab_add(&u->entered, key, 1)) {
+	if (u->run_n > 0 && key != u->run_key && !units_flush(u)) {
 		return false;
 	}
+	u->run_key = key;
+	u->run_n++;
 	if (reached < 2) {
 		return true;
 	}
@@ -300,8 +317,11 @@ units_add(struct units *u, int64_t key, size_t reached, const int64_t *t)
 
 /* Adds b's units to a's. */
 static bool
-units_merge(struct units *a, const struct units *b)
+units_merge(struct units *a, struct units *b)
 {
+	if (!units_flush(a) || !units_flush(b)) {
+		return false;
+	}
 	for (size_t i = 0; i < b->entered.cap; i++) {
 		const struct counttab_entry *e = &b->entered.slot[i];
 		if (e->used && !counttab_add(&a->entered, e->key, e->count)) {
@@ -503,6 +523,7 @@ fill_groups(const struct qfunnel_spec *spec, const struct units *u,
     const size_t *group_of, struct funnel_group *groups, size_t n_groups,
     struct funnel_group *all)
 {
+	static const double pct[2] = { 0.5, 0.9 };
 	size_t steps = spec->n_steps, slots = (n_groups + 1) * steps, total = 0;
 	/* Per slot (group, step), where its next duration from the previous
 	 * step goes, and from the first. */
@@ -569,14 +590,11 @@ fill_groups(const struct qfunnel_spec *spec, const struct units *u,
 			if (m == 0) {
 				continue;
 			}
-			fg->seconds[k][QFUNNEL_MEDIAN_PREV] =
-			    stats_percentile_cont_us(prev, m, 0.5);
-			fg->seconds[k][QFUNNEL_P90_PREV] =
-			    stats_percentile_cont_us(prev, m, 0.9);
-			fg->seconds[k][QFUNNEL_MEDIAN_FIRST] =
-			    stats_percentile_cont_us(first, m, 0.5);
-			fg->seconds[k][QFUNNEL_P90_FIRST] =
-			    stats_percentile_cont_us(first, m, 0.9);
+			/* Median then p90: the enum's order. */
+			stats_percentiles_cont_us(prev, m, pct, 2,
+			    &fg->seconds[k][QFUNNEL_MEDIAN_PREV]);
+			stats_percentiles_cont_us(first, m, pct, 2,
+			    &fg->seconds[k][QFUNNEL_MEDIAN_FIRST]);
 		}
 	}
 	free(d);
@@ -653,6 +671,7 @@ first_pass(const struct qindex *ix, const struct qfunnel_spec *spec,
 		ok = ok && (!halves || units_merge(&one.u, &two.u));
 		units_finish(&two.u);
 	}
+	ok = ok && units_flush(&one.u);
 	*u = one.u;
 	return ok;
 }

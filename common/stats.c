@@ -89,26 +89,43 @@ select_kth(int64_t *v, size_t n, size_t k)
  * interpolated as lo + pct * (hi - lo). A duration is seconds as
  * extract(epoch ...) gives it, a numeric whose cast to float8 is the
  * nearest double: microseconds / 1e6, one correctly rounded division. */
+void
+stats_percentiles_cont_us(int64_t *us, size_t n, const double *p, size_t m,
+    double *out)
+{
+	/* Each selection leaves us[base..n) holding the greater rows. */
+	size_t base = 0;
+
+	for (size_t j = 0; j < m; j++) {
+		double row = p[j] * (double)(n - 1);
+		size_t first = (size_t)floor(row), second = (size_t)ceil(row);
+		int64_t above;
+		double lo, hi;
+
+		select_kth(us + base, n - base, first - base);
+		base = first;
+		lo = (double)us[first] / 1e6;
+		if (second == first) {
+			out[j] = lo;
+			continue;
+		}
+		/* The next row up is the least of those after the first. */
+		above = us[first + 1];
+		for (size_t i = first + 2; i < n; i++) {
+			above = us[i] < above ? us[i] : above;
+		}
+		hi = (double)above / 1e6;
+		out[j] = lo + (row - (double)first) * (hi - lo);
+	}
+}
+
 double
 stats_percentile_cont_us(int64_t *us, size_t n, double p)
 {
-	double row = p * (double)(n - 1);
-	size_t first = (size_t)floor(row), second = (size_t)ceil(row);
-	int64_t above;
-	double lo, hi;
+	double out;
 
-	select_kth(us, n, first);
-	lo = (double)us[first] / 1e6;
-	if (second == first) {
-		return lo;
-	}
-	/* The next row up is the least of those after the first. */
-	above = us[first + 1];
-	for (size_t i = first + 2; i < n; i++) {
-		above = us[i] < above ? us[i] : above;
-	}
-	hi = (double)above / 1e6;
-	return lo + (row - (double)first) * (hi - lo);
+	stats_percentiles_cont_us(us, n, &p, 1, &out);
+	return out;
 }
 
 double

@@ -29,6 +29,11 @@ bool stats_two_proportions(long x1, long n1, long x2, long n2, double *z,
  * index answers what the statement does. Reorders us (a selection, not a
  * sort: linear on average). */
 double stats_percentile_cont_us(int64_t *us, size_t n, double p);
+/* The same for p[0..m), ascending, into out[0..m): each selection starts
+ * from where the one before split us, so the next costs only what lies
+ * above it. */
+void stats_percentiles_cont_us(int64_t *us, size_t n, const double *p,
+    size_t m, double *out);
 
 /* The median of v[0..n) / scale (n > 0): the middle value, or the mean
  * of the two middle ones, each divided by scale first. Reorders v (a

@@ -425,14 +425,19 @@ test_percentile(void **state)
 			fail_msg("trial %d: median %.17g, want %.17g", trial,
 			    stats_median_scaled(copy, n, 1e6), mid);
 		}
+		/* Both at once, the second selection over what the first left
+		 * above it. */
+		double both[2], pct[2] = { 0.5, 0.9 };
+		memcpy(copy, a, n * sizeof(*a));
+		stats_percentiles_cont_us(copy, n, pct, 2, both);
 		for (int k = 0; k < 2; k++) {
-			double p = k == 0 ? 0.5 : 0.9, row = p * (double)(n - 1);
+			double p = pct[k], row = p * (double)(n - 1);
 			double lo = (double)sorted[(size_t)floor(row)] / 1e6;
 			double hi = (double)sorted[(size_t)ceil(row)] / 1e6;
 			double want = ceil(row) > floor(row) ?
 			    lo + (row - floor(row)) * (hi - lo) : lo;
 			double got = stats_percentile_cont_us(a, n, p);
-			if (got != want) {
+			if (got != want || both[k] != want) {
 				fail_msg("trial %d, p %.1f: %.17g, want %.17g", trial, p,
 				    got, want);
 			}
