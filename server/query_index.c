@@ -459,8 +459,12 @@ static bool
 prepare(PGconn *pg, struct error *err)
 {
 	size_t n = sizeof(statements) / sizeof(statements[0]);
-	PGresult *res = PQdescribePrepared(pg, statements[n - 1]->name);
-	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	const char *last = statements[n - 1]->name;
+	/* Asked of the catalogue rather than described: describing a
+	 * statement that is not there logs an error in PostgreSQL's log. */
+	PGresult *res = PQexecParams(pg, "SELECT 1 FROM pg_prepared_statements "
+	    "WHERE name = $1", 1, NULL, &last, NULL, NULL, 0);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 
 	PQclear(res);
 	for (size_t i = 0; !ok && i < n; i++) {
