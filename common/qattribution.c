@@ -322,58 +322,69 @@ uuid_text(const uint8_t id[16], char out[QATTR_EVENT_ID_LEN])
 	out[k] = '\0';
 }
 
-/* A visit of a transition: its person, start, and value, with the
- * value's rank in byte order (the statement's window order after the
- * start). */
+/* A visit of a transition: its person, start, and value. */
 struct hop {
-	uint32_t root, rank, value;
+	uint32_t root, value;
 	int64_t ts;
 };
 
-static bool
-hop_before(const struct hop *a, const struct hop *b)
+/* The transitions' visits, bucketed by person: person r's are
+ * hop[begin[r] .. begin[r + 1]), so that putting them in order costs a
+ * sort of each person's few visits, where a sort of them all took most
+ * of the data-driven model's time. */
+struct hops {
+	struct hop *hop;
+	uint32_t *begin;	/* visits are at most 2^31 (qindex.h) */
+	uint32_t *filled;
+	size_t n, n_people;
+};
+
+static void
+hops_finish(struct hops *h)
 {
-	return a->ts != b->ts ? a->ts < b->ts : a->rank < b->rank;
+	free(h->hop);
+	free(h->begin);
+	free(h->filled);
 }
 
-/* hops[0..n) into *sorted (malloc'ed, the caller's), by person, start
- * and rank. People are slots below n_roots: counted into buckets, then
- * each person's few visits sorted by insertion, so that the cost grows
- * with the visits, where a comparison sort of them all took most of the
- * data-driven model's time. */
+/* Whether the visit vi of root is one of a transition: not a
+ * converter's, started in the range. */
 static bool
-sort_hops(const struct hop *hops, size_t n, size_t n_roots,
-    struct hop **sorted)
+is_hop(const struct qattr_spec *spec, const struct qindex_visit_info *vi,
+    const bool *converted, uint32_t root)
 {
-	/* Visits are at most 2^31 (qindex.h): their counts fit. */
-	uint32_t *begin = calloc(n_roots + 1, sizeof(*begin));
-	uint32_t *filled = calloc(n_roots + 1, sizeof(*filled));
-	struct hop *out = malloc((n + 1) * sizeof(*out));
-	bool ok = begin != NULL && filled != NULL && out != NULL;
+	return spec->transitions && !converted[root] &&
+	    vi->started_at >= spec->from_us && vi->started_at < spec->to_us;
+}
 
-	for (size_t i = 0; ok && i < n; i++) {
-		begin[hops[i].root + 1]++;
+/* Room for each person's transition visits (a first pass over the
+ * visits: counts). */
+static bool
+hops_layout(const struct qindex *ix, const struct qattr_spec *spec,
+    const uint32_t *root_of, const bool *converted, struct hops *h)
+{
+	struct qindex_stats st;
+
+	qindex_stats(ix, &st);
+	h->n_people = st.people;
+	h->begin = calloc(st.people + 1, sizeof(*h->begin));
+	h->filled = calloc(st.people + 1, sizeof(*h->filled));
+	if (h->begin == NULL || h->filled == NULL) {
+		return false;
 	}
-	for (size_t r = 1; ok && r <= n_roots; r++) {
-		begin[r] += begin[r - 1];
-	}
-	for (size_t i = 0; ok && i < n; i++) {
-		uint32_t r = hops[i].root;
-		size_t j = begin[r] + filled[r]++;
-		while (j > begin[r] && hop_before(&hops[i], &out[j - 1])) {
-			out[j] = out[j - 1];
-			j--;
+	for (uint32_t v = 0; v < st.visits; v++) {
+		struct qindex_visit_info vi;
+		qindex_visit(ix, v, &vi);
+		if (vi.stored && !vi.bot && is_hop(spec, &vi, converted,
+		    root_of[vi.person])) {
+			h->begin[root_of[vi.person] + 1]++;
 		}
-		out[j] = hops[i];
 	}
-	free(begin);
-	free(filled);
-	if (!ok) {
-		free(out);
-		out = NULL;
+	for (size_t r = 1; r <= st.people; r++) {
+		h->begin[r] += h->begin[r - 1];
 	}
-	*sorted = out;
-	return ok;
+	h->n = h->begin[st.people];
+	return (h->hop = malloc((h->n + 1) * sizeof(*h->hop))) != NULL;
 }
 
 struct ranked {
@@ -415,15 +426,14 @@ add_hops(struct attr_data *d, const struct hop *hops, size_t n)
 	return ok;
 }
 
-/* The transitions of hops[0..n) (in visit order; n_people person
- * slots), into d. */
+/* The transitions of h, counted into d once each person's visits are
+ * in order of start, then value in byte order (the statement's window
+ * order). */
 static bool
-count_transitions(struct attr_data *d, struct hop *hops, size_t n,
-    size_t n_people)
+count_transitions(struct attr_data *d, struct hops *h)
 {
 	struct ranked *rank = malloc((d->n_values + 1) * sizeof(*rank));
 	uint32_t *rank_of = malloc((d->n_values + 1) * sizeof(*rank_of));
-	struct hop *sorted = NULL;
 	bool ok = rank != NULL && rank_of != NULL;
 
 	for (uint32_t i = 0; ok && i < d->n_values; i++) {
@@ -434,29 +444,35 @@ count_transitions(struct attr_data *d, struct hop *hops, size_t n,
 		for (uint32_t i = 0; i < d->n_values; i++) {
 			rank_of[rank[i].value] = i;
 		}
-		for (size_t i = 0; i < n; i++) {
-			hops[i].rank = rank_of[hops[i].value];
-		}
-		ok = sort_hops(hops, n, n_people, &sorted) &&
-		    add_hops(d, sorted, n);
 	}
+	for (size_t r = 0; ok && r < h->n_people; r++) {
+		struct hop *run = h->hop + h->begin[r];
+		size_t n = h->begin[r + 1] - h->begin[r];
+		for (size_t i = 1; i < n; i++) {
+			struct hop x = run[i];
+			size_t j = i;
+			while (j > 0 && (x.ts != run[j - 1].ts ? x.ts < run[j - 1].ts :
+			    rank_of[x.value] < rank_of[run[j - 1].value])) {
+				run[j] = run[j - 1];
+				j--;
+			}
+			run[j] = x;
+		}
+	}
+	ok = ok && add_hops(d, h->hop, h->n);
 	free(rank);
 	free(rank_of);
-	free(sorted);
 	return ok;
 }
 
-/* The visits attribution reads, in one pass: those of converters in
- * their lookback into d, and with transitions, the others' in the
- * range into hops. */
+/* The visits attribution reads: those of converters in their lookback
+ * into d, and the transitions' into their people's places in h. */
 static bool
 gather_visits(const struct qindex *ix, const struct qattr_spec *spec,
     const uint32_t *root_of, const bool *converted,
-    struct value_cache *values, struct attr_data *d, struct hop **hops,
-    size_t *n_hops)
+    struct value_cache *values, struct attr_data *d, struct hops *h)
 {
 	struct qindex_stats st;
-	size_t cap = 0;
 	bool ok = true;
 
 	qindex_stats(ix, &st);
@@ -469,15 +485,15 @@ gather_visits(const struct qindex *ix, const struct qattr_spec *spec,
 			continue;
 		}
 		root = root_of[vi.person];
-		if (!converted[root]) {
-			struct hop h = { root, 0, 0, vi.started_at };
-			ok = !spec->transitions || vi.started_at < spec->from_us ||
-			    vi.started_at >= spec->to_us ||
-			    (value_cache_get(values, d, &vi, &h.value) &&
-			    append(hops, n_hops, &cap, sizeof(h), &h));
+		if (is_hop(spec, &vi, converted, root)) {
+			struct hop *at = &h->hop[h->begin[root] + h->filled[root]++];
+			at->root = root;
+			at->ts = vi.started_at;
+			ok = value_cache_get(values, d, &vi, &at->value);
 			continue;
 		}
-		if (vi.started_at < spec->from_us - spec->lookback_us ||
+		if (!converted[root] ||
+		    vi.started_at < spec->from_us - spec->lookback_us ||
 		    vi.started_at > spec->to_us) {
 			continue;
 		}
@@ -499,12 +515,12 @@ qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
     struct attr_data *d)
 {
 	struct qindex_stats st;
-	size_t n_convs, n_hops = 0;
+	size_t n_convs;
 	const struct qindex_conversion *c = qindex_conversions(ix, &n_convs);
 	size_t n_names = qindex_name_count(ix);
 	bool *wanted = calloc(n_names + 1, sizeof(bool)), *converted;
 	uint32_t *root_of;
-	struct hop *hops = NULL;
+	struct hops hops = { 0 };
 	struct value_cache values;
 	bool ok;
 
@@ -539,12 +555,13 @@ qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
 		ok = attr_data_add_conv(d, &conv) && (c[i].currency == 0 ||
 		    attr_data_currency(d, qindex_string(ix, c[i].currency)));
 	}
+	ok = ok && (!spec->transitions || hops_layout(ix, spec, root_of,
+	    converted, &hops));
 	ok = ok && gather_visits(ix, spec, root_of, converted, &values, d,
-	    &hops, &n_hops);
-	ok = ok && (!spec->transitions ||
-	    count_transitions(d, hops, n_hops, st.people));
+	    &hops);
+	ok = ok && (!spec->transitions || count_transitions(d, &hops));
 	value_cache_finish(&values);
-	free(hops);
+	hops_finish(&hops);
 	free(root_of);
 	free(wanted);
 	free(converted);
