@@ -29,10 +29,16 @@ counttab_add(struct counttab *t, int64_t key, long n)
 {
 	struct counttab_entry *e;
 
+	/* Callers often add one key many times in a row (a funnel with no
+	 * breakdown counts every unit under one key). */
+	if (t->cap > 0 && t->slot[t->last].used && t->slot[t->last].key == key) {
+		t->slot[t->last].count += n;
+		return true;
+	}
 	if ((t->n + 1) * 2 > t->cap) {
 		size_t cap = t->cap == 0 ? 64 : 2 * t->cap;
 		struct counttab bigger = { calloc(cap, sizeof(*bigger.slot)), cap,
-			t->n };
+			t->n, 0 };
 		if (bigger.slot == NULL) {
 			return false;
 		}
@@ -45,6 +51,7 @@ counttab_add(struct counttab *t, int64_t key, long n)
 		*t = bigger;
 	}
 	e = counttab_find(t, key);
+	t->last = (size_t)(e - t->slot);
 	if (!e->used) {
 		*e = (struct counttab_entry){ key, 0, 0, true };
 		t->n++;
@@ -58,5 +65,5 @@ counttab_finish(struct counttab *t)
 {
 	free(t->slot);
 	t->slot = NULL;
-	t->cap = t->n = 0;
+	t->cap = t->n = t->last = 0;
 }

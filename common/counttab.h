@@ -19,10 +19,11 @@ struct counttab_entry {
 struct counttab {
 	struct counttab_entry *slot;
 	size_t cap, n;
+	size_t last;		/* the slot counttab_add found last */
 };
 
 /* Adds n to key's count (a new key starts at 0, tag 0); false when out
- * of memory. */
+ * of memory. A run of the same key costs one comparison a call. */
 bool counttab_add(struct counttab *t, int64_t key, long n);
 
 /* key's entry (used false if it was never added); t must not be empty. */

@@ -328,14 +328,14 @@ struct hop {
 	int64_t ts;
 };
 
-/* The transitions' visits, bucketed by person: person r's are
- * hop[begin[r] .. begin[r + 1]), so that putting them in order costs a
- * sort of each person's few visits, where a sort of them all took most
- * of the data-driven model's time. */
+/* The transitions' visits, bucketed by person, so that putting them in
+ * order costs a sort of each person's few visits, where a sort of them
+ * all took most of the data-driven model's time. next[r] is where person
+ * r's next visit goes: once all are in, their end, so person r's are
+ * hop[next[r - 1] .. next[r]) (from 0 for the first). */
 struct hops {
 	struct hop *hop;
-	uint32_t *begin;	/* visits are at most 2^31 (qindex.h) */
-	uint32_t *filled;
+	uint32_t *next;		/* visits are at most 2^31 (qindex.h) */
 	size_t n, n_people;
 };
 
@@ -343,8 +343,7 @@ static void
 hops_finish(struct hops *h)
 {
 	free(h->hop);
-	free(h->begin);
-	free(h->filled);
+	free(h->next);
 }
 
 /* Whether the visit vi of root is one of a transition: not a
@@ -367,9 +366,7 @@ hops_layout(const struct qindex *ix, const struct qattr_spec *spec,
 
 	qindex_stats(ix, &st);
 	h->n_people = st.people;
-	h->begin = calloc(st.people + 1, sizeof(*h->begin));
-	h->filled = calloc(st.people + 1, sizeof(*h->filled));
-	if (h->begin == NULL || h->filled == NULL) {
+	if ((h->next = calloc(st.people + 1, sizeof(*h->next))) == NULL) {
 		return false;
 	}
 	for (uint32_t v = 0; v < st.visits; v++) {
@@ -377,13 +374,15 @@ hops_layout(const struct qindex *ix, const struct qattr_spec *spec,
 		qindex_visit(ix, v, &vi);
 		if (vi.stored && !vi.bot && is_hop(spec, &vi, converted,
 		    root_of[vi.person])) {
-			h->begin[root_of[vi.person] + 1]++;
+			h->next[root_of[vi.person]]++;
 		}
 	}
-	for (size_t r = 1; r <= st.people; r++) {
-		h->begin[r] += h->begin[r - 1];
+	/* Each person's count becomes where their first visit goes. */
+	for (size_t r = 0; r < st.people; r++) {
+		uint32_t count = h->next[r];
+		h->next[r] = (uint32_t)h->n;
+		h->n += count;
 	}
-	h->n = h->begin[st.people];
 	return (h->hop = malloc((h->n + 1) * sizeof(*h->hop))) != NULL;
 }
 
@@ -445,9 +444,9 @@ count_transitions(struct attr_data *d, struct hops *h)
 			rank_of[rank[i].value] = i;
 		}
 	}
-	for (size_t r = 0; ok && r < h->n_people; r++) {
-		struct hop *run = h->hop + h->begin[r];
-		size_t n = h->begin[r + 1] - h->begin[r];
+	for (size_t r = 0, start = 0; ok && r < h->n_people; start = h->next[r++]) {
+		struct hop *run = h->hop + start;
+		size_t n = h->next[r] - start;
 		for (size_t i = 1; i < n; i++) {
 			struct hop x = run[i];
 			size_t j = i;
@@ -486,7 +485,7 @@ gather_visits(const struct qindex *ix, const struct qattr_spec *spec,
 		}
 		root = root_of[vi.person];
 		if (is_hop(spec, &vi, converted, root)) {
-			struct hop *at = &h->hop[h->begin[root] + h->filled[root]++];
+			struct hop *at = &h->hop[h->next[root]++];
 			at->root = root;
 			at->ts = vi.started_at;
 			ok = value_cache_get(values, d, &vi, &at->value);

@@ -254,10 +254,6 @@ entry_before(const struct qindex *ix, const struct qindex_event *a,
  * only those have durations, and most units stop at the first. */
 struct units {
 	struct counttab entered;	/* group key -> units */
-	/* Units of run_key not yet in entered: a run of one key costs no
-	 * lookups (without a breakdown every unit has key 0). */
-	int64_t run_key;
-	long run_n;
 	int64_t *rows;			/* stride n_steps + 2 */
 	size_t n, cap, stride;
 };
@@ -283,25 +279,12 @@ units_reserve(struct units *u, size_t need)
 	return true;
 }
 
-/* Puts the run of keys counted into entered. */
-static bool
-units_flush(struct units *u)
-{
-	bool ok = u->run_n == 0 || counttab_add(&u->entered, u->run_key,
-	    u->run_n);
-
-	u->run_n = 0;
-	return ok;
-}
-
 static bool
 units_add(struct units *u, int64_t key, size_t reached, const int64_t *t)
 {
-	if (u->run_n > 0 && key != u->run_key && !units_flush(u)) {
+	if (!counttab_add(&u->entered, key, 1)) {
 		return false;
 	}
-	u->run_key = key;
-	u->run_n++;
 	if (reached < 2) {
 		return true;
 	}
@@ -317,11 +300,8 @@ units_add(struct units *u, int64_t key, size_t reached, const int64_t *t)
 
 /* Adds b's units to a's. */
 static bool
-units_merge(struct units *a, struct units *b)
+units_merge(struct units *a, const struct units *b)
 {
-	if (!units_flush(a) || !units_flush(b)) {
-		return false;
-	}
 	for (size_t i = 0; i < b->entered.cap; i++) {
 		const struct counttab_entry *e = &b->entered.slot[i];
 		if (e->used && !counttab_add(&a->entered, e->key, e->count)) {
@@ -671,7 +651,6 @@ first_pass(const struct qindex *ix, const struct qfunnel_spec *spec,
 		ok = ok && (!halves || units_merge(&one.u, &two.u));
 		units_finish(&two.u);
 	}
-	ok = ok && units_flush(&one.u);
 	*u = one.u;
 	return ok;
 }

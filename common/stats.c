@@ -85,6 +85,23 @@ select_kth(int64_t *v, size_t n, size_t k)
 	}
 }
 
+/* The row first of v[0..n) in order (selected in v[base..n), which
+ * holds every row from base up), into *at, and the least of those after
+ * it (the next row) into *next when there is one. */
+static void
+row_and_next(int64_t *v, size_t n, size_t base, size_t first, int64_t *at,
+    int64_t *next)
+{
+	select_kth(v + base, n - base, first - base);
+	*at = v[first];
+	if (first + 1 < n) {
+		*next = v[first + 1];
+		for (size_t i = first + 2; i < n; i++) {
+			*next = v[i] < *next ? v[i] : *next;
+		}
+	}
+}
+
 /* As orderedsetaggs.c: the rows at floor and ceil of p * (n - 1),
  * interpolated as lo + pct * (hi - lo). A duration is seconds as
  * extract(epoch ...) gives it, a numeric whose cast to float8 is the
@@ -99,23 +116,12 @@ stats_percentiles_cont_us(int64_t *us, size_t n, const double *p, size_t m,
 	for (size_t j = 0; j < m; j++) {
 		double row = p[j] * (double)(n - 1);
 		size_t first = (size_t)floor(row), second = (size_t)ceil(row);
-		int64_t above;
-		double lo, hi;
+		int64_t lo, hi;
 
-		select_kth(us + base, n - base, first - base);
+		row_and_next(us, n, base, first, &lo, &hi);
 		base = first;
-		lo = (double)us[first] / 1e6;
-		if (second == first) {
-			out[j] = lo;
-			continue;
-		}
-		/* The next row up is the least of those after the first. */
-		above = us[first + 1];
-		for (size_t i = first + 2; i < n; i++) {
-			above = us[i] < above ? us[i] : above;
-		}
-		hi = (double)above / 1e6;
-		out[j] = lo + (row - (double)first) * (hi - lo);
+		out[j] = second == first ? (double)lo / 1e6 : (double)lo / 1e6 +
+		    (row - (double)first) * ((double)hi / 1e6 - (double)lo / 1e6);
 	}
 }
 
@@ -131,19 +137,10 @@ stats_percentile_cont_us(int64_t *us, size_t n, double p)
 double
 stats_median_scaled(int64_t *v, size_t n, double scale)
 {
-	size_t mid = n / 2;
-	int64_t below;
-	double hi;
+	int64_t lo, hi;
 
-	select_kth(v, n, mid);
-	hi = (double)v[mid] / scale;
-	if (n % 2 == 1) {
-		return hi;
-	}
-	/* The middle one below is the greatest of those before it. */
-	below = v[0];
-	for (size_t i = 1; i < mid; i++) {
-		below = v[i] > below ? v[i] : below;
-	}
-	return ((double)below / scale + hi) / 2;
+	/* The lower middle row, and for an even n the one above it. */
+	row_and_next(v, n, 0, (n - 1) / 2, &lo, &hi);
+	return n % 2 == 1 ? (double)lo / scale :
+	    ((double)lo / scale + (double)hi / scale) / 2;
 }
