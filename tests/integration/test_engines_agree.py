@@ -449,6 +449,35 @@ class EnginesAgreeCase(harness.DaemonTestCase):
         if bad:
             self.fail("seed %d, after retention:\n%s" % (SEED, "\n".join(bad[:5])))
 
+    def test_4_commit_after_a_catch_up(self):
+        """A transaction that is running when a catch-up takes its snapshot
+        and commits after it: its row reaches the next answer. Such a row's
+        xid is below that snapshot's xmax (a later one ended first), in its
+        list of running ids."""
+        shop = self.shop
+        q = {"site": "shop", "steps": "product_viewed,cart_added",
+             "from": rfc3339(shop.t0 - timedelta(hours=1)),
+             "to": rfc3339(shop.t0 + timedelta(hours=1)), "window": "1d"}
+        before = self.ask("/api/v1/funnel", q, "index")
+        late = harness.PsqlSession(self.db)
+        try:
+            late.query("BEGIN")
+            late.query("INSERT INTO events (site_id, event_id, name, ts, received_at,"
+                       " person_id) SELECT 'shop', gen_random_uuid(), 'product_viewed',"
+                       " '%s+00', now(), max(person_id) + 1000 FROM events"
+                       % harness.utc_text(shop.t0 + timedelta(minutes=30)))
+            # A later transaction ends first: the snapshot's xmax passes ours.
+            harness.psql(self.db, "SELECT pg_current_xact_id()")
+            running = self.ask("/api/v1/funnel", q, "index")
+            late.query("COMMIT")
+        finally:
+            late.close()
+        after = self.ask("/api/v1/funnel", q, "index")
+        self.assertEqual(running["steps"][0]["entered"], before["steps"][0]["entered"])
+        self.assertEqual(after["steps"][0]["entered"], before["steps"][0]["entered"] + 1,
+                         "the row committed after the catch-up's snapshot is read")
+        self.assertEqual(differences(self.ask("/api/v1/funnel", q, "sql"), after), [])
+
 
 if __name__ == "__main__":
     harness.main()
