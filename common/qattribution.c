@@ -10,6 +10,7 @@
 #include "common/qattribution.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,59 @@ attr_data_sort(struct attr_data *d)
 		qsort(d->visits, d->n_visits, sizeof(*d->visits),
 		    compare_visits);
 	}
+}
+
+/* Orders rows (n of size bytes, each beginning with its int64_t person,
+ * a slot below n_slots) as cmp does, when cmp orders by person first:
+ * placed by person in one pass over counts per slot, then each person's
+ * few rows sorted by insertion. A qsort of every row was a quarter of
+ * attribution's time at 21.6 M events. False when out of memory. */
+_Static_assert(offsetof(struct attr_conv, person) == 0 &&
+    offsetof(struct attr_visit, person) == 0, "group_by_slot's person");
+
+static bool
+group_by_slot(void *rows, size_t n, size_t *cap, size_t size,
+    uint32_t n_slots, int (*cmp)(const void *, const void *))
+{
+	void **p = rows;
+	uint32_t *at = calloc((size_t)n_slots + 1, sizeof(*at));
+	char *out = malloc(n > 0 ? n * size : 1), *in = *p;
+	char *held = malloc(size);
+	int64_t person;
+
+	if (at == NULL || out == NULL || held == NULL) {
+		free(at);
+		free(out);
+		free(held);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&person, in + i * size, sizeof(person));
+		at[person + 1]++;
+	}
+	for (uint32_t slot = 0; slot < n_slots; slot++) {
+		at[slot + 1] += at[slot];
+	}
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&person, in + i * size, sizeof(person));
+		memcpy(out + (size_t)at[person]++ * size, in + i * size, size);
+	}
+	for (size_t i = 1; i < n; i++) {
+		size_t j = i;
+		memcpy(held, out + i * size, size);
+		for (; j > 0 && cmp(out + (j - 1) * size, held) > 0; j--) {
+			memcpy(out + j * size, out + (j - 1) * size, size);
+		}
+		if (j != i) {
+			memcpy(out + j * size, held, size);
+		}
+	}
+	free(*p);
+	*p = out;
+	*cap = n;
+	free(at);
+	free(held);
+	return true;
 }
 
 static int
@@ -498,7 +552,7 @@ gather_visits(const struct qindex *ix, const struct qattr_spec *spec,
 		}
 		channel = qindex_string(ix, vi.dims[QINDEX_DIM_CHANNEL]);
 		struct attr_visit visit = {
-			.person = qindex_person_id(ix, root),
+			.person = root,
 			.ts_us = vi.started_at,
 			.session = vi.session_id,
 			.channel = channel_from_name(channel != NULL ? channel : ""),
@@ -547,7 +601,7 @@ qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
 		}
 		root = root_of[c[i].person];
 		converted[root] = true;
-		conv.person = qindex_person_id(ix, root);
+		conv.person = root;
 		conv.ts_us = c[i].ts;
 		conv.revenue = isfinite(c[i].revenue) ? c[i].revenue : 0;
 		uuid_text(c[i].event_id, conv.event_id);
@@ -559,6 +613,10 @@ qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
 	ok = ok && gather_visits(ix, spec, root_of, converted, &values, d,
 	    &hops);
 	ok = ok && (!spec->transitions || count_transitions(d, &hops));
+	ok = ok && group_by_slot(&d->convs, d->n_convs, &d->convs_cap,
+	    sizeof(*d->convs), st.people, compare_convs) &&
+	    group_by_slot(&d->visits, d->n_visits, &d->visits_cap,
+	    sizeof(*d->visits), st.people, compare_visits);
 	value_cache_finish(&values);
 	hops_finish(&hops);
 	free(root_of);

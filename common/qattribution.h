@@ -29,8 +29,11 @@ enum qattr_dim {
 	QATTR_DIM_COUNT
 };
 
+/* person, first in both rows: who converted or visited, as resolved
+ * through merges; their id from PostgreSQL, their root's slot from the
+ * index. Either groups a person's rows, which is all attribution needs. */
 struct attr_conv {
-	int64_t person, ts_us;		/* person: as resolved through merges */
+	int64_t person, ts_us;
 	char event_id[QATTR_EVENT_ID_LEN];
 	double revenue;
 };
@@ -72,7 +75,8 @@ bool attr_data_add_conv(struct attr_data *d, const struct attr_conv *c);
 bool attr_data_add_visit(struct attr_data *d, const struct attr_visit *v);
 bool attr_data_add_step(struct attr_data *d, const struct attr_step *s);
 /* Sorts the conversions and the visits by person and time (then event
- * id, session), as the credit is shared out. */
+ * id, session), as the credit is shared out. qattr_gather's come in that
+ * order. */
 void attr_data_sort(struct attr_data *d);
 /* The currencies in byte order, at most QATTR_CURRENCIES_MAX of them
  * into out; whether there were more. */
@@ -94,7 +98,7 @@ struct qattr_spec {
 bool qattr_supported(const struct qindex *ix, const char *conversion,
     bool first);
 
-/* Fills d (attr_data_init'ed) from ix. */
+/* Fills d (attr_data_init'ed) from ix, in attr_data_sort's order. */
 bool qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
     struct attr_data *d);
 

@@ -841,11 +841,13 @@ attribution_run(PGconn *pg, struct api_call *call, struct error *err)
 		if (!read && err->code == ERR_NONE) {
 			error_set(err, ERR_INTERNAL, "out of memory");
 		}
+		if (read) {
+			attr_data_sort(&r.d);
+		}
 	}
 	if (!read) {
 		goto done;
 	}
-	attr_data_sort(&r.d);
 	if (!attr_data_value(&r.d, QATTR_NO_TOUCH, &r.none) ||
 	    (r.attr = attr_new(r.d.n_values, r.none)) == NULL ||
 	    !add_conversions(q, &r) || !add_transitions(&r) ||

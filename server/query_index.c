@@ -40,14 +40,23 @@
 	"landing_path"
 /* The events the query API counts. */
 #define COUNTED "NOT bot AND person_id IS NOT NULL"
-/* Rows written by a transaction visible in this catch-up's snapshot and
- * not in the previous one's: one at or past its xmax ($1) or in its list
- * of running ids ($2). Two index conditions, not pg_visible_in_snapshot
- * per row: that needs the bigint cast to xid8 through text, a third of
- * the catch-up's time in PostgreSQL, and it reads every row from the
- * previous snapshot's xmin on, already read or not. */
-#define NEW_ROWS(xid)                                                        \
-	" (" xid " >= $1::bigint OR " xid " = ANY ($2::bigint[]))"
+/* The rows of table written by a transaction visible in this catch-up's
+ * snapshot and not in the previous one's: at or past that one's xmax
+ * ($1) and below this one's ($3), or among its running ids ($2).
+ * Written as two index ranges rather than pg_visible_in_snapshot per row,
+ * which casts each xid to xid8 through text (a third of the catch-up's
+ * time in PostgreSQL) and reads every row since the previous snapshot's
+ * xmin, read before or not. Both bounds are parameters, so that even a
+ * generic plan expects few rows and keeps to the xid index. */
+#define NEW_IN(table)                                                        \
+	" (SELECT * FROM " table " WHERE xid >= $1::bigint AND"                 \
+	" xid < $3::bigint UNION ALL SELECT * FROM " table                    \
+	" WHERE xid = ANY ($2::bigint[]))"
+/* Whether table has such rows before this statement's snapshot (which
+ * bounds them from above): one probe of each range. */
+#define ANY_NEW_IN(table)                                                    \
+	" EXISTS (SELECT FROM " table " WHERE xid >= $1::bigint) OR"           \
+	" EXISTS (SELECT FROM " table " WHERE xid = ANY ($2::bigint[]))"
 #define COPY_OUT(select) "COPY (" select ") TO STDOUT (FORMAT binary)"
 
 /* The load: everything, streamed. */
@@ -68,28 +77,25 @@ struct statement {
 /* One row per (change, person) and per (change, session), by change. */
 static const struct statement new_changes = { "mp_ix_changes",
     "SELECT c.id, c.site_id, p.person, NULL::text, c.events_before,"
-    " c.sessions_before FROM index_changes c"
+    " c.sessions_before FROM" NEW_IN("index_changes") " c"
     " LEFT JOIN LATERAL unnest(c.people) AS p(person) ON true"
-    " WHERE" NEW_ROWS("c.xid")
     " UNION ALL SELECT c.id, c.site_id, NULL, v.session, NULL, NULL"
-    " FROM index_changes c CROSS JOIN LATERAL unnest(c.sessions) AS"
-    " v(session) WHERE" NEW_ROWS("c.xid") " ORDER BY 1", 2 };
+    " FROM" NEW_IN("index_changes") " c CROSS JOIN LATERAL"
+    " unnest(c.sessions) AS v(session) ORDER BY 1", 3 };
 /* Whether anything is new, in one statement: in autocommit it has one
  * snapshot, which pg_current_snapshot() answers and the EXISTS read, so
  * when nothing is new that snapshot is the next catch-up's previous one
  * and the catch-up costs one round trip. Any new events row counts, even
  * one the index leaves out: then the full catch-up finds nothing. */
 static const struct statement anything_new = { "mp_ix_any",
-    "SELECT pg_current_snapshot()::text,"
-    " EXISTS (SELECT FROM events WHERE" NEW_ROWS("xid") ")"
-    " OR EXISTS (SELECT FROM person_merges WHERE" NEW_ROWS("xid") ")"
-    " OR EXISTS (SELECT FROM index_changes WHERE" NEW_ROWS("xid") ")", 2 };
+    "SELECT pg_current_snapshot()::text," ANY_NEW_IN("events") " OR"
+    ANY_NEW_IN("person_merges") " OR" ANY_NEW_IN("index_changes"), 2 };
 static const struct statement new_merges = { "mp_ix_merges",
-    "SELECT site_id, from_person, into_person FROM person_merges"
-    " WHERE" NEW_ROWS("xid"), 2 };
+    "SELECT site_id, from_person, into_person FROM" NEW_IN("person_merges")
+    " m", 3 };
 static const struct statement new_events = { "mp_ix_events",
-    "SELECT " EVENT_COLUMNS " FROM events WHERE " COUNTED " AND"
-    NEW_ROWS("xid"), 2 };
+    "SELECT " EVENT_COLUMNS " FROM" NEW_IN("events") " e WHERE " COUNTED,
+    3 };
 
 /* A region's rows again: $1 its site ('': every site), $2 its people or
  * its time. */
@@ -848,7 +854,10 @@ begin_snapshot(PGconn *pg, struct error *err)
 	    NULL, err)) {
 		return NULL;
 	}
-	res = db_query(pg, "SELECT pg_current_snapshot()::text", 0, NULL, err);
+	/* Reads of new rows are small and their generic plans' estimates
+	 * are not: no JIT compilation (tens of milliseconds) for them. */
+	res = db_query(pg, "SELECT pg_current_snapshot()::text,"
+	    " set_config('jit', 'off', true)", 0, NULL, err);
 	snap = res != NULL ? strdup(PQgetvalue(res, 0, 0)) : NULL;
 	PQclear(res);
 	if (snap == NULL && err->code == ERR_NONE) {
@@ -878,21 +887,27 @@ check_new(PGconn *pg, const char *const *prev, bool *any, char **snap,
 	return true;
 }
 
-/* NEW_ROWS's parameters from a snapshot's text, "xmin:xmax:id,id...":
- * its xmax into xmax, and its running ids as an array literal (owned;
- * NULL when out of memory). PostgreSQL wrote the text, so it has both
- * colons and fits. */
-static char *
-snapshot_params(const char *snap, char xmax[static 24])
+/* A snapshot's text is "xmin:xmax:id,id..." (PostgreSQL wrote it, so it
+ * has both colons and fits): its xmax, for NEW_IN's $1 or $3. */
+static void
+snapshot_xmax(const char *snap, char xmax[static 24])
 {
 	const char *from = snap + strcspn(snap, ":");
+
+	from += *from == ':';
+	snprintf(xmax, 24, "%.*s", (int)strcspn(from, ":"), from);
+}
+
+/* Its running ids as an array literal, for NEW_IN's $2 (owned; NULL when
+ * out of memory). */
+static char *
+snapshot_running(const char *snap)
+{
+	const char *from = strrchr(snap, ':');
 	size_t len;
 	char *running;
 
-	from += *from == ':';
-	len = strcspn(from, ":");
-	snprintf(xmax, 24, "%.*s", (int)len, from);
-	from += len + (from[len] == ':');
+	from = from != NULL ? from + 1 : "";
 	len = strlen(from);
 	if ((running = malloc(len + 3)) != NULL) {
 		snprintf(running, len + 3, "{%s}", from);
@@ -907,11 +922,12 @@ catch_up(struct query_index *qi, PGconn *pg, struct error *err)
 	int64_t began = timeutil_monotonic_ns(), as_of = timeutil_now_us();
 	struct staging st = { 0 };
 	enum qindex_status status = QINDEX_OK;
-	char xmax[24];
-	char *snap = NULL, *running = snapshot_params(qi->snapshot, xmax);
-	const char *prev[] = { xmax, running };
+	char xmax[24], upto[24] = "";
+	char *snap = NULL, *running = snapshot_running(qi->snapshot);
+	const char *prev[] = { xmax, running, upto };
 	bool ok, any = true;
 
+	snapshot_xmax(qi->snapshot, xmax);
 	if (running == NULL) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		return false;
@@ -923,7 +939,9 @@ catch_up(struct query_index *qi, PGconn *pg, struct error *err)
 	if (!any) {
 		goto published;
 	}
-	snap = begin_snapshot(pg, err);
+	if ((snap = begin_snapshot(pg, err)) != NULL) {
+		snapshot_xmax(snap, upto);
+	}
 	ok = snap != NULL && read_changes(pg, prev, &st, err) &&
 	    read_regions(pg, &st, err) &&
 	    stage(pg, &new_merges, prev, S_MERGE, &st, err) &&

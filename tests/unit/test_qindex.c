@@ -518,13 +518,16 @@ test_attribution_gather(void **state)
 	assert_false(qattr_supported(ix, "cart_added", false));
 	assert_false(qattr_supported(ix, "purchase_completed", true));
 	attr_data_init(&d);
+	/* In attr_data_sort's order already, a person being their slot. */
 	assert_true(qattr_gather(ix, &spec, &d));
-	attr_data_sort(&d);
 	assert_int_equal(d.n_convs, 2);
-	assert_int_equal(d.convs[0].person, 1);
+	assert_true(d.convs[0].person < d.convs[1].person);
+	assert_int_equal(qindex_person_id(ix, (uint32_t)d.convs[0].person), 1);
 	assert_true(d.convs[0].revenue == 20.0);
 	/* Each converter's one visit, as source / medium. */
 	assert_int_equal(d.n_visits, 2);
+	assert_true(d.visits[0].person == d.convs[0].person &&
+	    d.visits[1].person == d.convs[1].person);
 	assert_string_equal(d.names[d.visits[0].value], "news / email");
 	/* The others' visits (3, 4, 5), one each: a path of one visit,
 	 * three times. */
