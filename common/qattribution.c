@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/attribution.h"
+#include "common/bigmem.h"
 #include "common/channel.h"
 #include "common/counttab.h"
 #include "common/strbuf.h"
@@ -28,7 +29,7 @@ append(void *arr, size_t *n, size_t *cap, size_t elem, const void *x)
 
 	if (*n == *cap) {
 		size_t grown = *cap == 0 ? 64 : 2 * *cap;
-		void *q = realloc(*p, grown * elem);
+		void *q = bigmem_realloc(*p, grown * elem);
 		if (q == NULL) {
 			return false;
 		}
@@ -170,7 +171,7 @@ group_by_slot(void *rows, size_t n, size_t *cap, size_t size,
 {
 	void **p = rows;
 	uint32_t *at = calloc((size_t)n_slots + 1, sizeof(*at));
-	char *out = malloc(n > 0 ? n * size : 1), *in = *p;
+	char *out = bigmem_realloc(NULL, n * size), *in = *p;
 	char *held = malloc(size);
 	int64_t person;
 
@@ -437,7 +438,8 @@ hops_layout(const struct qindex *ix, const struct qattr_spec *spec,
 		h->next[r] = (uint32_t)h->n;
 		h->n += count;
 	}
-	return (h->hop = malloc((h->n + 1) * sizeof(*h->hop))) != NULL;
+	return (h->hop = bigmem_realloc(NULL, (h->n + 1) *
+	    sizeof(*h->hop))) != NULL;
 }
 
 struct ranked {

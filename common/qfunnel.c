@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bigmem.h"
 #include "common/counttab.h"
 #include "common/qmilestones.h"
 #include "common/stats.h"
@@ -271,7 +272,8 @@ units_reserve(struct units *u, size_t need)
 	while (cap < need) {
 		cap *= 2;
 	}
-	if ((rows = realloc(u->rows, cap * u->stride * sizeof(*rows))) == NULL) {
+	if ((rows = bigmem_realloc(u->rows, cap * u->stride *
+	    sizeof(*rows))) == NULL) {
 		return false;
 	}
 	u->rows = rows;
@@ -547,7 +549,7 @@ fill_groups(const struct qfunnel_spec *spec, const struct units *u,
 			total += 2 * m;
 		}
 	}
-	ok = ok && (d = malloc((total + 1) * sizeof(*d))) != NULL;
+	ok = ok && (d = bigmem_realloc(NULL, (total + 1) * sizeof(*d))) != NULL;
 	for (size_t i = 0; ok && i < u->n; i++) {
 		const int64_t *row = u->rows + i * u->stride;
 		size_t reached = (size_t)row[1];
@@ -586,7 +588,8 @@ static bool
 group_units(const struct qindex *ix, const struct qfunnel_spec *spec,
     struct units *u, struct funnel_counts *out)
 {
-	size_t *group_of = malloc((u->n + 1) * sizeof(*group_of));
+	size_t *group_of = bigmem_realloc(NULL, (u->n + 1) *
+	    sizeof(*group_of));
 	bool ok = group_of != NULL;
 
 	/* The entrants per key rank the groups and tag each key's. */
@@ -621,6 +624,12 @@ run_part(void *ctx, struct qindex_scan *scan)
 	const struct qindex_event *ev;
 	size_t n;
 
+	/* Room for every unit at once: virtual memory (most people never
+	 * reach a second step, so most of it is never touched), and at 21.6 M
+	 * events doubling it copied as much as the scan read. */
+	if (!units_reserve(&pt->u, pt->u.n + qindex_scan_units_max(scan))) {
+		return false;
+	}
 	while (qindex_scan_next(scan, &ev, &n)) {
 		if (!count_unit(pt->ix, pt->spec, pt->p, ev, n, &pt->u)) {
 			return false;

@@ -1463,6 +1463,18 @@ qindex_scan_people(const struct qindex *ix, int64_t lo, int64_t hi,
 	return first.ok && (!*halves || second.ok);
 }
 
+size_t
+qindex_scan_units_max(const struct qindex_scan *s)
+{
+	size_t end = s->end_slot < s->ix->n_people ? s->end_slot :
+	    s->ix->n_people;
+
+	if (s->sessions) {
+		return s->ix->n_visits;
+	}
+	return end > s->next_slot ? end - s->next_slot : 0;
+}
+
 bool
 qindex_scan_failed(const struct qindex_scan *s)
 {

@@ -232,6 +232,9 @@ bool qindex_scan_next(struct qindex_scan *s, const struct qindex_event **ev,
 typedef bool (*qindex_part_fn)(void *ctx, struct qindex_scan *scan);
 bool qindex_scan_people(const struct qindex *ix, int64_t lo, int64_t hi,
     qindex_part_fn part, void *const ctx[2], bool *halves);
+/* At most how many more units s gives (its person slots left, or every
+ * visit): room reserved once for a row per unit never grows by copying. */
+size_t qindex_scan_units_max(const struct qindex_scan *s);
 /* After qindex_scan_next answered false: whether it ran out of memory
  * rather than units. */
 bool qindex_scan_failed(const struct qindex_scan *s);

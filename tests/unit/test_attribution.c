@@ -336,6 +336,88 @@ test_paths_and_facts(void **state)
 	attr_free(a);
 }
 
+/* The channel order of two paths (a prefix first), written plainly. */
+static int
+path_order(const struct attr_touch *a, size_t na, const struct attr_touch *b,
+    size_t nb)
+{
+	for (size_t i = 0; i < na && i < nb; i++) {
+		if (a[i].channel != b[i].channel) {
+			return a[i].channel < b[i].channel ? -1 : 1;
+		}
+	}
+	return na < nb ? -1 : na > nb;
+}
+
+/* Random paths of up to 20 touches (past the 15 that fit in one key) over
+ * three channels, against counting every pair and picking the best by
+ * hand: same paths, counts and order, ties included. */
+static void
+test_top_paths_against_counting(void **state)
+{
+	enum { CONVS = 400, LONGEST = 20, MAX = 12 };
+	static struct attr_touch paths[CONVS][LONGEST];
+	size_t len[CONVS], count[CONVS], best[MAX], n_best = 0;
+	struct attribution *a = attr_new(4, 3);
+	struct attr_path top[MAX];
+	unsigned seed = 7;
+	bool ok;
+
+	(void)state;
+	assert_non_null(a);
+	for (size_t i = 0; i < CONVS; i++) {
+		seed = seed * 1103515245u + 12345u;
+		len[i] = (seed >> 16) % 4 == 0 ? 14 + (seed >> 8) % 7 :
+		    (seed >> 8) % 4;
+		for (size_t k = 0; k < len[i]; k++) {
+			seed = seed * 1103515245u + 12345u;
+			paths[i][k] = touch(T0 - (int64_t)(LONGEST - k) * DAY,
+			    (seed >> 16) % (len[i] > 3 ? 1 : 3), false);
+		}
+		assert_true(attr_add_conversion(a, T0, 1, paths[i], len[i]));
+	}
+	for (size_t i = 0; i < CONVS; i++) {
+		count[i] = 0;
+		for (size_t j = 0; j < CONVS; j++) {
+			count[i] += path_order(paths[i], len[i], paths[j],
+			    len[j]) == 0;
+		}
+	}
+	/* The best MAX distinct paths, each by its first conversion. */
+	for (size_t i = 0; i < CONVS; i++) {
+		bool first = true;
+		for (size_t j = 0; j < i && first; j++) {
+			first = path_order(paths[i], len[i], paths[j], len[j]) != 0;
+		}
+		if (!first) {
+			continue;
+		}
+		size_t at = n_best < MAX ? n_best++ : MAX;
+		for (; at > 0; at--) {
+			size_t b = best[at - 1];
+			if (count[b] > count[i] || (count[b] == count[i] &&
+			    path_order(paths[b], len[b], paths[i], len[i]) < 0)) {
+				break;
+			}
+			if (at < MAX) {
+				best[at] = b;
+			}
+		}
+		if (at < MAX) {
+			best[at] = i;
+		}
+	}
+	assert_int_equal(attr_top_paths(a, top, MAX, &ok), n_best);
+	assert_true(ok);
+	for (size_t r = 0; r < n_best; r++) {
+		size_t b = best[r];
+		assert_int_equal(top[r].conversions, count[b]);
+		assert_int_equal(path_order(top[r].touches, top[r].n, paths[b],
+		    len[b]), 0);
+	}
+	attr_free(a);
+}
+
 static void
 test_names_and_bounds(void **state)
 {
@@ -372,6 +454,7 @@ main(void)
 		cmocka_unit_test(test_credits_sum),
 		cmocka_unit_test(test_single_touch_same_everywhere),
 		cmocka_unit_test(test_paths_and_facts),
+		cmocka_unit_test(test_top_paths_against_counting),
 		cmocka_unit_test(test_names_and_bounds),
 	};
 
