@@ -322,6 +322,28 @@ state_of(const struct attribution *a, uint32_t s)
 	return s == ATTR_START ? a->n_values : s;
 }
 
+/* Adds x to its transition among e[0..*n), or as the next; false when
+ * out of memory. Equal transitions meet in a table: sorting one edge per
+ * touch to merge them was an eighth of attribution's time at 21.6 M
+ * events. */
+static bool
+merge_edge(struct counttab *seen, struct edge *e, size_t *n,
+    const struct edge *x)
+{
+	struct counttab_entry *at;
+
+	if (!counttab_add(seen, (int64_t)((uint64_t)x->from << 32 | x->to), 1)) {
+		return false;
+	}
+	at = &seen->slot[seen->last];
+	if (at->count == 1) {
+		at->tag = (*n)++;
+		e[at->tag] = (struct edge){ x->from, x->to, 0 };
+	}
+	e[at->tag].count += x->count;
+	return true;
+}
+
 /* Adds the transitions of the converting paths to the others', then
  * builds the chain. Conversion transitions are kept apart (to is the
  * conversion itself, a state of no row). */
@@ -332,6 +354,7 @@ chain_build(struct attribution *a, struct chain *ch)
 	size_t n_edges = a->n_edges, k = 0;
 	double *out_total = NULL, *conv_count = NULL, *conv_revenue = NULL;
 	struct edge *e = NULL;
+	struct counttab seen = { 0 };
 	bool ok = false;
 
 	memset(ch, 0, sizeof(*ch));
@@ -352,10 +375,11 @@ chain_build(struct attribution *a, struct chain *ch)
 	    ch->reward == NULL || ch->x == NULL) {
 		goto done;
 	}
-	if (a->n_edges > 0) {
-		memcpy(e, a->edges, a->n_edges * sizeof(*e));
+	for (size_t i = 0; i < a->n_edges; i++) {
+		if (!merge_edge(&seen, e, &k, &a->edges[i])) {
+			goto done;
+		}
 	}
-	k = a->n_edges;
 	for (size_t i = 0; i < a->n_convs; i++) {
 		const struct conversion *c = &a->convs[i];
 		const struct attr_touch *t = a->touches + c->first;
@@ -363,25 +387,23 @@ chain_build(struct attribution *a, struct chain *ch)
 		    t[c->n - 1].value : a->none_value;
 
 		for (size_t j = 0; j < c->n; j++) {
-			e[k++] = (struct edge){ prev, t[j].value, 1 };
+			if (!merge_edge(&seen, e, &k, &(struct edge){ prev,
+			    t[j].value, 1 })) {
+				goto done;
+			}
 			prev = t[j].value;
 		}
-		if (c->n == 0) {
-			e[k++] = (struct edge){ ATTR_START, a->none_value, 1 };
+		if (c->n == 0 && !merge_edge(&seen, e, &k, &(struct edge){
+		    ATTR_START, a->none_value, 1 })) {
+			goto done;
 		}
 		conv_count[last] += 1;
 		conv_revenue[last] += c->revenue;
 	}
-	qsort(e, k, sizeof(*e), compare_edges);
-	/* Merge equal transitions in place; count what leaves each state. */
-	size_t m = 0;
-	for (size_t i = 0; i < k; i++) {
-		if (m > 0 && e[m - 1].from == e[i].from && e[m - 1].to == e[i].to) {
-			e[m - 1].count += e[i].count;
-		} else {
-			e[m++] = e[i];
-		}
-	}
+	/* The few distinct transitions in order; count what leaves each
+	 * state. */
+	size_t m = k;
+	qsort(e, m, sizeof(*e), compare_edges);
 	for (size_t i = 0; i < m; i++) {
 		out_total[state_of(a, e[i].from)] += e[i].count;
 	}
@@ -410,6 +432,7 @@ chain_build(struct attribution *a, struct chain *ch)
 	ch->row[n + 1] = r;
 	ok = true;
 done:
+	counttab_finish(&seen);
 	free(e);
 	free(out_total);
 	free(conv_count);
