@@ -630,9 +630,11 @@ qattr_gather(const struct qindex *ix, const struct qattr_spec *spec,
 	}
 	/* At most every visit is a converter's: at 21.6 M events growing
 	 * the array by doubling was a sixth of attribution's time, copies
-	 * and page faults. */
-	ok = ok && reserve(&d->visits, &d->visits_cap, st.visits + 1,
-	    sizeof(*d->visits));
+	 * and page faults. Only a hint: refused, it grows as it fills. */
+	if (ok) {
+		(void)reserve(&d->visits, &d->visits_cap, st.visits + 1,
+		    sizeof(*d->visits));
+	}
 	ok = ok && (!spec->transitions || hops_layout(ix, spec, root_of,
 	    converted, &hops));
 	ok = ok && gather_visits(ix, spec, root_of, converted, &values, d,

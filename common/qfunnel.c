@@ -626,10 +626,9 @@ run_part(void *ctx, struct qindex_scan *scan)
 
 	/* Room for every unit at once: virtual memory (most people never
 	 * reach a second step, so most of it is never touched), and at 21.6 M
-	 * events doubling it copied as much as the scan read. */
-	if (!units_reserve(&pt->u, pt->u.n + qindex_scan_units_max(scan))) {
-		return false;
-	}
+	 * events doubling it copied as much as the scan read. Only a hint:
+	 * refused, the rows grow as they come. */
+	(void)units_reserve(&pt->u, pt->u.n + qindex_scan_units_max(scan));
 	while (qindex_scan_next(scan, &ev, &n)) {
 		if (!count_unit(pt->ix, pt->spec, pt->p, ev, n, &pt->u)) {
 			return false;
