@@ -330,12 +330,12 @@ static bool
 merge_edge(struct counttab *seen, struct edge *e, size_t *n,
     const struct edge *x)
 {
-	struct counttab_entry *at;
+	struct counttab_entry *at = counttab_add(seen,
+	    (int64_t)((uint64_t)x->from << 32 | x->to), 1);
 
-	if (!counttab_add(seen, (int64_t)((uint64_t)x->from << 32 | x->to), 1)) {
+	if (at == NULL) {
 		return false;
 	}
-	at = &seen->slot[seen->last];
 	if (at->count == 1) {
 		at->tag = (*n)++;
 		e[at->tag] = (struct edge){ x->from, x->to, 0 };
@@ -713,12 +713,13 @@ attr_top_paths(const struct attribution *a, struct attr_path *out,
 	for (size_t i = 0; *ok && i < a->n_convs; i++) {
 		struct attr_path path = { a->touches + a->convs[i].first,
 			a->convs[i].n, 1 };
+		struct counttab_entry *e;
 		int64_t key;
 		if (!path_packed(&path, &key)) {
 			longer[n_longer++] = path;
-		} else if ((*ok = counttab_add(&same, key, 1)) &&
-		    same.slot[same.last].count == 1) {
-			same.slot[same.last].tag = i;
+		} else if ((*ok = (e = counttab_add(&same, key, 1)) != NULL) &&
+		    e->count == 1) {
+			e->tag = i;
 		}
 	}
 	for (size_t i = 0; *ok && i < same.cap; i++) {

@@ -24,7 +24,7 @@ counttab_find(struct counttab *t, int64_t key)
 	return &t->slot[i];
 }
 
-bool
+struct counttab_entry *
 counttab_add(struct counttab *t, int64_t key, long n)
 {
 	struct counttab_entry *e;
@@ -33,14 +33,14 @@ counttab_add(struct counttab *t, int64_t key, long n)
 	 * breakdown counts every unit under one key). */
 	if (t->cap > 0 && t->slot[t->last].used && t->slot[t->last].key == key) {
 		t->slot[t->last].count += n;
-		return true;
+		return &t->slot[t->last];
 	}
 	if ((t->n + 1) * 2 > t->cap) {
 		size_t cap = t->cap == 0 ? 64 : 2 * t->cap;
 		struct counttab bigger = { calloc(cap, sizeof(*bigger.slot)), cap,
 			t->n, 0 };
 		if (bigger.slot == NULL) {
-			return false;
+			return NULL;
 		}
 		for (size_t i = 0; i < t->cap; i++) {
 			if (t->slot[i].used) {
@@ -57,7 +57,7 @@ counttab_add(struct counttab *t, int64_t key, long n)
 		t->n++;
 	}
 	e->count += n;
-	return true;
+	return e;
 }
 
 void

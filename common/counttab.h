@@ -19,12 +19,13 @@ struct counttab_entry {
 struct counttab {
 	struct counttab_entry *slot;
 	size_t cap, n;
-	size_t last;		/* the slot counttab_add found last */
+	size_t last;		/* counttab_add's last slot, for runs */
 };
 
-/* Adds n to key's count (a new key starts at 0, tag 0); false when out
- * of memory. A run of the same key costs one comparison a call. */
-bool counttab_add(struct counttab *t, int64_t key, long n);
+/* Adds n to key's count (a new key starts at 0, tag 0) and answers its
+ * entry, valid until the next add; NULL when out of memory. A run of the
+ * same key costs one comparison a call. */
+struct counttab_entry *counttab_add(struct counttab *t, int64_t key, long n);
 
 /* key's entry (used false if it was never added); t must not be empty. */
 struct counttab_entry *counttab_find(struct counttab *t, int64_t key);

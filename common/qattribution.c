@@ -175,13 +175,16 @@ attr_data_sort(struct attr_data *d)
 	}
 }
 
-/* Orders rows (n of size bytes, each beginning with its int64_t person,
- * a slot below n_slots) as cmp does, when cmp orders by person first:
- * placed by person in one pass over counts per slot, then each person's
- * few rows sorted by insertion. A qsort of every row was a quarter of
+/* Orders rows (n of size bytes, at most GROUPED_ROW_MAX, each beginning
+ * with its int64_t person, a slot below n_slots) as cmp does, when cmp
+ * orders by person first: placed by person in one pass over counts per
+ * slot, then each person's few rows sorted by insertion. A qsort of every row was a quarter of
  * attribution's time at 21.6 M events. False when out of memory. */
 _Static_assert(offsetof(struct attr_conv, person) == 0 &&
     offsetof(struct attr_visit, person) == 0, "group_by_slot's person");
+#define GROUPED_ROW_MAX 64
+_Static_assert(sizeof(struct attr_conv) <= GROUPED_ROW_MAX &&
+    sizeof(struct attr_visit) <= GROUPED_ROW_MAX, "group_by_slot's rows");
 
 static bool
 group_by_slot(void *rows, size_t n, size_t *cap, size_t size,
@@ -190,13 +193,12 @@ group_by_slot(void *rows, size_t n, size_t *cap, size_t size,
 	void **p = rows;
 	uint32_t *at = calloc((size_t)n_slots + 1, sizeof(*at));
 	char *out = bigmem_realloc(NULL, n * size), *in = *p;
-	char *held = malloc(size);
+	_Alignas(max_align_t) char held[GROUPED_ROW_MAX];
 	int64_t person;
 
-	if (at == NULL || out == NULL || held == NULL) {
+	if (at == NULL || out == NULL) {
 		free(at);
 		free(out);
-		free(held);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -224,7 +226,6 @@ group_by_slot(void *rows, size_t n, size_t *cap, size_t size,
 	*p = out;
 	*cap = n;
 	free(at);
-	free(held);
 	return true;
 }
 
@@ -484,7 +485,7 @@ add_hops(struct attr_data *d, const struct hop *hops, size_t n)
 		bool last = i + 1 == n || hops[i + 1].root != hops[i].root;
 		uint32_t from = first ? ATTR_START : hops[i - 1].value;
 		ok = counttab_add(&counts, (int64_t)((uint64_t)from << 32 |
-		    (uint64_t)hops[i].value << 1 | last), 1);
+		    (uint64_t)hops[i].value << 1 | last), 1) != NULL;
 	}
 	for (size_t i = 0; ok && i < counts.cap; i++) {
 		const struct counttab_entry *e = &counts.slot[i];
